@@ -1,0 +1,57 @@
+import cliProgress from 'cli-progress';
+import type { PlannedRun } from '../spec/expand.js';
+import type { RunRecord } from '../store/runs.js';
+import type { SweepReporter } from '../train/sweep.js';
+import { fixed } from '../store/csv-format.js';
+
+const paramsText = (run: PlannedRun) =>
+  Object.entries(run.params).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`).join(' ') || '(base config)';
+
+function finishLine(r: RunRecord): string {
+  if (r.status !== 'completed') return `  ${r.status}: ${r.id}${r.error ? `: ${r.error}` : ''}`;
+  return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
+}
+
+/**
+ * A progress bar per run on a terminal (step, loss, speed); plain lines when stdout is not a TTY
+ * (CI logs, pipes): one at the start, one every 10% of the steps, one at the end.
+ */
+export function makeReporter(stream: NodeJS.WriteStream = process.stdout): SweepReporter {
+  const tty = Boolean(stream.isTTY);
+  let bar: cliProgress.SingleBar | null = null;
+  let total = 0;
+  let started = 0;
+  let nextLine = 0;
+  const log = (s: string) => stream.write(`${s}\n`);
+  return {
+    skip(run, i, n) {
+      log(`[${i + 1}/${n}] ${run.id}: already completed, skipped (--force reruns it)`);
+    },
+    start(run, i, n, steps) {
+      total = steps;
+      started = performance.now();
+      nextLine = Math.max(1, Math.floor(steps / 10));
+      log(`[${i + 1}/${n}] ${run.id}  ${paramsText(run)}`);
+      if (tty) {
+        bar = new cliProgress.SingleBar(
+          { format: '  {bar} {value}/{total} steps | loss {loss} | {speed} steps/s | eta {eta_formatted}', hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(steps, 0, { loss: '-', speed: '-' });
+      }
+    },
+    step(step, loss) {
+      const speed = (step / ((performance.now() - started) / 1000)).toFixed(0);
+      if (bar) {
+        if (step % 10 === 0 || step === total) bar.update(step, { loss: loss.toFixed(4), speed });
+      } else if (step % nextLine === 0 && step !== total) {
+        log(`  step ${step}/${total} loss ${loss.toFixed(4)} ${speed} steps/s`);
+      }
+    },
+    finish(record) {
+      bar?.stop();
+      bar = null;
+      log(finishLine(record));
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * bnx as a library: spec loading and grid expansion, datasets, normalization layers and models,
+ * the training loop, and reading results.
+ */
+export { InputError } from './errors.js';
+export { BNX_VERSION } from './version.js';
+export type * from './spec/types.js';
+export { loadSpec, parseOverride, applyOverrides, type Spec, type GridAxis, type Override } from './spec/load.js';
+export { expandGrid, configHash, runId, type PlannedRun } from './spec/expand.js';
+export { DEFAULT_CONFIG, RUN_CONFIG_SCHEMA } from './spec/schema.js';
+export * from './data/index.js';
+export { BatchNorm, Mlp, type BatchNormOptions } from './model/index.js';
+export { initBackend, describeBackend, type BackendInfo, type BackendName } from './train/backend.js';
+export { train, totalSteps, type TrainHooks, type TrainResult } from './train/loop.js';
+export { evaluate, type EvalResult } from './train/evaluate.js';
+export { runSweep, type SweepOptions, type SweepResult, type SweepReporter } from './train/sweep.js';
+export * from './store/index.js';

@@ -1,0 +1,124 @@
+import { createHash } from 'node:crypto';
+import { InputError } from '../errors.js';
+import { checkRunConfig, deepMerge, setPath, type Spec } from './load.js';
+import { DEFAULT_CONFIG } from './schema.js';
+import type { RunConfig } from './types.js';
+
+/** One point of the grid, ready to train. */
+export interface PlannedRun {
+  /** Stable id: the parameters set on top of the spec file, readable, plus a hash of the config. */
+  id: string;
+  /** Values of the keys set by the grid or the command line, in sweep order. */
+  params: Record<string, unknown>;
+  /** sha256 of the resolved configuration (name excluded), first 8 hex digits. */
+  hash: string;
+  config: RunConfig;
+}
+
+/** Number of training examples a configuration trains on, known without reading the data. */
+export function trainSetSize(config: RunConfig): number {
+  const d = config.data;
+  const total = d.dataset === 'mnist' ? 60000 : d.synthetic.train_size;
+  const afterHoldout = d.validation === 'holdout' ? total - d.val_size : total;
+  return d.train_limit === null ? afterHoldout : Math.min(d.train_limit, afterHoldout);
+}
+
+/**
+ * Expands a spec into its runs: the cartesian product of the grid axes (the first axis varies
+ * slowest), each point merged over the defaults, the file's base configuration and the command
+ * line's single-value assignments, then validated.
+ */
+export function expandGrid(spec: Spec): PlannedRun[] {
+  const base = deepMerge(DEFAULT_CONFIG, spec.base) as unknown as Record<string, unknown>;
+  for (const [key, { value }] of spec.assignments) assign(base, key, value);
+  base.name = spec.name;
+
+  let points: { values: Record<string, unknown>; where: Record<string, string> }[] = [{ values: {}, where: {} }];
+  for (const axis of spec.grid) {
+    points = points.flatMap((p) =>
+      axis.values.map((v, i) => ({ values: { ...p.values, [axis.key]: v }, where: { ...p.where, [axis.key]: axis.where[i] } })),
+    );
+  }
+  const setKeys = [...spec.grid.map((a) => a.key), ...spec.assignments.keys()].filter((k) => k !== 'name');
+  const runs = points.map((point) => {
+    const config = structuredClone(base);
+    for (const [k, v] of Object.entries(point.values)) assign(config, k, v);
+    const whereOf = (keyPath: string) => {
+      const owner = Object.keys(point.where).find((k) => keyPath === k || keyPath.startsWith(`${k}.`));
+      if (owner) return point.where[owner];
+      const assigned = [...spec.assignments.entries()].find(([k]) => keyPath === k || keyPath.startsWith(`${k}.`));
+      return assigned ? assigned[1].where : spec.locate(keyPath);
+    };
+    const checked = checkRunConfig(config, whereOf);
+    checkConsistency(checked, whereOf);
+    const params = Object.fromEntries(setKeys.map((k) => [k, k in point.values ? point.values[k] : spec.assignments.get(k)?.value]));
+    const hash = configHash(checked);
+    return { id: runId(params, hash), params, hash, config: checked };
+  });
+  const seen = new Map<string, PlannedRun>();
+  for (const r of runs) {
+    if (seen.has(r.id)) {
+      throw new InputError(spec.file, `two grid points resolve to the same configuration (${r.id}); remove the repeated value`);
+    }
+    seen.set(r.id, r);
+  }
+  return runs;
+}
+
+/** Assigns a key; setting one of train.steps / train.epochs clears the other (the later layer wins). */
+function assign(config: Record<string, unknown>, key: string, value: unknown): void {
+  setPath(config, key, value);
+  if (value !== null && (key === 'train.steps' || key === 'train.epochs')) {
+    setPath(config, key === 'train.steps' ? 'train.epochs' : 'train.steps', null);
+  }
+}
+
+/** Checks that involve more than one key. */
+function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
+  if (c.train.steps === null && c.train.epochs === null) {
+    throw new InputError(whereOf('train'), 'set train.steps or train.epochs (how long to train)');
+  }
+  const d = c.data;
+  const total = d.dataset === 'mnist' ? 60000 : d.synthetic.train_size;
+  if (d.validation === 'holdout' && d.val_size >= total) {
+    throw new InputError(whereOf('data.val_size'), `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`);
+  }
+  const n = trainSetSize(c);
+  if (c.train.batch_size > n) {
+    throw new InputError(whereOf('train.batch_size'), `train.batch_size is ${c.train.batch_size}, larger than the training set (${n} examples)`);
+  }
+  if (c.model.norm === 'batch' && c.train.batch_size < 2) {
+    throw new InputError(whereOf('train.batch_size'), 'batch normalization needs train.batch_size >= 2 (the batch variance of one example is 0)');
+  }
+}
+
+/** JSON with sorted keys, so that equal configurations hash equally. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function configHash(config: RunConfig): string {
+  const { name: _name, ...rest } = config;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 8);
+}
+
+/** `lr=0.5_norm=batch_1a2b3c4d`: leaf names (full paths where two leaves share a name), then the hash. */
+export function runId(params: Record<string, unknown>, hash: string): string {
+  const keys = Object.keys(params);
+  const leaf = (k: string) => k.split('.').pop() as string;
+  const parts = keys.map((k) => {
+    const label = keys.filter((o) => leaf(o) === leaf(k)).length > 1 ? k : leaf(k);
+    return `${label}=${formatValue(params[k])}`;
+  });
+  return [...(parts.length > 0 ? parts : ['run']), hash].join('_');
+}
+
+function formatValue(v: unknown): string {
+  const s = Array.isArray(v) ? v.map(String).join('x') : String(v);
+  return s.replace(/[^A-Za-z0-9.+-]/g, '-');
+}

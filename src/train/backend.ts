@@ -1,0 +1,76 @@
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+
+export type BackendName = 'tensorflow' | 'cpu';
+
+export interface BackendInfo {
+  /** The TensorFlow.js backend training runs on. */
+  backend: BackendName;
+  /** Version of the native TensorFlow library actually loaded (TF_Version()), or null for `cpu`. */
+  tensorflow: string | null;
+  tfjs: string;
+  tfjsNode: string | null;
+  /** TensorFlow's thread pools, as configured by the environment (TF reads these at load). */
+  threads: { intraOp: string; interOp: string; cores: number };
+}
+
+/** The native backend could not be loaded: the message says how to fix it. */
+export class BackendUnavailableError extends Error {
+  override name = 'BackendUnavailableError';
+}
+
+let loaded: BackendInfo | null = null;
+
+/**
+ * Loads the training backend. `tensorflow` (the default) is TensorFlow's native CPU kernels via
+ * tfjs-node; it never silently falls back to the pure-JS backend: if the addon does not load, this
+ * throws with the setup command to run. `cpu` is the pure-JS backend, only on explicit request.
+ */
+export async function initBackend(name: BackendName = 'tensorflow'): Promise<BackendInfo> {
+  if (loaded) {
+    if (loaded.backend !== name) throw new Error(`backend ${loaded.backend} is already loaded in this process; cannot switch to ${name}`);
+    return loaded;
+  }
+  // TensorFlow logs CPU-feature notices at load; keep the terminal for bnx's own output.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  let tensorflow: string | null = null;
+  let tfjsNode: string | null = null;
+  if (name === 'tensorflow') {
+    try {
+      const require = createRequire(import.meta.url);
+      require('@tensorflow/tfjs-node');
+      tfjsNode = (require('@tensorflow/tfjs-node/package.json') as { version: string }).version;
+    } catch (e) {
+      const why = String((e as Error).message ?? e).split('\n')[0];
+      throw new BackendUnavailableError(
+        `the native TensorFlow backend (@tensorflow/tfjs-node) did not load: ${why}. ` +
+          'Run `npm run setup` to provision libtensorflow and build the addon, or pass --backend cpu to train on the (much slower) pure-JS backend.',
+      );
+    }
+    await tf.setBackend('tensorflow');
+    if (tf.getBackend() !== 'tensorflow') throw new BackendUnavailableError(`tfjs-node loaded but the active backend is ${tf.getBackend()}`);
+    const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+    tensorflow = binding?.TF_Version ?? null;
+  } else {
+    await tf.setBackend('cpu');
+  }
+  loaded = {
+    backend: name,
+    tensorflow,
+    tfjs: tf.version.tfjs,
+    tfjsNode,
+    threads: {
+      intraOp: process.env.TF_NUM_INTRAOP_THREADS ?? 'TensorFlow default (one per core)',
+      interOp: process.env.TF_NUM_INTEROP_THREADS ?? 'TensorFlow default (one per core)',
+      cores: (await import('node:os')).availableParallelism(),
+    },
+  };
+  return loaded;
+}
+
+/** A one-line label for logs and run records: `tensorflow (TensorFlow 2.21.0 native CPU)`. */
+export function describeBackend(info: BackendInfo): string {
+  return info.backend === 'tensorflow'
+    ? `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode})`
+    : 'cpu (PURE-JS backend: slow, not TensorFlow; chosen with --backend cpu)';
+}

@@ -1,0 +1,4 @@
+import { createRequire } from 'node:module';
+
+/** bnx's own version, from package.json. */
+export const BNX_VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
