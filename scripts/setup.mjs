@@ -14,6 +14,7 @@
 //   BNX_TF_PIP_SPEC    pip requirement for the wheel (default tensorflow-cpu==2.21.0)
 //   BNX_CACHE_DIR      where the wheel is cached (default $XDG_CACHE_HOME/bnx or ~/.cache/bnx)
 //   BNX_SETUP_SKIP_STOCK=1  do not try tfjs-node's own download first
+// Flags: --no-build  provision the native backend only (skip compiling bnx)
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +25,6 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tfjsNode = path.join(root, 'node_modules', '@tensorflow', 'tfjs-node');
 const depsDir = path.join(tfjsNode, 'deps');
 const depsLib = path.join(depsDir, 'lib');
-const binding = path.join(tfjsNode, 'lib', `napi-v${process.versions.napi.split('.')[0]}`, 'tfjs_binding.node');
 const pipSpec = process.env.BNX_TF_PIP_SPEC ?? 'tensorflow-cpu==2.21.0';
 const cacheDir = process.env.BNX_CACHE_DIR
   ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'bnx');
@@ -36,6 +36,12 @@ const fail = (msg) => {
   console.error(`[bnx setup] error: ${msg}`);
   process.exit(1);
 };
+
+/** The addon lands in lib/napi-v<N>/ with N from tfjs-node's package.json, not necessarily Node's N-API. */
+function hasBinding() {
+  const lib = path.join(tfjsNode, 'lib');
+  return fs.existsSync(lib) && fs.readdirSync(lib).some((d) => fs.existsSync(path.join(lib, d, 'tfjs_binding.node')));
+}
 
 function run(cmd, args, opts = {}) {
   const res = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
@@ -147,7 +153,7 @@ function buildFromWheel() {
 
 function main() {
   if (!fs.existsSync(tfjsNode)) fail('node_modules/@tensorflow/tfjs-node is missing: run `npm ci` first');
-  let info = fs.existsSync(binding) ? probeNative() : null;
+  let info = hasBinding() ? probeNative() : null;
   if (info) {
     say(`native TensorFlow backend already works (tfjs-node ${info.lib}); nothing to provision.`);
   } else {
@@ -157,6 +163,7 @@ function main() {
     if (!info) fail('the tfjs-node binding was built but does not load with the tensorflow backend; run `bnx doctor` for details');
     say(`native TensorFlow backend works (tfjs-node ${info.lib}).`);
   }
+  if (process.argv.includes('--no-build')) return;
   say('compiling bnx (tsc)...');
   if (!run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root])) fail('TypeScript compilation failed');
   say('done. Try: npx bnx doctor');
