@@ -166,7 +166,7 @@ function main() {
   if (process.argv.includes('--no-build')) return;
   say('compiling bnx (tsc)...');
   if (!run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root])) fail('TypeScript compilation failed');
-  say('done. Try: npx bnx doctor');
+  say('done. Try: ./bin/bnx.js doctor');
 }
 
 main();

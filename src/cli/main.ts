@@ -6,8 +6,7 @@ import { mnistDir } from '../data/index.js';
 import { applyOverrides, loadSpec, parseOverride } from '../spec/load.js';
 import { expandGrid, type PlannedRun } from '../spec/expand.js';
 import { DEFAULT_CONFIG } from '../spec/schema.js';
-import { BackendUnavailableError, describeBackend, initBackend, type BackendName } from '../train/backend.js';
-import { runSweep } from '../train/sweep.js';
+import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../version.js';
 import { makeReporter } from './progress.js';
 
@@ -24,6 +23,9 @@ function checkOutDir(out: string): void {
     throw new InputError(`--out ${out}`, 'exists and is not a directory; give a directory for results');
   }
 }
+
+/** TensorFlow is loaded only by commands that train: `--help` and `plan` stay fast. */
+const loadTraining = () => import('../train/backend.js');
 
 const formatParam = (v: unknown) => (Array.isArray(v) ? `[${v.join(',')}]` : String(v));
 
@@ -44,6 +46,8 @@ export function buildProgram(): Command {
     .action(async (specFile: string, opts: { set: string[]; out: string; backend: BackendName; force: boolean }) => {
       const runs = planFrom(specFile, opts.set);
       checkOutDir(opts.out);
+      const { describeBackend, initBackend } = await loadTraining();
+      const { runSweep } = await import('../train/sweep.js');
       const backend = await initBackend(opts.backend);
       if (backend.backend === 'cpu') {
         console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');
@@ -82,6 +86,7 @@ export function buildProgram(): Command {
     .action(async () => {
       console.log(`bnx ${BNX_VERSION}, Node ${process.versions.node} (${process.platform}-${process.arch})`);
       let ok = true;
+      const { BackendUnavailableError, initBackend } = await loadTraining();
       try {
         const b = await initBackend('tensorflow');
         console.log(`backend:    ${b.backend}`);
@@ -120,7 +125,7 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`bnx: ${e.message}`);
       process.exit(EXIT_BAD_INPUT);
     }
-    if (e instanceof BackendUnavailableError) {
+    if (e instanceof Error && e.name === 'BackendUnavailableError') {
       console.error(`bnx: ${e.message}`);
       process.exit(1);
     }
