@@ -17,18 +17,38 @@ const base = structuredClone({ ...DEFAULT_CONFIG, name: 'bench' }) as RunConfig;
 base.train = { ...base.train, steps, eval_every: steps, log_every: steps, eval_limit: 1000 };
 const data = loadDataset(base.data);
 
-function stepsPerSecond(norm: 'none' | 'batch'): number {
+/** What is measured: `model.*` settings on top of the paper's network. */
+const VARIANTS = {
+  none: { norm: 'none' },
+  batch: { norm: 'batch' }, // the default backward pass: closed_form
+  'batch-closed-form': { norm: 'batch', gradient: 'closed_form' },
+  'batch-autodiff': { norm: 'batch', gradient: 'autodiff' },
+  layer: { norm: 'layer' },
+  group: { norm: 'group' },
+} as const;
+type Variant = keyof typeof VARIANTS;
+
+async function stepsPerSecond(variant: Variant): Promise<number> {
   const config = structuredClone(base);
-  config.model.norm = norm;
+  const v: { norm: RunConfig['model']['norm']; gradient?: RunConfig['model']['batch_norm']['gradient'] } = VARIANTS[variant];
+  config.model.norm = v.norm;
+  if (v.gradient) config.model.batch_norm.gradient = v.gradient;
   const t0 = performance.now();
-  train(config, data);
+  await train(config, data);
   return steps / ((performance.now() - t0) / 1000);
 }
 
-stepsPerSecond('none'); // warm-up: kernel caches, JIT
-const results: Record<string, number[]> = { none: [], batch: [] };
-for (let round = 0; round < 2; round++) for (const norm of ['none', 'batch'] as const) results[norm].push(stepsPerSecond(norm));
+await stepsPerSecond('none'); // warm-up: kernel caches, JIT
+const measured: Variant[] = ['none', 'batch-closed-form', 'batch-autodiff', 'layer', 'group'];
+const results = Object.fromEntries(measured.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
+// Interleaved rounds: every variant sees the same machine load, side by side.
+for (let round = 0; round < 2; round++) for (const v of measured) results[v].push(await stepsPerSecond(v));
+results.batch = DEFAULT_CONFIG.model.batch_norm.gradient === 'closed_form' ? results['batch-closed-form'] : results['batch-autodiff'];
 const best = (xs: number[]) => Math.max(...xs);
 console.log(`eager, no norm: ${best(results.none).toFixed(0)} steps/s`);
 console.log(`eager, BN:      ${best(results.batch).toFixed(0)} steps/s`);
 console.log(`BN / no-norm speed ratio: ${(best(results.batch) / best(results.none)).toFixed(2)}`);
+console.log(`BN backward, closed-form (tf.customGrad): ${best(results['batch-closed-form']).toFixed(0)} steps/s`);
+console.log(`BN backward, autodiff through the moments: ${best(results['batch-autodiff']).toFixed(0)} steps/s`);
+console.log(`closed-form / autodiff speed ratio: ${(best(results['batch-closed-form']) / best(results['batch-autodiff'])).toFixed(2)} (default: ${DEFAULT_CONFIG.model.batch_norm.gradient})`);
+console.log(`eager, layer norm: ${best(results.layer).toFixed(0)} steps/s; group norm (${DEFAULT_CONFIG.model.group_norm.groups} groups): ${best(results.group).toFixed(0)} steps/s`);

@@ -9,9 +9,12 @@ export { loadSpec, parseOverride, applyOverrides, type Spec, type GridAxis, type
 export { expandGrid, configHash, runId, type PlannedRun } from './spec/expand.js';
 export { DEFAULT_CONFIG, RUN_CONFIG_SCHEMA } from './spec/schema.js';
 export * from './data/index.js';
-export { BatchNorm, Mlp, type BatchNormOptions } from './model/index.js';
+// Normalization layers (math and conventions in their doc comments), models, folding, saved weights.
+export * from './model/index.js';
 export { initBackend, describeBackend, type BackendInfo, type BackendName } from './train/backend.js';
 export { train, totalSteps, type TrainHooks, type TrainResult } from './train/loop.js';
-export { evaluate, type EvalResult } from './train/evaluate.js';
+export { evaluate, PopulationStatistics, type EvalResult } from './train/evaluate.js';
+export { exportRun, type ExportReport } from './cli/export.js';
 export { runSweep, type SweepOptions, type SweepResult, type SweepReporter } from './train/sweep.js';
 export * from './store/index.js';
+export * from './analyze/index.js';

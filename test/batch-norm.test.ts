@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from '../src/model/index.js';
 import { initBackend } from '../src/train/backend.js';
 import { ROOT } from './helpers.js';
+import { close } from './norm-helpers.js';
 
 interface BatchCase {
   op: string;
@@ -24,46 +25,74 @@ interface BatchCase {
   running_mean: number[];
   running_var: number[];
   y_eval: number[];
+  population_batches: number[][];
+  population_mean: number[];
+  population_var: number[];
 }
 
 const reference = JSON.parse(fs.readFileSync(path.join(ROOT, '..', 'shared', 'reference', 'norm-vectors.json'), 'utf8')) as { cases: BatchCase[] };
 
-/** float32 against PyTorch float64: relative 1e-4 with an absolute floor for values near 0. */
-function close(actual: ArrayLike<number>, expected: number[], what: string): void {
-  assert.equal(actual.length, expected.length, what);
-  for (let i = 0; i < expected.length; i++) {
-    const tol = 1e-4 * Math.max(1, Math.abs(expected[i]));
-    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs ${expected[i]}`);
-  }
-}
+const GRADIENTS = ['closed_form', 'autodiff'] as const;
 
-describe('BatchNorm (dense) against the PyTorch float64 reference', () => {
+describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the PyTorch float64 reference', () => {
   before(async () => {
     await initBackend('tensorflow');
   });
-  for (const c of reference.cases.filter((k) => k.op === 'batch' && k.shape.length === 2)) {
-    it(`${c.name}: training forward, gradients, moving statistics, inference`, () => {
-      const [m, f] = c.shape;
-      const bn = new BatchNorm(f, { eps: c.eps, momentum: c.decay }, `ref-${c.name}`);
-      bn.gamma.assign(tf.tensor1d(c.gamma));
-      bn.beta.assign(tf.tensor1d(c.beta));
-      const x = tf.tensor2d(c.x, [m, f]);
-      const dy = tf.tensor2d(c.dy, [m, f]);
-      // Gradients of sum(y * dy) are the vector-Jacobian products PyTorch's backward(dy) gives.
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x, true), dy)) as tf.Scalar, [bn.gamma, bn.beta]);
-      const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(bn.apply(xx as tf.Tensor2D, true), dy)))(x);
-      close(tf.tidy(() => bn.apply(x, true)).dataSync(), c.y, 'y');
-      close(dx.dataSync(), c.dx, 'dx');
-      close(grads[bn.gamma.name].dataSync(), c.dgamma, 'dgamma');
-      close(grads[bn.beta.name].dataSync(), c.dbeta, 'dbeta');
-      // One training step's statistics: apply() again so exactly one update happens.
-      bn.apply(x, true).dispose();
-      bn.updateMovingStats();
-      close(bn.movingMean.dataSync(), c.running_mean, 'running_mean');
-      close(bn.movingVar.dataSync(), c.running_var, 'running_var');
-      close(bn.apply(x, false).dataSync(), c.y_eval, 'y_eval');
-      tf.dispose([value, x, dy, dx, ...Object.values(grads)]);
+  for (const c of reference.cases.filter((k) => k.op === 'batch')) {
+    for (const gradient of GRADIENTS) {
+      it(`${c.name} (${gradient} gradient): training forward, gradients, moving statistics, inference`, (t) => {
+        const channels = c.shape[c.shape.length - 1];
+        const bn = new BatchNorm(channels, { eps: c.eps, momentum: c.decay, gradient }, `ref-${c.name}-${gradient}`);
+        bn.gamma.assign(tf.tensor1d(c.gamma));
+        bn.beta.assign(tf.tensor1d(c.beta));
+        const x = tf.tensor(c.x, c.shape);
+        const dy = tf.tensor(c.dy, c.shape);
+        // Gradients of sum(y * dy) are the vector-Jacobian products PyTorch's backward(dy) gives.
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x, true), dy)) as tf.Scalar, [bn.gamma, bn.beta]);
+        const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(bn.apply(xx, true), dy)))(x);
+        const worst = [
+          close(tf.tidy(() => bn.apply(x, true)).dataSync(), c.y, 'y'),
+          close(dx.dataSync(), c.dx, 'dx'),
+          close(grads[bn.gamma.name].dataSync(), c.dgamma, 'dgamma'),
+          close(grads[bn.beta.name].dataSync(), c.dbeta, 'dbeta'),
+        ];
+        // One training step's statistics: apply() again so exactly one update happens.
+        bn.apply(x, true).dispose();
+        bn.updateMovingStats();
+        worst.push(
+          close(bn.movingMean.dataSync(), c.running_mean, 'running_mean'),
+          close(bn.movingVar.dataSync(), c.running_var, 'running_var'),
+          close(tf.tidy(() => bn.apply(x, false)).dataSync(), c.y_eval, 'y_eval'),
+        );
+        t.diagnostic(`largest relative error ${Math.max(...worst).toExponential(2)}`);
+        tf.dispose([value, x, dy, dx, ...Object.values(grads)]);
+        bn.dispose();
+      });
+    }
+    it(`${c.name}: Algorithm 2 population statistics over ${c.population_batches.length} mini-batches`, (t) => {
+      const channels = c.shape[c.shape.length - 1];
+      const bn = new BatchNorm(channels, { eps: c.eps, momentum: c.decay, inference: 'population' }, `ref-pop-${c.name}`);
+      bn.beginPopulation();
+      for (const batch of c.population_batches) tf.tidy(() => bn.apply(tf.tensor(batch, c.shape), true));
+      bn.endPopulation();
+      const worst = Math.max(close(bn.movingMean.dataSync(), c.population_mean, 'population_mean'), close(bn.movingVar.dataSync(), c.population_var, 'population_var'));
+      t.diagnostic(`largest relative error ${worst.toExponential(2)}`);
       bn.dispose();
     });
   }
+
+  it('population mode does not touch the statistics between estimates; ema mode does', () => {
+    const x = tf.tensor2d([1, 2, 3, 4, 5, 7], [3, 2]);
+    const pop = new BatchNorm(2, { eps: 1e-3, momentum: 0.9, inference: 'population' }, 'pop-idle');
+    const ema = new BatchNorm(2, { eps: 1e-3, momentum: 0.9 }, 'ema-idle');
+    for (const bn of [pop, ema]) {
+      tf.tidy(() => bn.apply(x, true));
+      bn.updateMovingStats();
+    }
+    assert.deepEqual([...pop.movingMean.dataSync()], [0, 0]);
+    assert.notDeepEqual([...ema.movingMean.dataSync()], [0, 0]);
+    tf.dispose(x);
+    pop.dispose();
+    ema.dispose();
+  });
 });

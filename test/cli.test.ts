@@ -54,7 +54,7 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.deepEqual(summary.map((r) => r['train.lr']).sort(), ['0.1', '0.5']);
     // Rerunning skips the completed run and leaves its files alone.
     const again = bnx(['run', spec, '--set', 'train.lr=0.1', '--out', out]);
-    assert.match(again.stdout, /already completed, skipped/);
+    assert.match(again.stdout, /completed, skipped \(--force reruns it\)/);
   });
 
   it('bad input: exit 2, one line, nothing written', () => {

@@ -8,7 +8,8 @@ const paramsText = (run: PlannedRun) =>
   Object.entries(run.params).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`).join(' ') || '(base config)';
 
 function finishLine(r: RunRecord): string {
-  if (r.status !== 'completed') return `  ${r.status}: ${r.id}${r.error ? `: ${r.error}` : ''}`;
+  if (r.status === 'diverged' && r.diverged) return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
+  if (r.status !== 'completed') return `  ${r.status} ${r.id}${r.error ? `: ${r.error}` : ''}`;
   return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
 }
 
@@ -24,8 +25,8 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
   let nextLine = 0;
   const log = (s: string) => stream.write(`${s}\n`);
   return {
-    skip(run, i, n) {
-      log(`[${i + 1}/${n}] ${run.id}: already completed, skipped (--force reruns it)`);
+    skip(run, i, n, why) {
+      log(`[${i + 1}/${n}] ${run.id}: ${why}`);
     },
     start(run, i, n, steps) {
       total = steps;

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import { InputError } from '../errors.js';
 import { checkRunConfig, deepMerge, setPath, type Spec } from './load.js';
+import { modelConfigProblem } from './model-checks.js';
 import { DEFAULT_CONFIG } from './schema.js';
 import type { RunConfig } from './types.js';
 
@@ -83,6 +85,9 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
   if (d.validation === 'holdout' && d.val_size >= total) {
     throw new InputError(whereOf('data.val_size'), `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`);
   }
+  if (d.path !== null && !fs.existsSync(d.path)) {
+    throw new InputError(whereOf('data.path'), `data.path is "${d.path}", which does not exist; give the directory holding the IDX files, or null for the bundled MNIST`);
+  }
   const n = trainSetSize(c);
   if (c.train.batch_size > n) {
     throw new InputError(whereOf('train.batch_size'), `train.batch_size is ${c.train.batch_size}, larger than the training set (${n} examples)`);
@@ -90,6 +95,8 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
   if (c.model.norm === 'batch' && c.train.batch_size < 2) {
     throw new InputError(whereOf('train.batch_size'), 'batch normalization needs train.batch_size >= 2 (the batch variance of one example is 0)');
   }
+  const modelProblem = modelConfigProblem(c);
+  if (modelProblem) throw new InputError(whereOf(modelProblem.key), modelProblem.message);
 }
 
 /** JSON with sorted keys, so that equal configurations hash equally. */

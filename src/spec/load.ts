@@ -229,15 +229,20 @@ function pickError(errors: ErrorObject[]): ErrorObject {
   return pool.reduce((a, b) => (b.instancePath.length > a.instancePath.length ? b : a));
 }
 
-function errorKeyPath(err: ErrorObject): string {
+/** The JSON-pointer segments of an error's location (grid keys contain dots, so not split on them). */
+function errorParts(err: ErrorObject): string[] {
   const parts = err.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (err.keyword === 'additionalProperties') parts.push(String(err.params.additionalProperty));
-  return parts.join('.');
+  return parts;
+}
+
+function errorKeyPath(err: ErrorObject): string {
+  return errorParts(err).join('.');
 }
 
 function describeError(err: ErrorObject, root: unknown): string {
   const keyPath = errorKeyPath(err);
-  const value = getPath(root, keyPath);
+  const value = errorParts(err).reduce<unknown>((v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined), root);
   const shown = JSON.stringify(value);
   switch (err.keyword) {
     case 'additionalProperties': {
@@ -258,6 +263,8 @@ function describeError(err: ErrorObject, root: unknown): string {
       const op = { minimum: '>=', maximum: '<=', exclusiveMinimum: '>', exclusiveMaximum: '<' }[err.keyword];
       return `${keyPath} is ${shown}, must be ${op} ${err.params.limit}`;
     }
+    case 'required':
+      return `missing required key "${[keyPath, err.params.missingProperty].filter(Boolean).join('.')}"`;
     case 'minItems':
       return `${keyPath} is empty; give at least ${err.params.limit} value`;
     case 'pattern': {

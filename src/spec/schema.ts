@@ -24,7 +24,11 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     init: 'gaussian',
     init_std: 0.05,
     norm: 'none',
-    batch_norm: { eps: 1e-3, momentum: 0.99 },
+    norm_placement: 'before',
+    batch_norm: { eps: 1e-3, momentum: 0.99, inference: 'ema', population_batches: 100, gradient: 'closed_form' },
+    layer_norm: { eps: 1e-5 },
+    group_norm: { groups: 4, eps: 1e-5 },
+    weight_norm: { mean_only_bn: false },
   },
   train: {
     optimizer: 'sgd',
@@ -36,6 +40,7 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     eval_every: 500,
     log_every: 100,
     eval_limit: null,
+    max_loss: 1000,
   },
 };
 
@@ -86,29 +91,54 @@ export const RUN_CONFIG_SCHEMA: Json = {
     model: {
       type: 'object',
       additionalProperties: false,
-      required: ['arch', 'hidden', 'activation', 'init', 'init_std', 'norm', 'batch_norm'],
+      required: ['arch', 'hidden', 'activation', 'init', 'init_std', 'norm', 'norm_placement', 'batch_norm', 'layer_norm', 'group_norm', 'weight_norm'],
       properties: {
         arch: { enum: ['mlp'] },
         hidden: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 100 },
         activation: { enum: ['sigmoid', 'relu', 'tanh', 'linear'] },
         init: { enum: ['gaussian', 'glorot_uniform', 'he_normal'] },
         init_std: { type: 'number', exclusiveMinimum: 0 },
-        norm: { enum: ['none', 'batch'] },
+        norm: { enum: ['none', 'batch', 'layer', 'group', 'instance', 'weight'] },
+        norm_placement: { enum: ['before', 'after'] },
         batch_norm: {
           type: 'object',
           additionalProperties: false,
-          required: ['eps', 'momentum'],
+          required: ['eps', 'momentum', 'inference', 'population_batches', 'gradient'],
           properties: {
             eps: { type: 'number', exclusiveMinimum: 0 },
             momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+            inference: { enum: ['ema', 'population'] },
+            population_batches: { type: 'integer', minimum: 1, maximum: 100000 },
+            gradient: { enum: ['closed_form', 'autodiff'] },
           },
+        },
+        layer_norm: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['eps'],
+          properties: { eps: { type: 'number', exclusiveMinimum: 0 } },
+        },
+        group_norm: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['groups', 'eps'],
+          properties: {
+            groups: { type: 'integer', minimum: 1, maximum: 100000 },
+            eps: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        weight_norm: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['mean_only_bn'],
+          properties: { mean_only_bn: { type: 'boolean' } },
         },
       },
     },
     train: {
       type: 'object',
       additionalProperties: false,
-      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit'],
+      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss'],
       properties: {
         optimizer: { enum: ['sgd'] },
         lr: { type: 'number', exclusiveMinimum: 0 },
@@ -119,6 +149,7 @@ export const RUN_CONFIG_SCHEMA: Json = {
         eval_every: posInt,
         log_every: posInt,
         eval_limit: nullable(posInt),
+        max_loss: nullable({ type: 'number', exclusiveMinimum: 0 }),
       },
     },
   },

@@ -43,7 +43,10 @@ export interface SyntheticConfig {
 }
 
 export type Activation = 'sigmoid' | 'relu' | 'tanh' | 'linear';
-export type NormType = 'none' | 'batch';
+/** `model.norm`: the normalization of every hidden layer (see the README, "Normalization layers"). */
+export type NormType = 'none' | 'batch' | 'layer' | 'group' | 'instance' | 'weight';
+/** `model.norm_placement`: a normalization layer's place relative to the activation. */
+export type NormPlacement = 'before' | 'after';
 export type InitType = 'gaussian' | 'glorot_uniform' | 'he_normal';
 
 export interface ModelConfig {
@@ -54,7 +57,16 @@ export interface ModelConfig {
   /** Std of the `gaussian` init (the paper: "small random Gaussian values"). */
   init_std: number;
   norm: NormType;
+  /**
+   * batch, layer, group, instance: `before` the activation, z = act(norm(x W)) (the paper), or
+   * `after` it, z = norm(act(x W + b)). Ignored for none and weight.
+   */
+  norm_placement: NormPlacement;
   batch_norm: BatchNormConfig;
+  layer_norm: { eps: number };
+  /** Also used by `instance` (group norm with one channel per group): eps only. */
+  group_norm: { groups: number; eps: number };
+  weight_norm: WeightNormConfig;
 }
 
 export interface BatchNormConfig {
@@ -62,6 +74,17 @@ export interface BatchNormConfig {
   eps: number;
   /** Moving-average decay, Keras convention: running = momentum * running + (1 - momentum) * batch. */
   momentum: number;
+  /** Inference statistics: moving averages (`ema`) or Algorithm 2's population estimate (`population`). */
+  inference: 'ema' | 'population';
+  /** Training mini-batches per population estimate (before every evaluation). */
+  population_batches: number;
+  /** Training-mode backward pass: the closed-form formulas (`closed_form`) or TensorFlow.js autodiff. */
+  gradient: 'closed_form' | 'autodiff';
+}
+
+export interface WeightNormConfig {
+  /** Follow each weight-normalized layer with mean-only batch norm (Salimans & Kingma's pairing). */
+  mean_only_bn: boolean;
 }
 
 export interface TrainConfig {
@@ -79,4 +102,6 @@ export interface TrainConfig {
   log_every: number;
   /** Cap on validation examples per evaluation; null evaluates the whole set. */
   eval_limit: number | null;
+  /** A training loss above this marks the run diverged (NaN and Inf always do); null: only NaN/Inf. */
+  max_loss: number | null;
 }

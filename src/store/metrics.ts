@@ -24,6 +24,8 @@ export interface MetricsRow {
  */
 export class MetricsWriter {
   private fd: number;
+  /** Bytes of complete lines written: on a failed write the file is cut back to this. */
+  private length = 0;
 
   constructor(readonly file: string) {
     this.fd = fs.openSync(file, 'w');
@@ -42,13 +44,34 @@ export class MetricsWriter {
     ]);
   }
 
+  /** Flushes to disk (rows are already in the OS's cache as each is written) and closes. */
   close(): void {
-    if (this.fd >= 0) fs.closeSync(this.fd);
+    if (this.fd < 0) return;
+    const fd = this.fd;
     this.fd = -1;
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 
   private writeLine(cells: string[]): void {
-    fs.writeSync(this.fd, stringify([cells]));
+    const line = Buffer.from(stringify([cells]));
+    try {
+      let done = 0;
+      while (done < line.length) done += fs.writeSync(this.fd, line, done, line.length - done);
+      this.length += line.length;
+    } catch (e) {
+      // Disk full mid-line: drop the partial line so the file stays a valid CSV.
+      try {
+        fs.ftruncateSync(this.fd, this.length);
+      } catch {
+        // Nothing more can be done; the error below says what happened.
+      }
+      (e as NodeJS.ErrnoException).path ??= this.file;
+      throw e;
+    }
   }
 }
 

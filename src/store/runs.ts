@@ -7,7 +7,12 @@ import type { RunConfig } from '../spec/types.js';
 import { fixed } from './csv-format.js';
 import { writeFileAtomic } from './files.js';
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted';
+/**
+ * pending: planned, not started; running: a process is training it (or died doing so, which a
+ * rerun treats as interrupted); completed; diverged: the loss became NaN/Inf or exceeded
+ * train.max_loss (a result); failed: an error (data, disk, bug); interrupted: stopped by a signal.
+ */
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'diverged' | 'interrupted';
 
 /** run.json: what ran, on what, and how it ended. */
 export interface RunRecord {
@@ -31,6 +36,8 @@ export interface RunRecord {
   final: { train_loss: number; val_loss: number; val_acc: number } | null;
   best: { val_loss: number; val_loss_step: number; val_acc: number; val_acc_step: number } | null;
   test: { loss: number; acc: number } | null;
+  /** Where the loss blew up, for diverged runs. */
+  diverged: { step: number; loss: number } | null;
   error: string | null;
   config: RunConfig;
 }

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Split } from '../data/index.js';
+import { EpochBatcher, gather, type Split } from '../data/index.js';
 import type { Mlp } from '../model/index.js';
 
 export interface EvalResult {
@@ -18,7 +18,8 @@ export function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
 }
 
 /**
- * Loss and accuracy of the model in inference mode (BN uses its moving statistics) on the first
+ * Loss and accuracy of the model in inference mode (BN uses its inference statistics: moving
+ * averages, or the population estimate of `PopulationStatistics`) on the first
  * `limit` examples of a split, in chunks so memory stays flat on large sets.
  */
 export function evaluate(model: Mlp, split: Split, features: number, limit: number | null, chunk = 2000): EvalResult {
@@ -38,4 +39,52 @@ export function evaluate(model: Mlp, split: Split, features: number, limit: numb
     tf.dispose([l, c]);
   }
   return { loss: lossSum / n, acc: correct / n };
+}
+
+/** Seed of the population batches' shuffle, derived from the run's seed. */
+export function populationSeed(seed: number): number {
+  return (seed + 0x5eed) % 2147483647;
+}
+
+/**
+ * Algorithm 2 of Ioffe & Szegedy (2015), steps 8-11: the inference statistics of every batch
+ * norm (and mean-only batch norm) layer from `batches` training mini-batches of the training
+ * batch size m, with the weights fixed:
+ *   E[x]   = mean over the batches of mu_B
+ *   Var[x] = m/(m-1) * mean over the batches of s2_B
+ * The batches pass through the network in training mode (each layer sees the input the training
+ * network gives it, normalized upstream with batch statistics), without gradients and without
+ * touching the moving averages. They come from their own shuffle of the training set (seeded from
+ * the run's seed, apart from the training batch order, which therefore is the same as with `ema`),
+ * and each estimate takes the next `batches` mini-batches of it.
+ */
+export class PopulationStatistics {
+  private readonly batcher: EpochBatcher;
+  private estimatedAt: number | null = null;
+
+  constructor(
+    readonly model: Mlp,
+    readonly split: Split,
+    readonly features: number,
+    readonly batchSize: number,
+    readonly batches: number,
+    seed: number,
+  ) {
+    this.batcher = new EpochBatcher(split.n, batchSize, populationSeed(seed));
+  }
+
+  /** Re-estimates the statistics, unless they were already estimated at this training step. */
+  estimate(step: number): void {
+    if (this.estimatedAt === step) return;
+    this.model.beginPopulation();
+    for (let b = 0; b < this.batches; b++) {
+      const { indices, start } = this.batcher.next();
+      const batch = gather(this.split, this.features, indices, start, this.batchSize);
+      tf.tidy(() => {
+        this.model.forward(tf.tensor2d(batch.x, [this.batchSize, this.features]), true);
+      });
+    }
+    this.model.endPopulation();
+    this.estimatedAt = step;
+  }
 }

@@ -1,0 +1,450 @@
+import { stringify } from 'csv-stringify/sync';
+import { InputError } from '../errors.js';
+import { fixed } from '../store/csv-format.js';
+import type { MetricsRow } from '../store/metrics.js';
+import { datasetOf, formatValue, runConfig, runLabels, sameValue, shortKeys, varyingKeys, type LoadedRun, type LoadedSweep } from './results.js';
+import {
+  bestOf,
+  COMPARED_VALUES,
+  defaultTarget,
+  fmt,
+  fmtDelta,
+  fmtInt,
+  higherIsBetter,
+  METRICS,
+  runValues,
+  stepsToReach,
+  type ComparedValue,
+  type Metric,
+} from './stats.js';
+import { formatTable } from './table.js';
+
+export interface RunRef {
+  path: string;
+  id: string;
+  spec: string;
+  status: string | null;
+  /** Last logged step. */
+  steps: number | null;
+  dataset: string | null;
+}
+
+export interface ConfigDiff {
+  key: string;
+  a: unknown;
+  b: unknown;
+}
+
+/** One step logged by both runs, with each run's metrics there (null where not logged). */
+export interface StepRow {
+  step: number;
+  a: Record<Metric, number | null>;
+  b: Record<Metric, number | null>;
+}
+
+export interface ValueDiff {
+  name: ComparedValue;
+  a: number | null;
+  b: number | null;
+  /** b - a */
+  diff: number | null;
+  /** For best_*: the step of each run's best. */
+  a_step: number | null;
+  b_step: number | null;
+  better: 'a' | 'b' | 'same' | null;
+}
+
+/**
+ * Steps each run takes to reach a level. `kind: 'target'`: a fixed validation accuracy (`--target`
+ * or the dataset's default). `kind: 'match'`: the level the worse run ends up at (its best), which
+ * both runs reach: the paper's "same accuracy in N times fewer steps". `ratio` = a_step / b_step, so
+ * a ratio above 1 means B gets there in that many times fewer steps.
+ */
+export interface TargetDiff {
+  kind: 'target' | 'match';
+  metric: Metric;
+  target: number;
+  /** `default for mnist`, `--target`, `A's best`, ... */
+  why: string;
+  a_step: number | null;
+  b_step: number | null;
+  ratio: number | null;
+}
+
+export interface PairDiff {
+  /** What the pair has in common that tells it from other pairs (sweep diffs), or `A vs B`. */
+  label: string;
+  a: RunRef;
+  b: RunRef;
+  config: ConfigDiff[];
+  steps: StepRow[];
+  values: ValueDiff[];
+  targets: TargetDiff[];
+}
+
+export interface Diff {
+  a: string;
+  b: string;
+  /** Config keys runs were matched on (sweep diffs). */
+  matched_on: string[];
+  /** Keys that are constant within each side but differ between them (sweep diffs). */
+  sweep_difference: ConfigDiff[];
+  pairs: PairDiff[];
+  unmatched_a: RunRef[];
+  unmatched_b: RunRef[];
+}
+
+export interface DiffOptions {
+  /** Validation accuracies to measure steps to; default: the dataset's (DEFAULT_TARGETS). */
+  targets?: number[];
+  /** Says where `targets` came from (default `--target`; empty for none). */
+  targetsWhy?: string;
+}
+
+const ref = (r: LoadedRun): RunRef => ({
+  path: r.path,
+  id: r.id,
+  spec: r.spec,
+  status: r.record?.status ?? null,
+  steps: r.metrics.at(-1)?.step ?? null,
+  dataset: datasetOf(r),
+});
+
+function configDiff(a: LoadedRun, b: LoadedRun): ConfigDiff[] {
+  if (!a.record || !b.record) return [];
+  const ca = runConfig(a);
+  const cb = runConfig(b);
+  const keys = [...new Set([...Object.keys(ca), ...Object.keys(cb)])];
+  return keys.filter((k) => !sameValue(ca[k], cb[k])).map((k) => ({ key: k, a: ca[k], b: cb[k] }));
+}
+
+const pick = (row: MetricsRow | undefined) =>
+  Object.fromEntries(METRICS.map((m) => [m, row ? row[m] : null])) as Record<Metric, number | null>;
+
+function stepRows(a: LoadedRun, b: LoadedRun): StepRow[] {
+  const bySteps = new Map(b.metrics.map((r) => [r.step, r]));
+  return a.metrics.filter((r) => bySteps.has(r.step)).map((r) => ({ step: r.step, a: pick(r), b: pick(bySteps.get(r.step)) }));
+}
+
+function better(name: string, a: number | null, b: number | null): ValueDiff['better'] {
+  if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b)) return null;
+  if (a === b) return 'same';
+  const up = higherIsBetter(name);
+  return (b > a) === up ? 'b' : 'a';
+}
+
+function ratio(a: number | null, b: number | null): number | null {
+  return a !== null && b !== null && b > 0 ? a / b : null;
+}
+
+function targetDiffs(a: LoadedRun, b: LoadedRun, opts: DiffOptions): TargetDiff[] {
+  const out: TargetDiff[] = [];
+  const dataset = datasetOf(a) ?? datasetOf(b);
+  const targets = opts.targets ?? [defaultTarget(dataset)];
+  const why = opts.targets ? (opts.targetsWhy ?? '--target') : dataset ? `default for ${dataset}` : 'default';
+  for (const t of targets) {
+    const as = stepsToReach(a.metrics, 'val_acc', t);
+    const bs = stepsToReach(b.metrics, 'val_acc', t);
+    out.push({ kind: 'target', metric: 'val_acc', target: t, why, a_step: as, b_step: bs, ratio: ratio(as, bs) });
+  }
+  // The paper's measure: the level the worse run reaches at its best, which both runs reach.
+  for (const metric of ['val_acc', 'train_loss'] as const) {
+    const ba = bestOf(a.metrics, metric);
+    const bb = bestOf(b.metrics, metric);
+    if (!ba || !bb) continue;
+    const up = higherIsBetter(metric);
+    const aWorse = up ? ba.value <= bb.value : ba.value >= bb.value;
+    const level = aWorse ? ba.value : bb.value;
+    const as = stepsToReach(a.metrics, metric, level);
+    const bs = stepsToReach(b.metrics, metric, level);
+    const whose = aWorse ? "A's" : "B's";
+    out.push({ kind: 'match', metric, target: level, why: `${whose} ${up ? 'best' : 'lowest'}`, a_step: as, b_step: bs, ratio: ratio(as, bs) });
+  }
+  return out;
+}
+
+/** Compares two runs: config keys that differ, metrics at matching steps, final/best values, steps to targets. */
+export function diffRuns(a: LoadedRun, b: LoadedRun, opts: DiffOptions = {}, label = 'A vs B'): PairDiff {
+  const va = runValues(a);
+  const vb = runValues(b);
+  const values = COMPARED_VALUES.map((name): ValueDiff => {
+    const x = va[name];
+    const y = vb[name];
+    const stepKey = `${name}_step` as keyof typeof va;
+    return {
+      name,
+      a: x,
+      b: y,
+      diff: x !== null && y !== null ? y - x : null,
+      a_step: name.startsWith('best_') ? (va[stepKey] as number | null) : null,
+      b_step: name.startsWith('best_') ? (vb[stepKey] as number | null) : null,
+      better: better(name, x, y),
+    };
+  });
+  return { label, a: ref(a), b: ref(b), config: configDiff(a, b), steps: stepRows(a, b), values, targets: targetDiffs(a, b, opts) };
+}
+
+/**
+ * Pairs the runs of two sweeps. Runs are matched on the keys that vary inside either sweep and take
+ * values on both sides (`model.norm` in two BN-vs-no-BN sweeps); keys that are constant on each side
+ * but differ between them are the sweeps' difference. A single run on one side is matched against
+ * the other side the same way.
+ */
+export function pairSweeps(a: LoadedSweep, b: LoadedSweep): { pairs: [LoadedRun, LoadedRun][]; matchedOn: string[]; sweepDifference: ConfigDiff[]; unmatchedA: LoadedRun[]; unmatchedB: LoadedRun[] } {
+  if (a.runs.length === 1 && b.runs.length === 1) {
+    return { pairs: [[a.runs[0], b.runs[0]]], matchedOn: [], sweepDifference: [], unmatchedA: [], unmatchedB: [] };
+  }
+  if (a.runs.some((r) => !r.record) || b.runs.some((r) => !r.record)) {
+    throw new InputError(a.runs.some((r) => !r.record) ? a.path : b.path, 'a bare metrics CSV can only be compared with one other run');
+  }
+  const within = [...new Set([...varyingKeys(a.runs), ...varyingKeys(b.runs)])];
+  const configsA = a.runs.map(runConfig);
+  const configsB = b.runs.map(runConfig);
+  const matchedOn = within.filter((k) => configsA.some((ca) => configsB.some((cb) => sameValue(ca[k], cb[k]))));
+  const sweepDifference: ConfigDiff[] = [];
+  const keys = [...new Set([...Object.keys(configsA[0]), ...Object.keys(configsB[0])])];
+  for (const k of keys) {
+    if (within.includes(k)) continue;
+    if (!sameValue(configsA[0][k], configsB[0][k])) sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
+  }
+  const used = new Set<number>();
+  const pairs: [LoadedRun, LoadedRun][] = [];
+  const unmatchedA: LoadedRun[] = [];
+  a.runs.forEach((ra, i) => {
+    const j = configsB.findIndex((cb, j) => !used.has(j) && matchedOn.every((k) => sameValue(configsA[i][k], cb[k])));
+    if (j < 0) {
+      unmatchedA.push(ra);
+      return;
+    }
+    used.add(j);
+    pairs.push([ra, b.runs[j]]);
+  });
+  const unmatchedB = b.runs.filter((_, j) => !used.has(j));
+  return { pairs, matchedOn, sweepDifference, unmatchedA, unmatchedB };
+}
+
+/**
+ * Within one sweep, the BN-vs-no-BN pairs: runs that differ only in `model.norm`, the `none` run as
+ * A and each normalized run as B.
+ */
+export function normPairs(runs: LoadedRun[]): [LoadedRun, LoadedRun][] {
+  const keys = varyingKeys(runs).filter((k) => k !== 'model.norm');
+  const pairs: [LoadedRun, LoadedRun][] = [];
+  const withRecord = runs.filter((r) => r.record);
+  for (const base of withRecord.filter((r) => r.record!.config.model.norm === 'none')) {
+    const cb = runConfig(base);
+    for (const other of withRecord) {
+      if (other.record!.config.model.norm === 'none') continue;
+      const co = runConfig(other);
+      if (keys.every((k) => sameValue(cb[k], co[k]))) pairs.push([base, other]);
+    }
+  }
+  return pairs;
+}
+
+function pairLabel(a: LoadedRun, b: LoadedRun, matchedOn: string[]): string {
+  if (matchedOn.length === 0) {
+    const [la, lb] = runLabels([a, b]);
+    return `${la} vs ${lb}`;
+  }
+  const short = shortKeys(matchedOn);
+  const c = runConfig(a);
+  return matchedOn.map((k) => `${short.get(k)}=${formatValue(c[k])}`).join(', ');
+}
+
+/** `bnx diff A B`: two runs, two sweeps (matched run by run), or a run and a sweep. */
+export function diffSweeps(a: LoadedSweep, b: LoadedSweep, opts: DiffOptions = {}): Diff {
+  const m = pairSweeps(a, b);
+  return {
+    a: a.path,
+    b: b.path,
+    matched_on: m.matchedOn,
+    sweep_difference: m.sweepDifference,
+    pairs: m.pairs.map(([x, y]) => diffRuns(x, y, opts, pairLabel(x, y, m.matchedOn))),
+    unmatched_a: m.unmatchedA.map(ref),
+    unmatched_b: m.unmatchedB.map(ref),
+  };
+}
+
+/**
+ * `bnx diff SWEEP`: the BN-vs-no-BN pairs inside one sweep; a sweep of exactly two runs is compared
+ * as it is.
+ */
+export function diffWithin(sweep: LoadedSweep, opts: DiffOptions = {}): Diff {
+  let pairs = normPairs(sweep.runs);
+  if (pairs.length === 0 && sweep.runs.length === 2) pairs = [[sweep.runs[0], sweep.runs[1]]];
+  if (pairs.length === 0) {
+    throw new InputError(sweep.path, `has ${sweep.runs.length} run(s) and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`);
+  }
+  const keys = varyingKeys(sweep.runs).filter((k) => k !== 'model.norm');
+  return {
+    a: sweep.path,
+    b: sweep.path,
+    matched_on: keys,
+    sweep_difference: [],
+    pairs: pairs.map(([x, y]) => {
+      const [lx, ly] = runLabels([x, y]);
+      const common = pairLabel(x, y, keys);
+      return diffRuns(x, y, opts, keys.length > 0 ? `${common}: ${lx} vs ${ly}` : `${lx} vs ${ly}`);
+    }),
+    unmatched_a: [],
+    unmatched_b: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// --fail-if-worse
+
+/**
+ * Where B is worse than A on one compared value by more than `tolerance` (a B value that is missing
+ * or not finite counts as worse). Returns one message per worse pair.
+ */
+export function worsePairs(diff: Diff, name: ComparedValue, tolerance = 0): string[] {
+  const out: string[] = [];
+  for (const p of diff.pairs) {
+    const v = p.values.find((x) => x.name === name)!;
+    const where = diff.pairs.length > 1 ? `${p.label}: ` : '';
+    if (v.b === null || !Number.isFinite(v.b)) {
+      if (v.a !== null) out.push(`${where}B has no ${name} (A: ${fmt(v.a)})`);
+      continue;
+    }
+    if (v.a === null || !Number.isFinite(v.a)) continue;
+    const loss = higherIsBetter(name) ? v.a - v.b : v.b - v.a;
+    if (loss > tolerance) out.push(`${where}B's ${name} ${fmt(v.b)} is worse than A's ${fmt(v.a)} (by ${fmt(loss)}; tolerance ${fmt(tolerance)})`);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+const VALUE_NAMES: Record<ComparedValue, string> = {
+  final_train_loss: 'final train_loss',
+  final_val_loss: 'final val_loss',
+  final_val_acc: 'final val_acc',
+  best_val_loss: 'best val_loss',
+  best_val_acc: 'best val_acc',
+  test_loss: 'test loss',
+  test_acc: 'test acc',
+  val_loss_fluctuation: 'val_loss fluctuation',
+};
+
+/** `5,000 vs 1,000`-style verdict on a ratio of steps. */
+export function ratioText(t: TargetDiff): string {
+  if (t.a_step === null && t.b_step === null) return 'neither reaches it';
+  if (t.a_step === null) return 'only B reaches it';
+  if (t.b_step === null) return 'only A reaches it';
+  const r = t.ratio!;
+  if (Math.abs(r - 1) < 1e-9) return 'same step';
+  return r > 1 ? `B: ${r.toFixed(2)}x fewer steps` : `A: ${(1 / r).toFixed(2)}x fewer steps`;
+}
+
+export function targetName(t: TargetDiff): string {
+  const op = higherIsBetter(t.metric) ? '>=' : '<=';
+  return `${t.metric} ${op} ${fmt(t.target)}${t.why ? ` (${t.why})` : ''}`;
+}
+
+/** Picks about `n` rows evenly, always keeping the first and the last. */
+export function thin<T>(rows: T[], n: number): T[] {
+  if (rows.length <= n) return rows;
+  const idx = new Set<number>();
+  for (let i = 0; i < n; i++) idx.add(Math.round((i * (rows.length - 1)) / (n - 1)));
+  return [...idx].sort((x, y) => x - y).map((i) => rows[i]);
+}
+
+const refLine = (r: RunRef) => `${r.path}  (${[r.status, r.steps !== null ? `${fmtInt(r.steps)} steps` : null].filter(Boolean).join(', ')})`;
+
+/** The human-readable diff. */
+export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: number } = {}): string {
+  const out: string[] = [];
+  if (diff.sweep_difference.length > 0) {
+    out.push('sweeps differ in', formatTable(['key', 'A', 'B'], diff.sweep_difference.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]), { indent: '  ' }), '');
+  }
+  if (diff.matched_on.length > 0 && diff.a !== diff.b) out.push(`runs matched on: ${diff.matched_on.join(', ')}`, '');
+  for (const p of diff.pairs) {
+    if (diff.pairs.length > 1 || diff.a === diff.b) out.push(`== ${p.label} ==`);
+    out.push(`A  ${refLine(p.a)}`, `B  ${refLine(p.b)}`, '');
+    out.push(...formatPair(p, opts), '');
+  }
+  for (const [side, runs] of [['A', diff.unmatched_a], ['B', diff.unmatched_b]] as const) {
+    if (runs.length > 0) out.push(`no match in ${side === 'A' ? 'B' : 'A'} for ${side}'s ${runs.map((r) => r.id).join(', ')}`);
+  }
+  return out.join('\n').trimEnd();
+}
+
+function formatPair(p: PairDiff, opts: { allSteps?: boolean; maxSteps?: number }): string[] {
+  const out: string[] = [];
+  if (p.config.length > 0) {
+    out.push('config (keys that differ)', formatTable(['key', 'A', 'B'], p.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]), { indent: '  ' }), '');
+  } else if (!p.a.spec || !p.b.spec) {
+    out.push(`config: not known for ${!p.a.spec ? 'A' : 'B'} (a bare metrics CSV has no run.json)`, '');
+  } else {
+    out.push('config: identical', '');
+  }
+  const evalRows = p.steps.filter((s) => (s.a.val_acc !== null || s.a.val_loss !== null) && (s.b.val_acc !== null || s.b.val_loss !== null));
+  const base = evalRows.length > 0 && !opts.allSteps ? evalRows : p.steps;
+  const shown = opts.allSteps ? base : thin(base, opts.maxSteps ?? 12);
+  if (shown.length > 0) {
+    const what = evalRows.length > 0 && !opts.allSteps ? 'evaluations' : 'logged steps';
+    const note = shown.length < base.length ? `${shown.length} of ${base.length} ${what} in common; --all-steps for every logged step` : `${base.length} ${what} in common`;
+    out.push(`metrics at matching steps (${note})`);
+    const cols: Metric[] = ['train_loss', 'val_loss', 'val_acc'];
+    const header = ['step', ...cols.flatMap((c) => [`${c} A`, 'B'])];
+    out.push(formatTable(header, shown.map((s) => [fmtInt(s.step), ...cols.flatMap((c) => [fmt(s.a[c]), fmt(s.b[c])])]), { indent: '  ' }), '');
+  } else {
+    out.push('metrics at matching steps: none (the runs log at different steps)', '');
+  }
+  out.push('final and best');
+  out.push(
+    formatTable(
+      ['', 'A', 'B', 'B - A', ''],
+      p.values.map((v) => {
+        const at = (x: number | null, s: number | null) => (s !== null ? `${fmt(x)} @${fmtInt(s)}` : fmt(x));
+        const verdict = v.better === 'same' ? 'same' : v.better ? `${v.better.toUpperCase()} better` : '';
+        return [VALUE_NAMES[v.name], at(v.a, v.a_step), at(v.b, v.b_step), fmtDelta(v.diff), verdict];
+      }),
+      { indent: '  ', align: ['l', 'r', 'r', 'r', 'l'] },
+    ),
+  );
+  out.push('  (fluctuation: std of step-to-step changes of val_loss over the last half of training)', '');
+  const targets = p.targets.filter((t) => t.kind === 'target');
+  const matches = p.targets.filter((t) => t.kind === 'match');
+  const targetRow = (t: TargetDiff) => [targetName(t), fmtInt(t.a_step), fmtInt(t.b_step), ratioText(t)];
+  out.push('steps to target', formatTable(['', 'A', 'B', ''], targets.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }));
+  if (matches.length > 0) {
+    out.push('', 'same level in fewer steps (the level the worse run reaches)', formatTable(['', 'A', 'B', ''], matches.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }));
+  }
+  return out;
+}
+
+/** The diff as one long CSV table: a row per config key, step x metric, value and target. */
+export function diffCsv(diff: Diff): string {
+  const rows: string[][] = [['a_run', 'b_run', 'section', 'name', 'step', 'a', 'b', 'diff', 'a_step', 'b_step', 'ratio']];
+  const step = (s: number | null) => (s === null ? '' : String(s));
+  for (const d of diff.sweep_difference) rows.push(['', '', 'sweep', d.key, '', formatValue(d.a), formatValue(d.b), '', '', '', '']);
+  for (const p of diff.pairs) {
+    const ids = [p.a.id, p.b.id];
+    for (const c of p.config) rows.push([...ids, 'config', c.key, '', formatValue(c.a), formatValue(c.b), '', '', '', '']);
+    for (const s of p.steps) {
+      for (const m of METRICS) {
+        const a = s.a[m];
+        const b = s.b[m];
+        if (a === null && b === null) continue;
+        rows.push([...ids, 'step', m, String(s.step), fixed(a), fixed(b), a !== null && b !== null ? fixed(b - a) : '', '', '', '']);
+      }
+    }
+    for (const v of p.values) rows.push([...ids, 'value', v.name, '', fixed(v.a), fixed(v.b), fixed(v.diff), step(v.a_step), step(v.b_step), '']);
+    for (const t of p.targets) {
+      const op = higherIsBetter(t.metric) ? '>=' : '<=';
+      rows.push([...ids, t.kind, `${t.metric}${op}${fixed(t.target)}`, '', '', '', '', step(t.a_step), step(t.b_step), fixed(t.ratio, 4)]);
+    }
+  }
+  for (const r of diff.unmatched_a) rows.push([r.id, '', 'unmatched', '', '', '', '', '', '', '', '']);
+  for (const r of diff.unmatched_b) rows.push(['', r.id, 'unmatched', '', '', '', '', '', '', '', '']);
+  return stringify(rows);
+}
+
+/** The diff as JSON (non-finite numbers become null). */
+export function diffJson(diff: Diff): string {
+  return `${JSON.stringify(diff, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+}

@@ -1,0 +1,169 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../store/files.js';
+import { chartSpec, metricTitle, renderPng, renderSvg, termChartOf, X_AXES, type XAxis } from '../analyze/chart.js';
+import { diffCsv, diffJson, diffSweeps, diffWithin, formatDiff, worsePairs } from '../analyze/diff.js';
+import { formatListing, listResults } from '../analyze/ls.js';
+import { buildReport, reportHtml, reportMarkdown } from '../analyze/report.js';
+import { loadResults, loadSweep, type LoadedRun } from '../analyze/results.js';
+import { COMPARED_VALUES, METRICS, type ComparedValue, type Metric } from '../analyze/stats.js';
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** `--target 0.9,0.95 --target 0.97`: validation accuracies in (0, 1]. */
+function parseTargets(values: string[]): number[] | undefined {
+  if (values.length === 0) return undefined;
+  return values.flatMap((v) =>
+    v.split(',').map((s) => {
+      const t = Number(s);
+      if (s.trim() === '' || !Number.isFinite(t) || t <= 0 || t > 1) throw new InputError(`--target ${v}`, `"${s}" is not a validation accuracy in (0, 1]`);
+      return t;
+    }),
+  );
+}
+
+function parseMetrics(values: string[]): Metric[] {
+  const list = (values.length > 0 ? values : ['val_acc']).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const m of list) {
+    if (!(METRICS as readonly string[]).includes(m)) throw new InputError(`--metric ${m}`, `unknown metric; allowed: ${METRICS.join(', ')}`);
+  }
+  return [...new Set(list)] as Metric[];
+}
+
+function positive(name: string, value: string, max = Infinity): number {
+  const x = Number(value);
+  if (!Number.isFinite(x) || x <= 0 || x > max) throw new InputError(`${name} ${value}`, `must be a number > 0${max < Infinity ? ` and <= ${max}` : ''}`);
+  return x;
+}
+
+function ensureParent(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new InputError(file, `${dir} is not a directory`);
+  fs.mkdirSync(dir, { recursive: true });
+}
+
+const useColor = () => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+
+export function registerAnalyzeCommands(program: Command): void {
+  program
+    .command('ls')
+    .description('list runs: spec, run id, varying parameters, status, steps, final/best validation loss and accuracy, test accuracy, val_loss fluctuation, wall time')
+    .argument('[results]', 'a results folder (every sweep in it), a sweep folder or a run folder', 'results')
+    .option('--json', 'print the runs as JSON', false)
+    .option('--sort <key>', 'sort by a column (test_acc, best_val_acc, wall_time_s, ...) or config key; a leading - sorts descending (--sort=-test_acc)')
+    .option('--filter <key=value>', 'keep runs where a column or config key has this value (model.norm=batch, norm=batch, status=completed); repeatable', collect, [])
+    .action((dir: string, opts: { json: boolean; sort?: string; filter: string[] }, cmd: Command) => {
+      const defaulted = cmd.args.length === 0;
+      if (defaulted && !fs.existsSync(dir)) {
+        if (opts.json) console.log('[]');
+        else console.log(`no runs: ${dir}${path.sep} does not exist (bnx run writes there; or name a folder: bnx ls DIR)`);
+        return;
+      }
+      const rows = listResults(loadResults(dir), { sort: opts.sort, filter: opts.filter });
+      if (opts.json) console.log(JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+      else console.log(formatListing(rows));
+    });
+
+  program
+    .command('diff')
+    .description(
+      'compare two runs, two sweeps (runs matched on the parameters they share) or a run and a sweep: config keys that differ, metrics at matching steps, final and best values, steps to a target accuracy and their ratio. With one sweep: its BN vs no-BN pairs',
+    )
+    .argument('<a>', 'run folder, sweep folder or metrics CSV (the baseline)')
+    .argument('[b]', 'run folder, sweep folder or metrics CSV (compared against A)')
+    .option('--target <acc>', 'validation accuracy to measure steps to; comma list or repeatable (default: 0.95 on mnist, 0.9 on synthetic)', collect, [])
+    .option('--all-steps', 'show every step both runs logged, not about a dozen evaluations', false)
+    .option('--json', 'print the diff as JSON', false)
+    .option('--csv', 'print the diff as one long CSV table (a_run,b_run,section,name,step,a,b,diff,a_step,b_step,ratio)', false)
+    .option('--fail-if-worse', 'exit 1 if B is worse than A on --metric (beyond --tolerance), for CI', false)
+    .addOption(new Option('--metric <value>', 'the value --fail-if-worse compares').choices([...COMPARED_VALUES]).default('final_val_acc'))
+    .option('--tolerance <x>', 'how much worse B may be before --fail-if-worse fails', '0')
+    .action((a: string, b: string | undefined, opts: { target: string[]; allSteps: boolean; json: boolean; csv: boolean; failIfWorse: boolean; metric: ComparedValue; tolerance: string }) => {
+      if (opts.json && opts.csv) throw new InputError('--json --csv', 'choose one output format');
+      const tolerance = Number(opts.tolerance);
+      if (!Number.isFinite(tolerance) || tolerance < 0) throw new InputError(`--tolerance ${opts.tolerance}`, 'must be a number >= 0');
+      const targets = parseTargets(opts.target);
+      const diff = b === undefined ? diffWithin(loadSweep(a), { targets }) : diffSweeps(loadSweep(a), loadSweep(b), { targets });
+      if (diff.pairs.length === 0) throw new InputError(`${a} ${b}`, 'no runs to compare: no run of A matches a run of B on the parameters they share');
+      if (opts.json) process.stdout.write(diffJson(diff));
+      else if (opts.csv) process.stdout.write(diffCsv(diff));
+      else console.log(formatDiff(diff, { allSteps: opts.allSteps }));
+      if (opts.failIfWorse) {
+        const worse = worsePairs(diff, opts.metric, tolerance);
+        for (const w of worse) console.error(`bnx diff: worse: ${w}`);
+        if (worse.length > 0) process.exitCode = 1;
+      }
+    });
+
+  program
+    .command('plot')
+    .description('line charts of runs, one line per run (legend: the parameters that differ), to SVG and PNG, or to the terminal with --term')
+    .argument('<runs...>', 'run folders, sweep folders or metrics CSVs')
+    .option('--metric <name>', `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc)`, collect, [])
+    .addOption(new Option('--x <axis>', 'x axis; time is estimated from run.json (metrics.csv holds no clock times)').choices([...X_AXES]).default('step'))
+    .option('-o, --out <file>', 'output file: .svg, .png, or a name without extension for both; repeatable (default: <spec>-<metric>.svg and .png here)', collect, [])
+    .option('--term', 'draw the chart in the terminal (no files unless -o is given)', false)
+    .option('--log-y', 'logarithmic y axis', false)
+    .option('--title <text>', 'chart title (default: spec and metric)')
+    .option('--scale <n>', 'PNG pixels per SVG pixel', '2')
+    .action(async (paths: string[], opts: { metric: string[]; x: XAxis; out: string[]; term: boolean; logY: boolean; title?: string; scale: string }) => {
+      const metrics = parseMetrics(opts.metric);
+      const scale = positive('--scale', opts.scale, 8);
+      const runs: LoadedRun[] = paths.flatMap((p) => loadSweep(p).runs);
+      const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
+      if (opts.term) {
+        const width = Math.min(Math.max(process.stdout.columns || Number(process.env.COLUMNS) || 100, 50), 160);
+        for (const m of metrics) console.log(`${termChartOf(runs, m, { x: opts.x, logY: opts.logY, color: useColor(), width })}\n`);
+      }
+      let outs = opts.out;
+      if (outs.length === 0 && !opts.term) outs = [`${specs.join('+') || 'bnx'}-${metrics.join('+')}`];
+      if (outs.length === 0) return;
+      const files: { file: string; kind: 'svg' | 'png' }[] = [];
+      for (const o of outs) {
+        const ext = path.extname(o).toLowerCase();
+        if (ext === '.svg') files.push({ file: o, kind: 'svg' });
+        else if (ext === '.png') files.push({ file: o, kind: 'png' });
+        else if (ext === '') files.push({ file: `${o}.svg`, kind: 'svg' }, { file: `${o}.png`, kind: 'png' });
+        else throw new InputError(`-o ${o}`, 'the file must end in .svg or .png (or have no extension for both)');
+      }
+      const title = opts.title ?? `${specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
+      const svg = await renderSvg(chartSpec(runs, { metrics, x: opts.x, logY: opts.logY, title }));
+      for (const f of files) {
+        ensureParent(f.file);
+        if (f.kind === 'svg') writeFileAtomic(f.file, svg);
+        else writeFileAtomic(f.file, await renderPng(svg, { scale }));
+        console.log(`wrote ${f.file}`);
+      }
+    });
+
+  program
+    .command('report')
+    .description('one self-contained page for a sweep: headline numbers, accuracy and loss charts, the run table, the BN vs no-BN diff and the spec (.html, or .md with SVG charts beside it)')
+    .argument('<sweep>', 'a sweep folder (results/<spec name>) or a run folder')
+    .option('-o, --out <file>', 'report file: .html or .md (default: <sweep>/report.html)')
+    .addOption(new Option('--x <axis>', 'x axis of the charts').choices([...X_AXES]).default('step'))
+    .option('--target <acc>', 'extra validation accuracies to measure steps to; comma list or repeatable', collect, [])
+    .action(async (dir: string, opts: { out?: string; x: XAxis; target: string[] }) => {
+      const out = opts.out ?? path.join(dir, 'report.html');
+      const ext = path.extname(out).toLowerCase();
+      if (!['.html', '.htm', '.md'].includes(ext)) throw new InputError(`-o ${out}`, 'the report file must end in .html or .md');
+      const targets = parseTargets(opts.target);
+      const report = await buildReport(loadSweep(dir), { x: opts.x, targets });
+      ensureParent(out);
+      if (ext === '.md') {
+        const base = path.basename(out, ext);
+        const chartFile = (name: string) => `${base}-${name}.svg`;
+        for (const c of report.charts) {
+          const file = path.join(path.dirname(out), chartFile(c.name));
+          writeFileAtomic(file, c.svg);
+          console.log(`wrote ${file}`);
+        }
+        writeFileAtomic(out, reportMarkdown(report, chartFile));
+      } else {
+        writeFileAtomic(out, reportHtml(report));
+      }
+      console.log(`wrote ${out}`);
+    });
+}

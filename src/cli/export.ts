@@ -1,0 +1,184 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
+import type { Command } from 'commander';
+import { InputError } from '../errors.js';
+import type { RunConfig } from '../spec/types.js';
+
+/** Folded and unfolded predictions must agree to within this (largest absolute logit difference). */
+export const EXPORT_TOLERANCE = 1e-4;
+
+/** export.json: what `bnx export` measured. */
+export interface ExportReport {
+  run_dir: string;
+  model: string;
+  layers: string[];
+  folded_batch_norms: number;
+  test_examples: number;
+  max_abs_logit_diff: number;
+  max_abs_prob_diff: number;
+  argmax_agree: number;
+  test_acc: { unfolded: number; folded: number };
+  tolerance: number;
+  ok: boolean;
+  timing: { batch_size: number; calls: number; unfolded_ms: number; folded_ms: number; speedup: number; layers_model_ms: number }[];
+  rounds: number;
+}
+
+interface ExportOptions {
+  out?: string;
+  rounds: string;
+  json: boolean;
+}
+
+/**
+ * `bnx export RUN_DIR`: the run's trained model as a TensorFlow.js layers model (model.json +
+ * weights.bin) with every batch norm folded into the dense weights and bias, checked against the
+ * unfolded model on the test set, with both timed side by side.
+ */
+export function registerExportCommand(program: Command): void {
+  program
+    .command('export')
+    .description('write a trained run as a TensorFlow.js model with every batch norm folded into the dense weights; compare folded and unfolded predictions on the test set and time both')
+    .argument('<run-dir>', 'a completed run folder (results/<spec>/<run id>/) holding weights.json')
+    .option('--out <dir>', 'where model.json, weights.bin and export.json go (default: <run-dir>/export)')
+    .option('--rounds <n>', 'timing rounds (median reported)', '21')
+    .option('--json', 'print the report as JSON', false)
+    .action(async (runDir: string, opts: ExportOptions) => {
+      const report = await exportRun(runDir, opts);
+      if (opts.json) console.log(JSON.stringify(report, null, 2));
+      else printReport(report);
+      if (!report.ok) {
+        console.error(`bnx: folded and unfolded predictions differ by ${report.max_abs_logit_diff.toExponential(2)} (> ${EXPORT_TOLERANCE})`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+function readRun(runDir: string): RunConfig {
+  const recordFile = path.join(runDir, 'run.json');
+  if (!fs.existsSync(recordFile)) throw new InputError(runDir, 'not a run folder (no run.json); give results/<spec>/<run id>');
+  const record = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { status: string; config: RunConfig };
+  if (record.status !== 'completed') throw new InputError(runDir, `the run is ${record.status}; only a completed run can be exported`);
+  return record.config;
+}
+
+export async function exportRun(runDir: string, opts: ExportOptions): Promise<ExportReport> {
+  const config = readRun(runDir);
+  const rounds = Number(opts.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new InputError('--rounds', `is ${opts.rounds}, must be a positive integer`);
+  const { hasWeights, loadWeights, foldMlp, foldedForward, toLayersModel, disposeFolded, Mlp } = await import('../model/index.js');
+  if (!hasWeights(runDir)) {
+    throw new InputError(runDir, 'no weights.json: the run was trained before bnx saved weights; rerun it (bnx run SPEC --force)');
+  }
+  const { initBackend } = await import('../train/backend.js');
+  await initBackend('tensorflow');
+  const tf = await import('@tensorflow/tfjs');
+  const { loadDataset } = await import('../data/index.js');
+
+  const data = loadDataset(config.data);
+  const model = new Mlp(config.model, data.features, data.classes, config.seed);
+  loadWeights(model, runDir);
+  let net: ReturnType<typeof foldMlp>;
+  try {
+    net = foldMlp(model);
+  } catch (e) {
+    model.dispose();
+    throw new InputError(runDir, (e as Error).message);
+  }
+  const outDir = path.resolve(opts.out ?? path.join(runDir, 'export'));
+  fs.mkdirSync(outDir, { recursive: true });
+  const layersModel = toLayersModel(net);
+  await layersModel.save(`file://${outDir}`);
+  layersModel.dispose();
+  // Check the artifact itself: read it back as a user would.
+  const loaded = await tf.loadLayersModel(`file://${path.join(outDir, 'model.json')}`);
+
+  const n = data.test.n;
+  const x = tf.tensor2d(data.test.x, [n, data.features]);
+  const labels = tf.tensor1d(data.test.y, 'int32');
+  const unfolded = tf.tidy(() => model.forward(x, false));
+  const folded = tf.tidy(() => loaded.predict(x, { batchSize: n }) as Tensor2D);
+  const foldedOps = foldedForward(net, x);
+  const [logitDiff, opsDiff, probDiff, agree, accU, accF] = tf.tidy(() => {
+    const maxAbs = (a: Tensor, b: Tensor) => tf.max(tf.abs(tf.sub(a, b)));
+    const predU = tf.argMax(unfolded, 1);
+    const predF = tf.argMax(folded, 1);
+    const count = (a: Tensor, b: Tensor) => tf.sum(tf.cast(tf.equal(a, b), 'int32'));
+    return [maxAbs(unfolded, folded), maxAbs(unfolded, foldedOps), maxAbs(tf.softmax(unfolded), tf.softmax(folded)), count(predU, predF), count(predU, labels), count(predF, labels)].map(
+      (t) => t.dataSync()[0],
+    );
+  });
+  const maxLogitDiff = Math.max(logitDiff, opsDiff);
+
+  // Timing, side by side: each round runs every variant once, in rotating order; medians over the rounds.
+  const timing: ExportReport['timing'] = [];
+  for (const batchSize of [n, 60]) {
+    const chunks: Tensor2D[] = [];
+    for (let s = 0; s + batchSize <= n; s += batchSize) chunks.push(tf.slice(x, [s, 0], [batchSize, data.features]));
+    const run = (f: (c: Tensor2D) => Tensor) => {
+      const t0 = performance.now();
+      for (const c of chunks) f(c).dispose();
+      return performance.now() - t0;
+    };
+    const variants = {
+      unfolded: (c: Tensor2D) => tf.tidy(() => model.forward(c, false)),
+      folded: (c: Tensor2D) => foldedForward(net, c),
+      layers: (c: Tensor2D) => tf.tidy(() => loaded.predict(c, { batchSize }) as Tensor),
+    };
+    const times: Record<keyof typeof variants, number[]> = { unfolded: [], folded: [], layers: [] };
+    for (const f of Object.values(variants)) run(f); // warm-up
+    const names = Object.keys(variants) as (keyof typeof variants)[];
+    for (let r = 0; r < rounds; r++) {
+      // Rotate the order every round, so that no variant always runs first (cache, frequency scaling).
+      for (let i = 0; i < names.length; i++) {
+        const k = names[(i + r) % names.length];
+        times[k].push(run(variants[k]));
+      }
+    }
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const [u, f, l] = [median(times.unfolded), median(times.folded), median(times.layers)];
+    timing.push({ batch_size: batchSize, calls: chunks.length, unfolded_ms: u, folded_ms: f, speedup: u / f, layers_model_ms: l });
+    tf.dispose(chunks);
+  }
+
+  const report: ExportReport = {
+    run_dir: path.resolve(runDir),
+    model: path.join(outDir, 'model.json'),
+    layers: net.layers.map((l) => (l.kind === 'dense' ? `dense ${l.kernel.shape[0]}->${l.kernel.shape[1]} ${l.activation}` : l.kind === 'layer_norm' ? `layer_norm eps=${l.eps}` : `activation ${l.activation}`)),
+    folded_batch_norms: net.folded,
+    test_examples: n,
+    max_abs_logit_diff: maxLogitDiff,
+    max_abs_prob_diff: probDiff,
+    argmax_agree: agree,
+    test_acc: { unfolded: accU / n, folded: accF / n },
+    tolerance: EXPORT_TOLERANCE,
+    ok: maxLogitDiff < EXPORT_TOLERANCE,
+    timing,
+    rounds,
+  };
+  fs.writeFileSync(path.join(outDir, 'export.json'), `${JSON.stringify(report, null, 2)}\n`);
+  tf.dispose([x, labels, unfolded, folded, foldedOps]);
+  loaded.dispose();
+  disposeFolded(net);
+  model.dispose();
+  return report;
+}
+
+function printReport(r: ExportReport): void {
+  const ms = (v: number) => `${v.toFixed(v < 10 ? 2 : 1)} ms`;
+  console.log(`exported: ${r.model} (+ weights.bin), ${r.folded_batch_norms} batch norm(s) folded`);
+  console.log(`  layers: ${r.layers.join(' | ')}`);
+  console.log(
+    `test set (${r.test_examples} examples): max |logit difference| folded vs unfolded ${r.max_abs_logit_diff.toExponential(2)} ` +
+      `(tolerance ${r.tolerance}), max |probability difference| ${r.max_abs_prob_diff.toExponential(2)}, ` +
+      `same class ${r.argmax_agree}/${r.test_examples}, accuracy ${r.test_acc.unfolded.toFixed(4)} unfolded / ${r.test_acc.folded.toFixed(4)} folded`,
+  );
+  console.log(`inference time, median of ${r.rounds} rounds side by side (eager ops; the layers model's predict() for reference):`);
+  for (const t of r.timing) {
+    console.log(
+      `  batch ${String(t.batch_size).padStart(5)} x ${String(t.calls).padStart(3)} call(s): unfolded ${ms(t.unfolded_ms)}, folded ${ms(t.folded_ms)}: ` +
+        `speedup ${t.speedup.toFixed(2)}x  (layers model ${ms(t.layers_model_ms)})`,
+    );
+  }
+}

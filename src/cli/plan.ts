@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import { applyOverrides, loadSpec, parseOverride, type Spec } from '../spec/load.js';
+import { expandGrid, type PlannedRun } from '../spec/expand.js';
+
+export const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** Loads a spec, applies `--set` overrides and expands the grid: every check happens here, before any write. */
+export function planFrom(specFile: string, sets: string[]): { spec: Spec; runs: PlannedRun[] } {
+  const overrides = sets.map(parseOverride);
+  const spec = applyOverrides(loadSpec(specFile), overrides);
+  return { spec, runs: expandGrid(spec) };
+}
+
+const formatParam = (v: unknown) => (Array.isArray(v) ? `[${v.join(',')}]` : String(v));
+
+export function registerPlanCommand(program: Command): void {
+  program
+    .command('plan')
+    .description('print the runs a spec expands to (id and the parameters that vary), without training')
+    .argument('<spec>', 'experiment spec (YAML)')
+    .option('--set <key=value>', 'override a config key; a comma list sweeps it', collect, [])
+    .option('--json', 'print the runs with their full resolved configs as JSON', false)
+    .action((specFile: string, opts: { set: string[]; json: boolean }) => {
+      const { runs } = planFrom(specFile, opts.set);
+      if (opts.json) {
+        console.log(JSON.stringify(runs.map(({ id, hash, params, config }) => ({ id, hash, params, config })), null, 2));
+        return;
+      }
+      const keys = Object.keys(runs[0].params);
+      const table = [['run id', ...keys], ...runs.map((r) => [r.id, ...keys.map((k) => formatParam(r.params[k]))])];
+      const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
+      for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+      console.log(`${runs.length} run(s) of ${runs[0].config.name}`);
+    });
+}

@@ -1,0 +1,102 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { InputError } from '../errors.js';
+import { parseShard, selectShard } from '../spec/shard.js';
+import type { RunStatus } from '../store/runs.js';
+import { specDir } from '../store/runs.js';
+import type { BackendName } from '../train/backend.js';
+import { BNX_VERSION } from '../version.js';
+import { collect, planFrom } from './plan.js';
+import { makeReporter } from './progress.js';
+
+const STATES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'diverged', 'interrupted'];
+
+interface RunOptions {
+  set: string[];
+  out: string;
+  backend: BackendName;
+  force: boolean;
+  rerun?: string;
+  new: boolean;
+  shard?: string;
+}
+
+function parseRerun(text: string): Set<RunStatus> {
+  const states = text.split(',').map((s) => s.trim());
+  for (const s of states) {
+    if (!(STATES as readonly string[]).includes(s)) throw new InputError(`--rerun ${text}`, `unknown state "${s}"; allowed: ${STATES.join(', ')}`);
+  }
+  return new Set(states as RunStatus[]);
+}
+
+/** `<out>/<name>-2`, `-3`, ...: the first folder name not taken. */
+function freshDir(out: string, name: string): string {
+  for (let n = 2; ; n++) {
+    const dir = specDir(out, `${name}-${n}`);
+    if (!fs.existsSync(dir)) return dir;
+  }
+}
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('train every run of a spec (grid x --set sweeps) into <out>/<name>/; safe to rerun: completed runs are skipped')
+    .argument('<spec>', 'experiment spec (YAML)')
+    .option('--set <key=value>', 'override a config key; a comma list sweeps it (train.lr=0.1,0.5,2); repeatable', collect, [])
+    .option('--out <dir>', 'results root: runs go to <dir>/<spec name>/<run id>/', 'results')
+    .addOption(new Option('--backend <name>', 'training backend; cpu is the slow pure-JS backend, never chosen silently').choices(['tensorflow', 'cpu']).default('tensorflow'))
+    .option('--force', 'rerun every run, whatever its state', false)
+    .option('--rerun <states>', `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`)
+    .option('--new', 'write to a fresh folder <out>/<name>-N instead of adding to <out>/<name>', false)
+    .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
+    .action(async (specFile: string, opts: RunOptions) => {
+      const { runs, spec } = planFrom(specFile, opts.set);
+      const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
+      const shard = opts.shard !== undefined ? parseShard(opts.shard) : null;
+      if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
+        throw new InputError(`--out ${opts.out}`, 'exists and is not a directory; give a directory for results');
+      }
+      const mine = shard ? selectShard(runs, shard) : runs;
+      const dir = opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name);
+      const { describeBackend, initBackend } = await import('../train/backend.js');
+      const { runSweep } = await import('../train/sweep.js');
+      const backend = await initBackend(opts.backend);
+      if (backend.backend === 'cpu') {
+        console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');
+      }
+      const shardText = shard ? ` (shard ${shard.index}/${shard.count}: ${mine.length} of ${runs.length})` : '';
+      console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name}${shardText} on ${describeBackend(backend)}`);
+      if (mine.length === 0) return;
+
+      // Ctrl-C (or a scheduler's SIGTERM) stops after the current step: the run is marked
+      // interrupted and a rerun starts it again. A second Ctrl-C exits at once.
+      let stopSignal: NodeJS.Signals | null = null;
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (stopSignal) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+        stopSignal = signal;
+        process.stderr.write(`\n${signal}: stopping after this step (again to exit at once)\n`);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const result = await runSweep(mine, {
+        out: opts.out,
+        dir,
+        backend,
+        rerun,
+        reporter: makeReporter(),
+        shouldStop: () => stopSignal !== null,
+        invocation: { spec: path.resolve(specFile), specText: fs.readFileSync(specFile, 'utf8'), overrides: opts.set, shard: opts.shard ?? null },
+      });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      console.log(`results: ${result.dir}${path.sep}  summary: ${result.summary}`);
+      if (result.interrupted) {
+        console.error('interrupted: rerun the same command to finish the sweep');
+        process.exitCode = stopSignal === 'SIGTERM' ? 143 : 130;
+      } else if (result.failed > 0) {
+        console.error(`${result.failed} run(s) failed; see their run.json (the same command reruns them)`);
+        process.exitCode = 1;
+      }
+    });
+}
