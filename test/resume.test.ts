@@ -40,6 +40,20 @@ function assertCsvsParse(dir: string): void {
   }
 }
 
+/** True when some run is `running` and its metrics.csv has at least `rows` data rows. */
+function runningWithRows(specDir: string, rows: number): boolean {
+  if (!fs.existsSync(specDir)) return false;
+  return runDirs(specDir).some((d) => {
+    try {
+      const status = JSON.parse(fs.readFileSync(path.join(specDir, d, 'run.json'), 'utf8')).status;
+      const lines = fs.readFileSync(path.join(specDir, d, 'metrics.csv'), 'utf8').split('\n').length - 2;
+      return status === 'running' && lines >= rows;
+    } catch {
+      return false; // not written yet
+    }
+  });
+}
+
 /** What must not change between an interrupted-and-resumed sweep and an uninterrupted one. */
 function results(specDir: string) {
   return runDirs(specDir).map((id) => {
@@ -60,12 +74,17 @@ describe('resume and crash safety', () => {
     const reference = tmpDir();
     assert.equal(bnx(['run', spec, '--out', reference]).code, 0);
     const out = tmpDir();
-    // Deterministic "random" kill times, spread over start-up and training.
-    const delays = [1500, 2300, 1900, 2900, 1700];
+    // Kill points are chosen by progress, not wall time, so they land the same way on a fast or a
+    // loaded machine: the first during start-up, the others once a running run has written
+    // `rows` metrics rows (rows vary, so kills fall early, mid and late in runs).
+    const killAt = [0, 3, 11, 6, 14];
     let killedMidRun = 0;
-    for (const delay of delays) {
+    for (const rows of killAt) {
       const { child, done } = start(['run', spec, '--out', out]);
-      await sleep(delay);
+      let exited = false;
+      void done.then(() => (exited = true));
+      if (rows === 0) await sleep(200);
+      else while (!exited && !runningWithRows(path.join(out, 'tiny'), rows)) await sleep(5);
       child.kill('SIGKILL');
       await done;
       if (!fs.existsSync(path.join(out, 'tiny'))) continue;
@@ -73,7 +92,7 @@ describe('resume and crash safety', () => {
       const states = runDirs(path.join(out, 'tiny')).map((d) => JSON.parse(fs.readFileSync(path.join(out, 'tiny', d, 'run.json'), 'utf8')).status);
       if (states.includes('running')) killedMidRun++;
     }
-    assert.ok(killedMidRun >= 2, `only ${killedMidRun} kill(s) landed during training`);
+    assert.ok(killedMidRun >= 3, `only ${killedMidRun} kill(s) landed during training`);
     const last = bnx(['run', spec, '--out', out]);
     assert.equal(last.code, 0, last.stderr);
     assertCsvsParse(path.join(out, 'tiny'));
