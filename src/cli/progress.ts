@@ -9,6 +9,7 @@ const paramsText = (run: PlannedRun) =>
 
 function finishLine(r: RunRecord): string {
   if (r.status === 'diverged' && r.diverged) return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
+  if (r.status === 'interrupted') return `  interrupted ${r.id} after step ${r.steps_done} (the same command starts it again)`;
   if (r.status !== 'completed') return `  ${r.status} ${r.id}${r.error ? `: ${r.error}` : ''}`;
   return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
 }
