@@ -25,21 +25,26 @@ const VARIANTS = {
   'batch-autodiff': { norm: 'batch', gradient: 'autodiff' },
   layer: { norm: 'layer' },
   group: { norm: 'group' },
+  'graph-none': { norm: 'none', engine: 'graph' },
+  'graph-batch': { norm: 'batch', engine: 'graph' },
+  'graph-layer': { norm: 'layer', engine: 'graph' },
 } as const;
 type Variant = keyof typeof VARIANTS;
 
 async function stepsPerSecond(variant: Variant): Promise<number> {
   const config = structuredClone(base);
-  const v: { norm: RunConfig['model']['norm']; gradient?: RunConfig['model']['batch_norm']['gradient'] } = VARIANTS[variant];
+  const v: { norm: RunConfig['model']['norm']; gradient?: RunConfig['model']['batch_norm']['gradient']; engine?: 'graph' } = VARIANTS[variant];
   config.model.norm = v.norm;
   if (v.gradient) config.model.batch_norm.gradient = v.gradient;
+  config.train.engine = v.engine ?? 'eager'; // the eager rows stay eager; graph rows are marked
   const t0 = performance.now();
   await train(config, data);
   return steps / ((performance.now() - t0) / 1000);
 }
 
 await stepsPerSecond('none'); // warm-up: kernel caches, JIT
-const measured: Variant[] = ['none', 'batch-closed-form', 'batch-autodiff', 'layer', 'group'];
+await stepsPerSecond('graph-batch');
+const measured: Variant[] = ['none', 'batch-closed-form', 'batch-autodiff', 'layer', 'group', 'graph-none', 'graph-batch', 'graph-layer'];
 const results = Object.fromEntries(measured.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
 // Interleaved rounds: every variant sees the same machine load, side by side.
 for (let round = 0; round < 2; round++) for (const v of measured) results[v].push(await stepsPerSecond(v));
@@ -52,3 +57,6 @@ console.log(`BN backward, closed-form (tf.customGrad): ${best(results['batch-clo
 console.log(`BN backward, autodiff through the moments: ${best(results['batch-autodiff']).toFixed(0)} steps/s`);
 console.log(`closed-form / autodiff speed ratio: ${(best(results['batch-closed-form']) / best(results['batch-autodiff'])).toFixed(2)} (default: ${DEFAULT_CONFIG.model.batch_norm.gradient})`);
 console.log(`eager, layer norm: ${best(results.layer).toFixed(0)} steps/s; group norm (${DEFAULT_CONFIG.model.group_norm.groups} groups): ${best(results.group).toFixed(0)} steps/s`);
+console.log(`graph engine (one SavedModel call per step; compile and load included), no norm: ${best(results['graph-none']).toFixed(0)} steps/s, ${(best(results['graph-none']) / best(results.none)).toFixed(2)}x eager`);
+console.log(`graph engine, BN:      ${best(results['graph-batch']).toFixed(0)} steps/s, ${(best(results['graph-batch']) / best(results.batch)).toFixed(2)}x eager`);
+console.log(`graph engine, layer norm: ${best(results['graph-layer']).toFixed(0)} steps/s, ${(best(results['graph-layer']) / best(results.layer)).toFixed(2)}x eager`);

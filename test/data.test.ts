@@ -18,6 +18,7 @@ function config(over: Partial<DataConfig> = {}): DataConfig {
     preprocess: 'standardize',
     split_seed: 0,
     synthetic: { features: 8, classes: 4, train_size: 400, test_size: 200, noise: 0.5 },
+    augment: { crop_padding: 0, flip: false },
     ...over,
   };
 }

@@ -106,9 +106,9 @@ describe('bad input: one line naming the place and what is allowed', () => {
     rejects(() => plan(TINY_SPEC.replace('batch_size: 20', 'batch_size: 5000')), /train\.batch_size is 5000, larger than the training set \(240 examples\)/);
   });
   it('unknown dataset / arch / norm list what is allowed', () => {
-    rejects(() => plan(TINY_SPEC.replace('dataset: synthetic', 'dataset: imagenet')), /data\.dataset is "imagenet"; allowed: mnist, synthetic/);
+    rejects(() => plan(TINY_SPEC.replace('dataset: synthetic', 'dataset: imagenet')), /data\.dataset is "imagenet"; allowed: mnist, fashion_mnist, cifar10, synthetic/);
     rejects(() => plan(`${TINY_SPEC}grid:\n  model.norm: [none, bacth]\n`), /spec\.yaml:\d+:\d+: model\.norm is "bacth"; allowed: none, batch/);
-    rejects(() => plan(TINY_SPEC.replace('hidden: [16]', 'arch: resnet')), /model\.arch is "resnet"; allowed: mlp/);
+    rejects(() => plan(TINY_SPEC.replace('hidden: [16]', 'arch: resnet')), /model\.arch is "resnet"; allowed: mlp, cnn/);
   });
   it('empty grid axis and unknown grid key', () => {
     rejects(() => plan(`${TINY_SPEC}grid:\n  train.lr: []\n`), /grid\.train\.lr is empty/);

@@ -67,7 +67,7 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
   const config = readRun(runDir);
   const rounds = Number(opts.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new InputError('--rounds', `is ${opts.rounds}, must be a positive integer`);
-  const { hasWeights, loadWeights, foldMlp, foldedForward, toLayersModel, disposeFolded, Mlp } = await import('../model/index.js');
+  const { hasWeights, loadWeights, foldMlp, foldCnn, foldedForward, toLayersModel, disposeFolded, buildModel, describeFoldedLayer, Cnn, Mlp } = await import('../model/index.js');
   if (!hasWeights(runDir)) {
     throw new InputError(runDir, 'no weights.json: the run was trained before bnx saved weights; rerun it (bnx run SPEC --force)');
   }
@@ -77,11 +77,11 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
   const { loadDataset } = await import('../data/index.js');
 
   const data = loadDataset(config.data);
-  const model = new Mlp(config.model, data.features, data.classes, config.seed);
+  const model = buildModel(config.model, data.inputShape, data.classes, config.seed);
   loadWeights(model, runDir);
   let net: ReturnType<typeof foldMlp>;
   try {
-    net = foldMlp(model);
+    net = model instanceof Cnn ? foldCnn(model) : foldMlp(model as InstanceType<typeof Mlp>);
   } catch (e) {
     model.dispose();
     throw new InputError(runDir, (e as Error).message);
@@ -145,7 +145,7 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
   const report: ExportReport = {
     run_dir: path.resolve(runDir),
     model: path.join(outDir, 'model.json'),
-    layers: net.layers.map((l) => (l.kind === 'dense' ? `dense ${l.kernel.shape[0]}->${l.kernel.shape[1]} ${l.activation}` : l.kind === 'layer_norm' ? `layer_norm eps=${l.eps}` : `activation ${l.activation}`)),
+    layers: net.layers.map(describeFoldedLayer),
     folded_batch_norms: net.folded,
     test_examples: n,
     max_abs_logit_diff: maxLogitDiff,

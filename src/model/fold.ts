@@ -4,13 +4,20 @@ import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
 import { Dense } from './dense.js';
 import { GroupNorm } from './group-norm.js';
 import { LayerNorm } from './layer-norm.js';
+import type { Cnn } from './cnn.js';
 import { ACTIVATIONS, type Mlp } from './mlp.js';
 
 /** One layer of a folded (inference-only) network: what `bnx export` writes. */
 export type FoldedLayer =
   | { kind: 'dense'; kernel: tf.Tensor2D; bias: tf.Tensor1D; activation: Activation }
   | { kind: 'layer_norm'; gamma: tf.Tensor1D; beta: tf.Tensor1D; eps: number }
-  | { kind: 'activation'; activation: Activation };
+  | { kind: 'activation'; activation: Activation }
+  /** cnn: rows [N, H·W·C] -> images [N, H, W, C]. */
+  | { kind: 'reshape'; shape: number[] }
+  /** cnn: conv k x k, stride 1, same padding, then the activation. */
+  | { kind: 'conv'; kernel: tf.Tensor4D; bias: tf.Tensor1D; activation: Activation }
+  | { kind: 'maxpool'; size: number }
+  | { kind: 'flatten' };
 
 /** A network with every batch norm folded away; the tensors belong to it (`disposeFolded`). */
 export interface FoldedNetwork {
@@ -118,19 +125,87 @@ export function foldMlp(model: Mlp): FoldedNetwork {
   return { inputs: model.inputs, layers, folded };
 }
 
+/**
+ * The inference network of a trained Cnn: each block's conv with its batch norm folded in
+ * (`foldBatchNorm` on the [k, k, in, C] kernel: BN before the activation), mean-only batch norm
+ * folded into the bias, weight-normalized filters materialized; then max pooling, flatten and the
+ * dense head. A batch norm after the activation would have to fold into the next conv's input,
+ * which `same` zero padding makes inexact at the borders; it, and the per-example norms (layer,
+ * group, instance), are refused.
+ */
+export function foldCnn(model: Cnn): FoldedNetwork {
+  const layers: FoldedLayer[] = [{ kind: 'reshape', shape: [...model.inputShape] }];
+  let folded = 0;
+  const act = model.config.activation;
+  for (const b of model.blocks) {
+    const norm = b.norm;
+    if (norm && !(norm instanceof BatchNorm && b.placement === 'before') && !(norm instanceof MeanOnlyBatchNorm)) {
+      const what = norm instanceof BatchNorm ? 'batch norm after the activation (model.norm_placement: after)' : `${norm.kind} norm`;
+      throw new Error(`cannot export a cnn with ${what}: only batch norm before the activation, mean-only batch norm and weight norm fold into conv layers`);
+    }
+    let kernel = b.conv.g ? b.conv.effectiveKernel() : (b.conv.kernel.clone() as tf.Tensor4D);
+    let bias: tf.Tensor1D | null = b.conv.bias ? (b.conv.bias.clone() as tf.Tensor1D) : null;
+    if (norm instanceof BatchNorm) {
+      const affine = norm.scaleShift();
+      const f = foldBatchNorm(kernel, bias, affine);
+      tf.dispose([kernel, bias ?? [], affine.scale, affine.shift]);
+      ({ kernel, bias } = f);
+      folded++;
+    } else if (norm instanceof MeanOnlyBatchNorm) {
+      const shift = tf.sub(norm.beta, norm.movingMean) as tf.Tensor1D;
+      const sum = bias ? (tf.add(bias, shift) as tf.Tensor1D) : shift;
+      if (bias) tf.dispose([bias, shift]);
+      bias = sum;
+      folded++;
+    }
+    layers.push({ kind: 'conv', kernel, bias: bias ?? (tf.zeros([kernel.shape[3]]) as tf.Tensor1D), activation: act });
+    if (b.pool > 1) layers.push({ kind: 'maxpool', size: b.pool });
+  }
+  layers.push({ kind: 'flatten' });
+  for (const d of model.dense) {
+    layers.push({ kind: 'dense', kernel: d.layer.kernel.clone() as tf.Tensor2D, bias: (d.layer.bias as tf.Variable).clone() as tf.Tensor1D, activation: act });
+  }
+  layers.push({ kind: 'dense', kernel: model.head.kernel.clone() as tf.Tensor2D, bias: (model.head.bias as tf.Variable).clone() as tf.Tensor1D, activation: 'linear' });
+  return { inputs: model.inputs, layers, folded };
+}
+
+/** One line per folded layer: `dense 784->100 sigmoid`, `conv 3x3 1->16 relu`, `maxpool 2`, ... */
+export function describeFoldedLayer(l: FoldedLayer): string {
+  switch (l.kind) {
+    case 'dense':
+      return `dense ${l.kernel.shape[0]}->${l.kernel.shape[1]} ${l.activation}`;
+    case 'layer_norm':
+      return `layer_norm eps=${l.eps}`;
+    case 'activation':
+      return `activation ${l.activation}`;
+    case 'reshape':
+      return `reshape [${l.shape.join(', ')}]`;
+    case 'conv':
+      return `conv ${l.kernel.shape[0]}x${l.kernel.shape[1]} ${l.kernel.shape[2]}->${l.kernel.shape[3]} ${l.activation}`;
+    case 'maxpool':
+      return `maxpool ${l.size}`;
+    case 'flatten':
+      return 'flatten';
+  }
+}
+
 /** The folded network's forward pass with plain ops: x [N, inputs] -> logits [N, classes]. */
 export function foldedForward(net: FoldedNetwork, x: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
-    let h: tf.Tensor2D = x;
+    let h: tf.Tensor = x;
     for (const l of net.layers) {
-      if (l.kind === 'dense') h = ACTIVATIONS[l.activation](tf.add(tf.matMul(h, l.kernel), l.bias)) as tf.Tensor2D;
-      else if (l.kind === 'activation') h = ACTIVATIONS[l.activation](h) as tf.Tensor2D;
+      if (l.kind === 'dense') h = ACTIVATIONS[l.activation](tf.add(tf.matMul(h as tf.Tensor2D, l.kernel), l.bias));
+      else if (l.kind === 'activation') h = ACTIVATIONS[l.activation](h);
+      else if (l.kind === 'reshape') h = tf.reshape(h, [h.shape[0], ...l.shape]);
+      else if (l.kind === 'conv') h = ACTIVATIONS[l.activation](tf.add(tf.conv2d(h as tf.Tensor4D, l.kernel, 1, 'same'), l.bias));
+      else if (l.kind === 'maxpool') h = tf.maxPool(h as tf.Tensor4D, l.size, l.size, 'valid');
+      else if (l.kind === 'flatten') h = tf.reshape(h, [h.shape[0], -1]);
       else {
         const { mean, variance } = tf.moments(h, [1], true);
         h = tf.add(tf.mul(tf.mul(tf.sub(h, mean), tf.rsqrt(tf.add(variance, l.eps))), l.gamma), l.beta) as tf.Tensor2D;
       }
     }
-    return h;
+    return h as tf.Tensor2D;
   });
 }
 
@@ -145,6 +220,15 @@ export function toLayersModel(net: FoldedNetwork): tf.Sequential {
       width = l.kernel.shape[1];
     } else if (l.kind === 'layer_norm') {
       model.add(tf.layers.layerNormalization({ axis: -1, epsilon: l.eps, weights: [l.gamma, l.beta], name: `layer_norm${i + 1}`, ...inputShape }));
+    } else if (l.kind === 'reshape') {
+      model.add(tf.layers.reshape({ targetShape: l.shape, name: `reshape${i + 1}`, ...inputShape }));
+    } else if (l.kind === 'conv') {
+      const [kh, kw, , filters] = l.kernel.shape;
+      model.add(tf.layers.conv2d({ filters, kernelSize: [kh, kw], strides: 1, padding: 'same', activation: l.activation, useBias: true, weights: [l.kernel, l.bias], name: `conv${i + 1}`, ...inputShape }));
+    } else if (l.kind === 'maxpool') {
+      model.add(tf.layers.maxPooling2d({ poolSize: l.size, strides: l.size, padding: 'valid', name: `maxpool${i + 1}`, ...inputShape }));
+    } else if (l.kind === 'flatten') {
+      model.add(tf.layers.flatten({ name: `flatten${i + 1}`, ...inputShape }));
     } else {
       model.add(tf.layers.activation({ activation: l.activation, name: `activation${i + 1}`, ...inputShape }));
     }
@@ -154,7 +238,7 @@ export function toLayersModel(net: FoldedNetwork): tf.Sequential {
 
 export function disposeFolded(net: FoldedNetwork): void {
   for (const l of net.layers) {
-    if (l.kind === 'dense') tf.dispose([l.kernel, l.bias]);
+    if (l.kind === 'dense' || l.kind === 'conv') tf.dispose([l.kernel, l.bias]);
     else if (l.kind === 'layer_norm') tf.dispose([l.gamma, l.beta]);
   }
 }

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
 import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
+import type { Classifier } from './classifier.js';
 import { Dense, WeightNormDense } from './dense.js';
 import { GroupNorm, InstanceNorm } from './group-norm.js';
 import { initWeights } from './init.js';
@@ -39,7 +40,7 @@ export const ACTIVATIONS = {
  *   weight    WeightNormDense (w = g v / ||v||), with MeanOnlyBatchNorm when `weight_norm.mean_only_bn`
  * The output layer is never normalized.
  */
-export class Mlp {
+export class Mlp implements Classifier {
   /** TensorFlow.js registers variables by name: a counter keeps names unique across live models. */
   private static created = 0;
   readonly hidden: HiddenLayer[] = [];

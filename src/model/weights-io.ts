@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import type { Mlp } from './mlp.js';
+import type { Classifier } from './classifier.js';
 
 /** Files a trained model is saved to, in its run directory. */
 export const WEIGHT_FILES = { manifest: 'weights.json', data: 'weights.bin' } as const;
@@ -19,7 +19,7 @@ export interface WeightsFile {
  * statistics, by `Mlp.namedWeights` names) to `dir`/weights.json + weights.bin: the values in
  * float32 little-endian, one after the other, in the manifest's order.
  */
-export function saveWeights(model: Mlp, dir: string): void {
+export function saveWeights(model: Classifier, dir: string): void {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const chunks: Buffer[] = [];
   for (const [name, v] of model.namedWeights) {
@@ -41,7 +41,7 @@ export function hasWeights(dir: string): boolean {
  * Loads weights saved by `saveWeights` into a model built from the same configuration. Every
  * variable of the model must be in the file with the same shape, and nothing else.
  */
-export function loadWeights(model: Mlp, dir: string): void {
+export function loadWeights(model: Classifier, dir: string): void {
   const file = JSON.parse(fs.readFileSync(path.join(dir, WEIGHT_FILES.manifest), 'utf8')) as WeightsFile;
   if (file.format !== 'bnx-weights' || file.version !== 1) throw new Error(`${WEIGHT_FILES.manifest}: not a bnx weights file (version 1)`);
   const group = file.weightsManifest[0];

@@ -17,10 +17,18 @@ export interface PlannedRun {
   config: RunConfig;
 }
 
+/** Training examples of each dataset's full training file(s) (before the hold-out). */
+export const TRAIN_EXAMPLES = { mnist: 60000, fashion_mnist: 60000, cifar10: 50000 } as const;
+
+/** Size of the dataset's training set before the hold-out, known without reading the data. */
+export function fullTrainSize(d: RunConfig['data']): number {
+  return d.dataset === 'synthetic' ? d.synthetic.train_size : TRAIN_EXAMPLES[d.dataset];
+}
+
 /** Number of training examples a configuration trains on, known without reading the data. */
 export function trainSetSize(config: RunConfig): number {
   const d = config.data;
-  const total = d.dataset === 'mnist' ? 60000 : d.synthetic.train_size;
+  const total = fullTrainSize(d);
   const afterHoldout = d.validation === 'holdout' ? total - d.val_size : total;
   return d.train_limit === null ? afterHoldout : Math.min(d.train_limit, afterHoldout);
 }
@@ -81,12 +89,12 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
     throw new InputError(whereOf('train'), 'set train.steps or train.epochs (how long to train)');
   }
   const d = c.data;
-  const total = d.dataset === 'mnist' ? 60000 : d.synthetic.train_size;
+  const total = fullTrainSize(d);
   if (d.validation === 'holdout' && d.val_size >= total) {
     throw new InputError(whereOf('data.val_size'), `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`);
   }
   if (d.path !== null && !fs.existsSync(d.path)) {
-    throw new InputError(whereOf('data.path'), `data.path is "${d.path}", which does not exist; give the directory holding the IDX files, or null for the bundled MNIST`);
+    throw new InputError(whereOf('data.path'), `data.path is "${d.path}", which does not exist; give the directory holding the dataset's files, or null to search the usual places`);
   }
   const n = trainSetSize(c);
   if (c.train.batch_size > n) {
@@ -109,9 +117,24 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function configHash(config: RunConfig): string {
+/**
+ * Keys added after bnx 0.1 leave the hash alone while they have no effect, so that existing result
+ * folders keep their run ids (and resume): `data.augment` while it is off, `model.cnn` on an mlp,
+ * `train.engine` at its default `auto`.
+ */
+function hashedView(config: RunConfig): Record<string, unknown> {
   const { name: _name, ...rest } = config;
-  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 8);
+  const view = structuredClone(rest) as unknown as { data: Record<string, unknown>; model: Record<string, unknown> };
+  const aug = config.data.augment;
+  if (aug && aug.crop_padding === 0 && !aug.flip) delete view.data.augment;
+  if (config.model.arch === 'mlp') delete view.model.cnn;
+  // train.engine: auto (the default) picks an engine; both give the same metrics within round-off.
+  if (config.train.engine === 'auto') delete (view as unknown as { train: Record<string, unknown> }).train.engine;
+  return view;
+}
+
+export function configHash(config: RunConfig): string {
+  return createHash('sha256').update(canonicalJson(hashedView(config))).digest('hex').slice(0, 8);
 }
 
 /** `lr=0.5_norm=batch_1a2b3c4d`: leaf names (full paths where two leaves share a name), then the hash. */

@@ -6,6 +6,11 @@ import type { RunConfig } from './types.js';
  */
 export function modelConfigProblem(c: RunConfig): { key: string; message: string } | null {
   const m = c.model;
+  const d = c.data;
+  if (d.dataset === 'synthetic' && (d.augment.crop_padding > 0 || d.augment.flip)) {
+    return { key: 'data.augment', message: 'data.augment crops and flips images; the synthetic dataset has none (use mnist, fashion_mnist or cifar10)' };
+  }
+  if (m.arch === 'cnn') return cnnProblem(c);
   if (m.norm === 'instance' && m.arch === 'mlp') {
     return {
       key: 'model.norm',
@@ -21,8 +26,44 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
       return { key: 'model.group_norm.groups', message: `model.group_norm.groups is ${g}: it must divide every hidden layer width and be smaller (hidden: [${m.hidden.join(', ')}]; ${why})` };
     }
   }
-  if (m.norm === 'weight' && m.weight_norm.mean_only_bn && c.train.batch_size < 2) {
+  return meanOnlyProblem(c);
+}
+
+function meanOnlyProblem(c: RunConfig): { key: string; message: string } | null {
+  if (c.model.norm === 'weight' && c.model.weight_norm.mean_only_bn && c.train.batch_size < 2) {
     return { key: 'train.batch_size', message: 'mean-only batch normalization needs train.batch_size >= 2' };
   }
   return null;
+}
+
+/** Image shape [H, W, C] of each image dataset. */
+export const IMAGE_SHAPES = { mnist: [28, 28, 1], fashion_mnist: [28, 28, 1], cifar10: [32, 32, 3] } as const;
+
+function cnnProblem(c: RunConfig): { key: string; message: string } | null {
+  const m = c.model;
+  const d = c.data;
+  if (d.dataset === 'synthetic') {
+    return { key: 'model.arch', message: 'model.arch cnn needs images: use data.dataset mnist, fashion_mnist or cifar10 (synthetic examples are flat vectors; use mlp)' };
+  }
+  const { channels, kernel, pool } = m.cnn;
+  if (m.norm === 'group') {
+    const g = m.group_norm.groups;
+    const bad = channels.find((ch) => ch % g !== 0);
+    if (bad !== undefined) {
+      return { key: 'model.group_norm.groups', message: `model.group_norm.groups is ${g}: it must divide every conv block's channels (model.cnn.channels: [${channels.join(', ')}]; ${g} does not divide ${bad})` };
+    }
+  }
+  if (kernel % 2 === 0) {
+    return { key: 'model.cnn.kernel', message: `model.cnn.kernel is ${kernel}, must be odd (same padding keeps the image centred)` };
+  }
+  let [h, w]: number[] = [...IMAGE_SHAPES[d.dataset]];
+  if (pool > 1) {
+    for (let i = 0; i < channels.length; i++) {
+      [h, w] = [Math.floor(h / pool), Math.floor(w / pool)];
+      if (h < 1 || w < 1) {
+        return { key: 'model.cnn.pool', message: `model.cnn.pool is ${pool}: after block ${i + 1} of ${channels.length} the ${d.dataset} images (${IMAGE_SHAPES[d.dataset].slice(0, 2).join(' x ')}) have no pixels left; use fewer blocks or pool: 1` };
+      }
+    }
+  }
+  return meanOnlyProblem(c);
 }

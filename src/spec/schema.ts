@@ -16,10 +16,12 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     preprocess: 'standardize',
     split_seed: 0,
     synthetic: { features: 32, classes: 4, train_size: 4000, test_size: 1000, noise: 1.0 },
+    augment: { crop_padding: 0, flip: false },
   },
   model: {
     arch: 'mlp',
     hidden: [100, 100, 100],
+    cnn: { channels: [16, 32], kernel: 3, pool: 2, dense: [64] },
     activation: 'sigmoid',
     init: 'gaussian',
     init_std: 0.05,
@@ -41,6 +43,7 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     log_every: 100,
     eval_limit: null,
     max_loss: 1000,
+    engine: 'auto',
   },
 };
 
@@ -65,9 +68,9 @@ export const RUN_CONFIG_SCHEMA: Json = {
     data: {
       type: 'object',
       additionalProperties: false,
-      required: ['dataset', 'path', 'validation', 'val_size', 'train_limit', 'preprocess', 'split_seed', 'synthetic'],
+      required: ['dataset', 'path', 'validation', 'val_size', 'train_limit', 'preprocess', 'split_seed', 'synthetic', 'augment'],
       properties: {
-        dataset: { enum: ['mnist', 'synthetic'] },
+        dataset: { enum: ['mnist', 'fashion_mnist', 'cifar10', 'synthetic'] },
         path: nullable({ type: 'string', minLength: 1 }),
         validation: { enum: ['holdout', 'test'] },
         val_size: posInt,
@@ -86,15 +89,35 @@ export const RUN_CONFIG_SCHEMA: Json = {
             noise: { type: 'number', minimum: 0 },
           },
         },
+        augment: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['crop_padding', 'flip'],
+          properties: {
+            crop_padding: { type: 'integer', minimum: 0, maximum: 64 },
+            flip: { type: 'boolean' },
+          },
+        },
       },
     },
     model: {
       type: 'object',
       additionalProperties: false,
-      required: ['arch', 'hidden', 'activation', 'init', 'init_std', 'norm', 'norm_placement', 'batch_norm', 'layer_norm', 'group_norm', 'weight_norm'],
+      required: ['arch', 'hidden', 'cnn', 'activation', 'init', 'init_std', 'norm', 'norm_placement', 'batch_norm', 'layer_norm', 'group_norm', 'weight_norm'],
       properties: {
-        arch: { enum: ['mlp'] },
+        arch: { enum: ['mlp', 'cnn'] },
         hidden: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 100 },
+        cnn: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['channels', 'kernel', 'pool', 'dense'],
+          properties: {
+            channels: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 4096 }, minItems: 1, maxItems: 50 },
+            kernel: { type: 'integer', minimum: 1, maximum: 15 },
+            pool: { type: 'integer', minimum: 1, maximum: 8 },
+            dense: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 20 },
+          },
+        },
         activation: { enum: ['sigmoid', 'relu', 'tanh', 'linear'] },
         init: { enum: ['gaussian', 'glorot_uniform', 'he_normal'] },
         init_std: { type: 'number', exclusiveMinimum: 0 },
@@ -138,7 +161,7 @@ export const RUN_CONFIG_SCHEMA: Json = {
     train: {
       type: 'object',
       additionalProperties: false,
-      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss'],
+      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss', 'engine'],
       properties: {
         optimizer: { enum: ['sgd'] },
         lr: { type: 'number', exclusiveMinimum: 0 },
@@ -150,6 +173,7 @@ export const RUN_CONFIG_SCHEMA: Json = {
         log_every: posInt,
         eval_limit: nullable(posInt),
         max_loss: nullable({ type: 'number', exclusiveMinimum: 0 }),
+        engine: { enum: ['auto', 'graph', 'eager'] },
       },
     },
   },

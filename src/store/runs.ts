@@ -30,6 +30,8 @@ export interface RunRecord {
   steps_total: number;
   steps_done: number;
   backend: string;
+  /** The training engine (`train.engine`): `graph` or `eager`; null until training starts. */
+  engine: 'graph' | 'eager' | null;
   versions: { bnx: string; tensorflow: string | null; tfjs: string; tfjs_node: string | null; node: string };
   dataset: { name: string; source: string; train: number; val: number; test: number } | null;
   parameters: number | null;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Split } from '../data/index.js';
-import type { Mlp } from '../model/index.js';
+import type { Classifier } from '../model/index.js';
 
 export interface EvalResult {
   loss: number;
@@ -22,7 +22,7 @@ export function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
  * averages, or the population estimate of `PopulationStatistics`) on the first
  * `limit` examples of a split, in chunks so memory stays flat on large sets.
  */
-export function evaluate(model: Mlp, split: Split, features: number, limit: number | null, chunk = 2000): EvalResult {
+export function evaluate(model: Classifier, split: Split, features: number, limit: number | null, chunk = 2000): EvalResult {
   const n = limit === null ? split.n : Math.min(limit, split.n);
   let lossSum = 0;
   let correct = 0;
@@ -63,7 +63,7 @@ export class PopulationStatistics {
   private estimatedAt: number | null = null;
 
   constructor(
-    readonly model: Mlp,
+    readonly model: Classifier,
     readonly split: Split,
     readonly features: number,
     readonly batchSize: number,

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { EpochBatcher, gather, type Dataset } from '../data/index.js';
-import { Mlp } from '../model/index.js';
+import { Augmenter, augments, EpochBatcher, gather, type Dataset, type Split } from '../data/index.js';
+import { buildModel, Mlp, type Classifier } from '../model/index.js';
 import type { RunConfig } from '../spec/types.js';
 import type { MetricsRow } from '../store/metrics.js';
 import { correctCount, crossEntropy, evaluate, PopulationStatistics, type EvalResult } from './evaluate.js';
+import { graphUnsupported } from './graph/compile.js';
+import { GraphEngine } from './graph/engine.js';
 
 /** The loss became NaN/Inf or exceeded `train.max_loss`: a result (the run diverged), not an error. */
 export class DivergedError extends Error {
@@ -32,7 +34,9 @@ export interface TrainHooks {
    * After the last step and the test evaluation, before the model is disposed: the trained model
    * with its final inference statistics (e.g. to save its weights for `bnx export`).
    */
-  onTrained?(model: Mlp): void;
+  onTrained?(model: Classifier): void;
+  /** Once, before the first step: the engine chosen, and a one-line note when `auto` fell back to eager. */
+  onEngine?(engine: EngineKind, note: string | null): void;
 }
 
 /** How often the loop lets the event loop run, so that signals (Ctrl-C) are seen mid-run. */
@@ -41,6 +45,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 export interface TrainResult {
   steps: number;
+  engine: EngineKind;
   final: { train_loss: number; val_loss: number; val_acc: number };
   best: { val_loss: number; val_loss_step: number; val_acc: number; val_acc_step: number };
   test: EvalResult;
@@ -52,23 +57,108 @@ export function totalSteps(config: RunConfig, trainExamples: number): number {
   return t.steps ?? (t.epochs as number) * Math.floor(trainExamples / t.batch_size);
 }
 
+/** Which engine trains a run: `graph` (one native call per step, see src/train/graph/) or `eager`. */
+export type EngineKind = 'graph' | 'eager';
+
 /**
- * The training loop (eager engine): mini-batch SGD on the run's dataset, logging training metrics
- * every `log_every` steps and validation metrics every `eval_every` steps. Deterministic for a given
- * config: weights and batch order come from the run's seed.
+ * A training engine: the loop below drives it. Both engines start from the same `Mlp` (its seeded
+ * initial weights) and see the same batches, so they give the same metrics within float32 round-off.
+ */
+export interface Engine {
+  readonly kind: EngineKind;
+  /** One optimizer step on a batch (x: [n * features], y: [n]): the loss before the update and the correct count. */
+  step(x: Float32Array, y: Int32Array): { loss: number; correct: number };
+  /** Inference-mode loss and accuracy on the first `limit` examples, at training step `step`. */
+  evaluate(split: Split, limit: number | null, step: number): EvalResult;
+  /** The model holding the trained variables (weights, gamma/beta, inference statistics). */
+  weights(): Classifier;
+  dispose(): void;
+}
+
+/**
+ * The eager engine: TensorFlow.js ops one by one, gradients by tf.variableGrads (batch norm's
+ * closed-form backward pass in a tf.customGrad), the optimizers of tf.train.
+ */
+export class EagerEngine implements Engine {
+  readonly kind = 'eager' as const;
+  private readonly optimizer: tf.Optimizer;
+  private readonly population: PopulationStatistics | null;
+
+  constructor(
+    private readonly model: Classifier,
+    private readonly config: RunConfig,
+    private readonly data: Dataset,
+  ) {
+    const t = config.train;
+    this.optimizer = t.momentum > 0 ? tf.train.momentum(t.lr, t.momentum) : tf.train.sgd(t.lr);
+    // model.batch_norm.inference: population: Algorithm 2's statistics, re-estimated before every evaluation.
+    this.population = model.usesPopulationStatistics
+      ? new PopulationStatistics(model, data.train, data.features, t.batch_size, config.model.batch_norm.population_batches, config.seed)
+      : null;
+  }
+
+  step(xs: Float32Array, ys: Int32Array): { loss: number; correct: number } {
+    const model = this.model;
+    const [loss, correct] = tf.tidy(() => {
+      const x = tf.tensor2d(xs, [ys.length, this.data.features]);
+      const y = tf.tensor1d(ys, 'int32');
+      let count: tf.Scalar | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const logits = model.forward(x, true);
+        count = tf.keep(correctCount(logits, y));
+        return crossEntropy(logits, y, this.data.classes);
+      }, model.trainable);
+      this.optimizer.applyGradients(grads);
+      return [value, count as tf.Scalar];
+    });
+    model.updateMovingStats();
+    const result = { loss: (loss.dataSync() as Float32Array)[0], correct: (correct.dataSync() as Float32Array)[0] };
+    tf.dispose([loss, correct]);
+    return result;
+  }
+
+  evaluate(split: Split, limit: number | null, step: number): EvalResult {
+    this.population?.estimate(step);
+    return evaluate(this.model, split, this.data.features, limit);
+  }
+
+  weights(): Classifier {
+    return this.model;
+  }
+
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
+
+/**
+ * The engine that trains a run. `train.engine: auto` takes the graph engine where its compiler
+ * covers the run (and the native backend is loaded), else the eager one, with a one-line note why.
+ * `graph` asked for explicitly on a run it does not cover is an error.
+ */
+export function chooseEngine(config: RunConfig): { kind: EngineKind; note: string | null } {
+  const asked = config.train.engine;
+  if (asked === 'eager') return { kind: 'eager', note: null };
+  const why = tf.getBackend() !== 'tensorflow' ? `the ${tf.getBackend()} backend (it needs tensorflow)` : graphUnsupported(config);
+  if (why === null) return { kind: 'graph', note: null };
+  if (asked === 'graph') throw new Error(`train.engine=graph: the graph engine does not cover ${why} yet; use train.engine=auto or eager`);
+  return { kind: 'eager', note: `engine: eager (graph engine does not cover ${why} yet)` };
+}
+
+/**
+ * The training loop: mini-batch SGD on the run's dataset through the run's engine, logging training
+ * metrics every `log_every` steps and validation metrics every `eval_every` steps. Deterministic for
+ * a given config: weights and batch order come from the run's seed.
  */
 export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks = {}): Promise<TrainResult> {
   const t = config.train;
   const features = data.features;
-  const model = new Mlp(config.model, features, data.classes, config.seed);
-  const optimizer = t.momentum > 0 ? tf.train.momentum(t.lr, t.momentum) : tf.train.sgd(t.lr);
+  // model.arch: mlp or cnn (a cnn reshapes the [N, features] rows to data.inputShape itself).
+  const model = buildModel(config.model, data.inputShape, data.classes, config.seed);
+  // data.augment: random crops and flips of each training batch, from their own seeded stream.
+  const augmenter = augments(config.data.augment) ? new Augmenter(data.inputShape, config.data.augment, config.seed) : null;
   const batcher = new EpochBatcher(data.train.n, t.batch_size, config.seed);
   const steps = totalSteps(config, data.train.n);
-  const trainable = model.trainable;
-  // model.batch_norm.inference: population: Algorithm 2's statistics, re-estimated before every evaluation.
-  const population = model.usesPopulationStatistics
-    ? new PopulationStatistics(model, data.train, features, t.batch_size, config.model.batch_norm.population_batches, config.seed)
-    : null;
 
   let lossSum = 0;
   let correctSum = 0;
@@ -77,27 +167,18 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
   let lastVal: EvalResult = { loss: NaN, acc: NaN };
   const best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
   let lastYield = performance.now();
+  let engine: Engine | null = null;
 
   try {
+    const choice = chooseEngine(config);
+    hooks.onEngine?.(choice.kind, choice.note);
+    engine = choice.kind === 'graph' ? await GraphEngine.create(config, model as Mlp, data) : new EagerEngine(model, config, data);
     for (let step = 1; step <= steps; step++) {
       const { indices, start } = batcher.next();
       const batch = gather(data.train, features, indices, start, t.batch_size);
-      const [loss, correct] = tf.tidy(() => {
-        const x = tf.tensor2d(batch.x, [t.batch_size, features]);
-        const y = tf.tensor1d(batch.y, 'int32');
-        let count: tf.Scalar | undefined;
-        const { value, grads } = tf.variableGrads(() => {
-          const logits = model.forward(x, true);
-          count = tf.keep(correctCount(logits, y));
-          return crossEntropy(logits, y, data.classes);
-        }, trainable);
-        optimizer.applyGradients(grads);
-        return [value, count as tf.Scalar];
-      });
-      model.updateMovingStats();
-      const lossValue = (loss.dataSync() as Float32Array)[0];
-      correctSum += (correct.dataSync() as Float32Array)[0];
-      tf.dispose([loss, correct]);
+      augmenter?.apply(batch.x, t.batch_size);
+      const { loss: lossValue, correct } = engine.step(batch.x, batch.y);
+      correctSum += correct;
       lossSum += lossValue;
       sinceRow++;
       hooks.onStep?.(step, steps, lossValue);
@@ -117,8 +198,7 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
       if (step % t.log_every === 0 || isEval) {
         let val: EvalResult | null = null;
         if (isEval) {
-          population?.estimate(step);
-          val = evaluate(model, data.val, features, t.eval_limit);
+          val = engine.evaluate(data.val, t.eval_limit, step);
           lastVal = val;
           if (val.loss < best.val_loss) [best.val_loss, best.val_loss_step] = [val.loss, step];
           if (val.acc > best.val_acc) [best.val_acc, best.val_acc_step] = [val.acc, step];
@@ -138,18 +218,18 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
         sinceRow = 0;
       }
     }
-    population?.estimate(steps);
-    const test = evaluate(model, data.test, features, null);
-    hooks.onTrained?.(model);
+    const test = engine.evaluate(data.test, null, steps);
+    hooks.onTrained?.(engine.weights());
     return {
       steps,
+      engine: engine.kind,
       final: { train_loss: lastTrainLoss, val_loss: lastVal.loss, val_acc: lastVal.acc },
       best,
       test,
       parameters: model.parameterCount,
     };
   } finally {
-    optimizer.dispose();
+    engine?.dispose();
     model.dispose();
   }
 }

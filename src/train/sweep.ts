@@ -17,6 +17,8 @@ export interface SweepReporter {
   skip(run: PlannedRun, index: number, count: number, why: string): void;
   start(run: PlannedRun, index: number, count: number, steps: number): void;
   step(step: number, loss: number): void;
+  /** One line about the run being trained (e.g. why it trains on the eager engine). */
+  note?(line: string): void;
   finish(record: RunRecord): void;
 }
 
@@ -138,6 +140,7 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
     steps_total: data ? totalSteps(run.config, data.train.n) : 0,
     steps_done: 0,
     backend: describeBackend(b),
+    engine: null,
     versions: { bnx: BNX_VERSION, tensorflow: b.tensorflow, tfjs: b.tfjs, tfjs_node: b.tfjsNode, node: process.versions.node },
     dataset: data ? { name: data.name, source: data.source, train: data.train.n, val: data.val.n, test: data.test.n } : null,
     parameters: null,
@@ -155,7 +158,8 @@ async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, D
   let record = newRecord(run, 'running', opts.backend, null);
   let writer: MetricsWriter | null = null;
   try {
-    const dataKey = canonicalJson(run.config.data);
+    // data.augment acts on training batches, not on the loaded arrays: runs differing only in it share the data.
+    const dataKey = canonicalJson({ ...run.config.data, augment: null });
     let data = datasets.get(dataKey);
     if (!data) {
       data = loadDataset(run.config.data);
@@ -175,9 +179,14 @@ async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, D
       onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
       shouldStop: opts.shouldStop,
       onTrained: (model) => saveWeights(model, runDir), // weights.json/.bin, for `bnx export`
+      onEngine: (engine, note) => {
+        record.engine = engine;
+        writeRecord(runDir, record);
+        if (note) opts.reporter?.note?.(note);
+      },
     };
     const result = await train(run.config, data, hooks);
-    Object.assign(record, { status: 'completed', steps_done: result.steps, final: result.final, best: result.best, test: result.test, parameters: result.parameters });
+    Object.assign(record, { status: 'completed', engine: result.engine, steps_done: result.steps, final: result.final, best: result.best, test: result.test, parameters: result.parameters });
   } catch (e) {
     if (e instanceof DivergedError) {
       Object.assign(record, { status: 'diverged', steps_done: e.step, diverged: { step: e.step, loss: e.loss } });

@@ -1,0 +1,226 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
+import { Mlp } from '../../model/index.js';
+import type { RunConfig } from '../../spec/types.js';
+import { populationSeed } from '../evaluate.js';
+import type { Engine } from '../loop.js';
+import { compileMlp, type CompiledGraph } from './compile.js';
+import { writeSavedModel } from './graph-def.js';
+
+/** What tfjs-node's SavedModel runtime gives back: one signature of one session. */
+interface SavedModelSignature {
+  predict(inputs: tf.NamedTensorMap): tf.NamedTensorMap;
+  dispose(): void;
+}
+type SignatureName = 'init' | 'train_step' | 'eval' | 'read' | 'batch_stats' | 'set_stats';
+type LoadSavedModel = (dir: string, tags: string[], signature: string) => Promise<SavedModelSignature>;
+
+function loadSavedModelFn(): LoadSavedModel {
+  if (tf.getBackend() !== 'tensorflow') throw new Error(`the graph engine needs the native tensorflow backend (active: ${tf.getBackend()})`);
+  const require = createRequire(import.meta.url);
+  return (require('@tensorflow/tfjs-node') as { node: { loadSavedModel: LoadSavedModel } }).node.loadSavedModel;
+}
+
+/** Temporary SavedModel folders: `bnx-graph-<pid>-XXXXXX`. */
+const FOLDER_PREFIX = 'bnx-graph-';
+
+/** Removes the (empty) folders left by bnx processes that were killed while training on the graph engine. */
+function removeStaleFolders(): void {
+  const pattern = new RegExp(`^${FOLDER_PREFIX}(\\d+)-`);
+  let names: string[];
+  try {
+    names = fs.readdirSync(os.tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(pattern.exec(name)?.[1] ?? NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * The graph engine: a run's training step compiled to one TensorFlow graph (see `compileMlp`),
+ * written as a SavedModel to a temporary folder and executed through tfjs-node's SavedModel
+ * runtime, one native call per step. The four signatures share one session (same path and tags),
+ * so the variables `init` sets are those `train_step` updates and `read` returns.
+ */
+export class GraphEngine implements Engine {
+  readonly kind = 'graph' as const;
+  private disposed = false;
+  /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
+  private readonly population: { batcher: EpochBatcher; batches: number; batchSize: number; estimatedAt: number | null } | null;
+
+  private constructor(
+    private readonly model: Mlp,
+    readonly graph: CompiledGraph,
+    private readonly dir: string,
+    private readonly sig: Partial<Record<SignatureName, SavedModelSignature>> & Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
+    private readonly lr: tf.Scalar,
+    private readonly data: Dataset,
+    config: RunConfig,
+  ) {
+    const t = config.train;
+    this.population = graph.signatures.batch_stats
+      ? { batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)), batches: config.model.batch_norm.population_batches, batchSize: t.batch_size, estimatedAt: null }
+      : null;
+  }
+
+  get features(): number {
+    return this.data.features;
+  }
+
+  /** Compiles the run, loads it and sets its variables to the model's (initial) values. */
+  static async create(config: RunConfig, model: Mlp, data: Dataset): Promise<GraphEngine> {
+    if (!(model instanceof Mlp)) throw new Error('the graph engine compiles the mlp architecture only');
+    const load = loadSavedModelFn();
+    const graph = compileMlp(config, data.features, data.classes);
+    removeStaleFolders();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
+    const loaded: SavedModelSignature[] = [];
+    try {
+      writeSavedModel(dir, graph.nodes, graph.signatures);
+      const sig = {} as Record<SignatureName, SavedModelSignature>;
+      for (const name of Object.keys(graph.signatures) as SignatureName[]) {
+        sig[name] = await load(dir, ['serve'], name);
+        loaded.push(sig[name]);
+      }
+      // The session holds the graph now: remove the files at once, so a killed process leaves at most
+      // an empty folder. The folder itself stays until dispose(): tfjs-node reuses a session by path.
+      fs.rmSync(path.join(dir, 'saved_model.pb'));
+      fs.rmSync(path.join(dir, 'variables'), { recursive: true });
+      const engine = new GraphEngine(model, graph, dir, sig, tf.scalar(config.train.lr), data, config);
+      engine.assign(model);
+      return engine;
+    } catch (e) {
+      for (const s of loaded) s.dispose();
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Sets every graph variable to the model's value (and zeroes the optimizer's slots). */
+  assign(model: Mlp): void {
+    const named = model.namedWeights;
+    const inputs: tf.NamedTensorMap = {};
+    for (const v of this.graph.variables) {
+      const w = named.get(v.name);
+      if (!w || w.shape.join(',') !== v.shape.join(',')) throw new Error(`graph variable ${v.name} [${v.shape}] has no counterpart in the model`);
+      inputs[v.name] = w;
+    }
+    const out = this.sig.init.predict(inputs);
+    tf.dispose(Object.values(out));
+  }
+
+  /** One training step on a batch: x [n * features], y [n]. Returns the loss before the update and the correct count. */
+  step(x: Float32Array, y: Int32Array): { loss: number; correct: number } {
+    const n = y.length;
+    const xt = tf.tensor2d(x, [n, this.features]);
+    const yt = tf.tensor1d(y, 'int32');
+    try {
+      const out = this.sig.train_step.predict({ x: xt, labels: yt, lr: this.lr });
+      const loss = (out.loss.dataSync() as Float32Array)[0];
+      const correct = (out.correct.dataSync() as Float32Array)[0];
+      tf.dispose(Object.values(out));
+      return { loss, correct };
+    } finally {
+      tf.dispose([xt, yt]);
+    }
+  }
+
+  /**
+   * Algorithm 2, as the eager `PopulationStatistics.estimate`: the inference statistics become the
+   * mean over `population_batches` training mini-batches (of their own shuffle) of the batch means
+   * and of the unbiased batch variances, with the weights fixed. Once per training step.
+   */
+  private estimatePopulation(step: number): void {
+    const p = this.population;
+    if (!p || p.estimatedAt === step) return;
+    const sums = new Map<string, Float32Array>();
+    for (let b = 0; b < p.batches; b++) {
+      const { indices, start } = p.batcher.next();
+      const batch = gather(this.data.train, this.features, indices, start, p.batchSize);
+      const xt = tf.tensor2d(batch.x, [p.batchSize, this.features]);
+      const out = (this.sig.batch_stats as SavedModelSignature).predict({ x: xt });
+      for (const [k, t] of Object.entries(out)) {
+        const v = t.dataSync() as Float32Array;
+        const sum = sums.get(k) ?? sums.set(k, new Float32Array(v.length)).get(k) as Float32Array;
+        for (let i = 0; i < v.length; i++) sum[i] += v[i]; // float32 sums, as the eager tf.add
+      }
+      tf.dispose([xt, ...Object.values(out)]);
+    }
+    const inputs: tf.NamedTensorMap = {};
+    for (const [k, sum] of sums) {
+      const [layer, stat] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+      inputs[`${layer}/norm/${stat === 'mean' ? 'moving_mean' : 'moving_variance'}`] = tf.tensor1d(sum.map((s) => s / p.batches));
+    }
+    const done = (this.sig.set_stats as SavedModelSignature).predict(inputs);
+    tf.dispose([...Object.values(inputs), ...Object.values(done)]);
+    p.estimatedAt = step;
+  }
+
+  /**
+   * Mean loss and accuracy in inference mode (batch norm: the moving averages, or the population
+   * estimate taken at training step `step`) on the first `limit` examples, in chunks of 2,000 as the
+   * eager `evaluate`.
+   */
+  evaluate(split: Split, limit: number | null, step: number): { loss: number; acc: number } {
+    this.estimatePopulation(step);
+    const chunk = 2000;
+    const n = limit === null ? split.n : Math.min(limit, split.n);
+    let lossSum = 0;
+    let correct = 0;
+    for (let start = 0; start < n; start += chunk) {
+      const count = Math.min(chunk, n - start);
+      const xt = tf.tensor2d(split.x.subarray(start * this.features, (start + count) * this.features), [count, this.features]);
+      const yt = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
+      const out = this.sig.eval.predict({ x: xt, labels: yt });
+      lossSum += (out.loss_sum.dataSync() as Float32Array)[0];
+      correct += (out.correct.dataSync() as Float32Array)[0];
+      tf.dispose([xt, yt, ...Object.values(out)]);
+    }
+    return { loss: lossSum / n, acc: correct / n };
+  }
+
+  /** Every variable's current value, by `Mlp.namedWeights` name. */
+  read(): Map<string, Float32Array> {
+    const out = this.sig.read.predict({});
+    const values = new Map<string, Float32Array>();
+    for (const v of this.graph.variables) values.set(v.name, out[v.name].dataSync() as Float32Array);
+    tf.dispose(Object.values(out));
+    return values;
+  }
+
+  /** The run's model with the graph's current variables copied into it (for `onTrained`: saved weights, export). */
+  weights(): Mlp {
+    const values = this.read();
+    for (const [name, w] of this.model.namedWeights) {
+      const v = values.get(name);
+      if (!v) throw new Error(`model variable ${name} is not in the graph`);
+      tf.tidy(() => w.assign(tf.tensor(v, w.shape)));
+    }
+    return this.model;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const s of Object.values(this.sig)) s.dispose();
+    this.lr.dispose();
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}

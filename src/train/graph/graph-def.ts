@@ -1,0 +1,141 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type * as protobuf from 'protobufjs';
+import { SAVED_MODEL_PROTO } from './proto/saved-model-proto.js';
+
+/** TensorFlow DataType enum values (types.proto) that bnx graphs use. */
+export const DT = { float: 1, int32: 3, bool: 10, resource: 20 } as const;
+export type DType = (typeof DT)[keyof typeof DT];
+
+/** An AttrValue (attr_value.proto): exactly one field set. `shape` -1 is an unknown dimension. */
+export type Attr =
+  | { s: string }
+  | { i: number }
+  | { f: number }
+  | { b: boolean }
+  | { type: DType }
+  | { shape: number[] }
+  | { tensor: TensorValue }
+  | { list: { i?: number[]; type?: DType[]; shape?: number[][] } };
+
+/** A constant tensor: float32 or int32 values, row-major. */
+export interface TensorValue {
+  dtype: DType;
+  shape: number[];
+  values: Float32Array | Int32Array;
+}
+
+export interface NodeDef {
+  name: string;
+  op: string;
+  /** `node:k` for output k (`node` = `node:0`), `^node` for a control input. */
+  input: string[];
+  attr: Record<string, Attr>;
+}
+
+/** One tensor of a signature: the graph tensor (`node:0`), its dtype and shape (-1: any size). */
+export interface TensorSpec {
+  tensor: string;
+  dtype: DType;
+  shape: number[];
+}
+
+export interface Signature {
+  inputs: Record<string, TensorSpec>;
+  outputs: Record<string, TensorSpec>;
+}
+
+/**
+ * Builds a GraphDef node by node. Node names are unique: `op()` returns the name it used (the
+ * requested one, or with a numeric suffix), to be passed as the input of later nodes.
+ */
+export class GraphBuilder {
+  readonly nodes: NodeDef[] = [];
+  private readonly names = new Set<string>();
+
+  op(op: string, name: string, input: string[], attr: Record<string, Attr> = {}): string {
+    let unique = name;
+    for (let k = 1; this.names.has(unique); k++) unique = `${name}_${k}`;
+    this.names.add(unique);
+    this.nodes.push({ name: unique, op, input, attr });
+    return unique;
+  }
+
+  constFloat(name: string, values: number[] | Float32Array, shape: number[]): string {
+    return this.op('Const', name, [], { dtype: { type: DT.float }, value: { tensor: { dtype: DT.float, shape, values: Float32Array.from(values) } } });
+  }
+
+  constInt(name: string, values: number[], shape: number[]): string {
+    return this.op('Const', name, [], { dtype: { type: DT.int32 }, value: { tensor: { dtype: DT.int32, shape, values: Int32Array.from(values) } } });
+  }
+
+  scalar(name: string, value: number): string {
+    return this.constFloat(name, [value], []);
+  }
+}
+
+function shapeProto(shape: number[]) {
+  return { dim: shape.map((size) => ({ size })) };
+}
+
+function tensorProto(t: TensorValue) {
+  const content = new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength);
+  return { dtype: t.dtype, tensorShape: shapeProto(t.shape), tensorContent: content };
+}
+
+function attrProto(a: Attr): Record<string, unknown> {
+  if ('shape' in a) return { shape: shapeProto(a.shape) };
+  if ('tensor' in a) return { tensor: tensorProto(a.tensor) };
+  if ('s' in a) return { s: Buffer.from(a.s, 'utf8') };
+  if ('list' in a) return { list: { i: a.list.i ?? [], type: a.list.type ?? [], shape: (a.list.shape ?? []).map(shapeProto) } };
+  return a;
+}
+
+let savedModelType: protobuf.Type | null = null;
+function savedModelMessage(): protobuf.Type {
+  // Loaded on first use: `bnx --help` and `bnx plan` stay fast.
+  const pb = createRequire(import.meta.url)('protobufjs') as typeof protobuf;
+  savedModelType ??= pb.parse(SAVED_MODEL_PROTO, { keepCase: false }).root.lookupType('tensorflow.SavedModel');
+  return savedModelType;
+}
+
+/** TF1-style producer version of the graphs bnx writes (the ops it uses all exist at this version). */
+const GRAPH_PRODUCER = 1994;
+
+/** The bytes of a `saved_model.pb`: one MetaGraphDef tagged `serve` holding the graph and the signatures. */
+export function encodeSavedModel(nodes: NodeDef[], signatures: Record<string, Signature>): Uint8Array {
+  const tensorInfo = (t: TensorSpec) => ({ name: t.tensor, dtype: t.dtype, tensorShape: shapeProto(t.shape) });
+  const mapOf = (m: Record<string, TensorSpec>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, tensorInfo(v)]));
+  const message = {
+    savedModelSchemaVersion: 1,
+    metaGraphs: [
+      {
+        metaInfoDef: { tags: ['serve'] },
+        graphDef: {
+          node: nodes.map((n) => ({ name: n.name, op: n.op, input: n.input, attr: Object.fromEntries(Object.entries(n.attr).map(([k, v]) => [k, attrProto(v)])) })),
+          versions: { producer: GRAPH_PRODUCER },
+        },
+        signatureDef: Object.fromEntries(
+          Object.entries(signatures).map(([k, s]) => [k, { inputs: mapOf(s.inputs), outputs: mapOf(s.outputs), methodName: 'tensorflow/serving/predict' }]),
+        ),
+      },
+    ],
+  };
+  const type = savedModelMessage();
+  const err = type.verify(message);
+  if (err) throw new Error(`SavedModel message: ${err}`);
+  return type.encode(type.fromObject(message)).finish();
+}
+
+/** Decodes a `saved_model.pb` (for tests and debugging). */
+export function decodeSavedModel(bytes: Uint8Array): Record<string, unknown> {
+  const type = savedModelMessage();
+  return type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: Array, defaults: false }) as Record<string, unknown>;
+}
+
+/** Writes `dir`/saved_model.pb and an empty `dir`/variables/ (the variables live in the session, set by `init`). */
+export function writeSavedModel(dir: string, nodes: NodeDef[], signatures: Record<string, Signature>): void {
+  fs.mkdirSync(path.join(dir, 'variables'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'saved_model.pb'), encodeSavedModel(nodes, signatures));
+}
