@@ -23,3 +23,35 @@ export interface Classifier {
   readonly parameterCount: number;
   dispose(): void;
 }
+
+/**
+ * What every network does the same way with its batch-statistics layers and parameters; a network
+ * says which layers it has (`batchStatisticsLayers`, `trainable`) and inherits the rest.
+ */
+export abstract class ClassifierBase {
+  abstract readonly batchStatisticsLayers: BatchStatisticsLayer[];
+  abstract readonly trainable: tf.Variable[];
+
+  /** True when inference uses Algorithm 2's population statistics (`model.batch_norm.inference: population`). */
+  get usesPopulationStatistics(): boolean {
+    return this.batchStatisticsLayers.some((l) => l.inference === 'population');
+  }
+
+  /** Updates every batch-statistics layer's moving averages from the last training forward pass (ema). */
+  updateMovingStats(): void {
+    for (const l of this.batchStatisticsLayers) l.updateMovingStats();
+  }
+
+  /** Starts a population estimate: training-mode forward passes until `endPopulation` are averaged. */
+  beginPopulation(): void {
+    for (const l of this.batchStatisticsLayers) l.beginPopulation();
+  }
+
+  endPopulation(): void {
+    for (const l of this.batchStatisticsLayers) l.endPopulation();
+  }
+
+  get parameterCount(): number {
+    return this.trainable.reduce((n, v) => n + v.size, 0);
+  }
+}

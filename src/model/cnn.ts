@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
 import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
-import type { Classifier } from './classifier.js';
+import { ClassifierBase, type Classifier } from './classifier.js';
 import { Dense } from './dense.js';
 import { GroupNorm, InstanceNorm } from './group-norm.js';
 import { initWeights } from './init.js';
@@ -92,7 +92,7 @@ export interface ConvBlock {
  * The dense head is not normalized. The model takes rows [N, H·W·C] (as the training loop gives
  * every model) and reshapes them to `inputShape` itself.
  */
-export class Cnn implements Classifier {
+export class Cnn extends ClassifierBase implements Classifier {
   private static created = 0;
   readonly blocks: ConvBlock[] = [];
   readonly dense: { name: string; layer: Dense }[] = [];
@@ -106,6 +106,7 @@ export class Cnn implements Classifier {
     readonly classes: number,
     seed: number,
   ) {
+    super();
     if (inputShape.length !== 3) throw new Error(`Cnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
     const rng = new Rng(seed);
     const prefix = `cnn${++Cnn.created}`;
@@ -171,22 +172,6 @@ export class Cnn implements Classifier {
     return this.blocks.map((b) => b.norm).filter(hasBatchStatistics);
   }
 
-  get usesPopulationStatistics(): boolean {
-    return this.batchStatisticsLayers.some((l) => l.inference === 'population');
-  }
-
-  updateMovingStats(): void {
-    for (const l of this.batchStatisticsLayers) l.updateMovingStats();
-  }
-
-  beginPopulation(): void {
-    for (const l of this.batchStatisticsLayers) l.beginPopulation();
-  }
-
-  endPopulation(): void {
-    for (const l of this.batchStatisticsLayers) l.endPopulation();
-  }
-
   get trainable(): tf.Variable[] {
     return [
       ...this.blocks.flatMap((b) => [...b.conv.trainable, ...(b.norm?.trainable ?? [])]),
@@ -205,10 +190,6 @@ export class Cnn implements Classifier {
     for (const d of this.dense) for (const [k, v] of Object.entries(d.layer.weights)) out.set(`${d.name}/${k}`, v);
     for (const [k, v] of Object.entries(this.head.weights)) out.set(`head/${k}`, v);
     return out;
-  }
-
-  get parameterCount(): number {
-    return this.trainable.reduce((n, v) => n + v.size, 0);
   }
 
   /** One line per layer, e.g. `conv 3x3 1->16 + batch norm + relu + maxpool 2 | ... | dense 1568->64 relu | dense 64->10`. */

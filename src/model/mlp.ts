@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
 import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
-import type { Classifier } from './classifier.js';
+import { ClassifierBase, type Classifier } from './classifier.js';
 import { Dense, WeightNormDense } from './dense.js';
 import { GroupNorm, InstanceNorm } from './group-norm.js';
 import { initWeights } from './init.js';
@@ -40,7 +40,7 @@ export const ACTIVATIONS = {
  *   weight    WeightNormDense (w = g v / ||v||), with MeanOnlyBatchNorm when `weight_norm.mean_only_bn`
  * The output layer is never normalized.
  */
-export class Mlp implements Classifier {
+export class Mlp extends ClassifierBase implements Classifier {
   /** TensorFlow.js registers variables by name: a counter keeps names unique across live models. */
   private static created = 0;
   readonly hidden: HiddenLayer[] = [];
@@ -52,6 +52,7 @@ export class Mlp implements Classifier {
     readonly classes: number,
     seed: number,
   ) {
+    super();
     const rng = new Rng(seed);
     const prefix = `mlp${++Mlp.created}`;
     const bn = config.batch_norm;
@@ -98,25 +99,6 @@ export class Mlp implements Classifier {
     return this.hidden.map((l) => l.norm).filter(hasBatchStatistics);
   }
 
-  /** True when inference uses Algorithm 2's population statistics (`model.batch_norm.inference: population`). */
-  get usesPopulationStatistics(): boolean {
-    return this.batchStatisticsLayers.some((l) => l.inference === 'population');
-  }
-
-  /** Updates every batch-statistics layer's moving averages from the last training forward pass (ema). */
-  updateMovingStats(): void {
-    for (const l of this.batchStatisticsLayers) l.updateMovingStats();
-  }
-
-  /** Starts a population estimate: training-mode forward passes until `endPopulation` are averaged. */
-  beginPopulation(): void {
-    for (const l of this.batchStatisticsLayers) l.beginPopulation();
-  }
-
-  endPopulation(): void {
-    for (const l of this.batchStatisticsLayers) l.endPopulation();
-  }
-
   /** Variables the optimizer updates. */
   get trainable(): tf.Variable[] {
     return [...this.hidden.flatMap((l) => [...l.dense.trainable, ...(l.norm?.trainable ?? [])]), ...this.head.trainable];
@@ -134,10 +116,6 @@ export class Mlp implements Classifier {
     }
     for (const [k, v] of Object.entries(this.head.weights)) out.set(`head/${k}`, v);
     return out;
-  }
-
-  get parameterCount(): number {
-    return this.trainable.reduce((n, v) => n + v.size, 0);
   }
 
   dispose(): void {
