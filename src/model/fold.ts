@@ -98,17 +98,8 @@ export function foldMlp(model: Mlp): FoldedNetwork {
     // Own copies: the folded network must not share tensors with the model.
     const ownKernel = layer.dense instanceof Dense ? (layer.dense.kernel.clone() as tf.Tensor2D) : layer.dense.effectiveKernel();
     let { kernel, bias } = take(ownKernel, layer.dense.bias ? (layer.dense.bias.clone() as tf.Tensor1D) : null);
-    if (norm instanceof BatchNorm && layer.placement === 'before') {
-      const affine = norm.scaleShift();
-      const f = foldBatchNorm(kernel, bias, affine);
-      tf.dispose([kernel, bias ?? [], affine.scale, affine.shift]);
-      ({ kernel, bias } = f);
-      folded++;
-    } else if (norm instanceof MeanOnlyBatchNorm) {
-      const shift = tf.sub(norm.beta, norm.movingMean) as tf.Tensor1D;
-      const b = bias ? (tf.add(bias, shift) as tf.Tensor1D) : shift;
-      if (bias) tf.dispose([bias, shift]);
-      bias = b;
+    if ((norm instanceof BatchNorm && layer.placement === 'before') || norm instanceof MeanOnlyBatchNorm) {
+      ({ kernel, bias } = foldPrecedingNorm(norm, kernel, bias));
       folded++;
     }
     const finalBias = bias ?? (tf.zeros([kernel.shape[1]]) as tf.Tensor1D);
@@ -123,6 +114,25 @@ export function foldMlp(model: Mlp): FoldedNetwork {
   const head = take(model.head.kernel.clone() as tf.Tensor2D, (model.head.bias as tf.Variable).clone() as tf.Tensor1D);
   layers.push({ kind: 'dense', kernel: head.kernel, bias: head.bias as tf.Tensor1D, activation: 'linear' });
   return { inputs: model.inputs, layers, folded };
+}
+
+/**
+ * Folds an inference-mode batch norm (or mean-only batch norm) that follows a dense or conv layer
+ * into that layer's kernel and bias (output channels on the kernel's last axis). Consumes the
+ * given kernel and bias; returns new ones.
+ */
+function foldPrecedingNorm<K extends tf.Tensor>(norm: BatchNorm | MeanOnlyBatchNorm, kernel: K, bias: tf.Tensor1D | null): { kernel: K; bias: tf.Tensor1D } {
+  if (norm instanceof BatchNorm) {
+    const affine = norm.scaleShift();
+    const f = foldBatchNorm(kernel, bias, affine);
+    tf.dispose([kernel, bias ?? [], affine.scale, affine.shift]);
+    return f;
+  }
+  const shift = tf.sub(norm.beta, norm.movingMean) as tf.Tensor1D;
+  if (!bias) return { kernel, bias: shift };
+  const sum = tf.add(bias, shift) as tf.Tensor1D;
+  tf.dispose([bias, shift]);
+  return { kernel, bias: sum };
 }
 
 /**
@@ -145,17 +155,8 @@ export function foldCnn(model: Cnn): FoldedNetwork {
     }
     let kernel = b.conv.g ? b.conv.effectiveKernel() : (b.conv.kernel.clone() as tf.Tensor4D);
     let bias: tf.Tensor1D | null = b.conv.bias ? (b.conv.bias.clone() as tf.Tensor1D) : null;
-    if (norm instanceof BatchNorm) {
-      const affine = norm.scaleShift();
-      const f = foldBatchNorm(kernel, bias, affine);
-      tf.dispose([kernel, bias ?? [], affine.scale, affine.shift]);
-      ({ kernel, bias } = f);
-      folded++;
-    } else if (norm instanceof MeanOnlyBatchNorm) {
-      const shift = tf.sub(norm.beta, norm.movingMean) as tf.Tensor1D;
-      const sum = bias ? (tf.add(bias, shift) as tf.Tensor1D) : shift;
-      if (bias) tf.dispose([bias, shift]);
-      bias = sum;
+    if (norm instanceof BatchNorm || norm instanceof MeanOnlyBatchNorm) {
+      ({ kernel, bias } = foldPrecedingNorm(norm, kernel, bias));
       folded++;
     }
     layers.push({ kind: 'conv', kernel, bias: bias ?? (tf.zeros([kernel.shape[3]]) as tf.Tensor1D), activation: act });
