@@ -1,27 +1,13 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { BatchNorm } from '../src/model/index.js';
 import { initBackend } from '../src/train/backend.js';
-import { ROOT } from './helpers.js';
-import { close } from './norm-helpers.js';
+import { close, referenceCases, type ReferenceCase } from './norm-helpers.js';
 
-interface BatchCase {
-  op: string;
-  name: string;
-  shape: number[];
-  eps: number;
+/** A batch-norm case: the common fields plus running and population statistics. */
+interface BatchCase extends ReferenceCase {
   decay: number;
-  x: number[];
-  gamma: number[];
-  beta: number[];
-  dy: number[];
-  y: number[];
-  dx: number[];
-  dgamma: number[];
-  dbeta: number[];
   running_mean: number[];
   running_var: number[];
   y_eval: number[];
@@ -30,7 +16,7 @@ interface BatchCase {
   population_var: number[];
 }
 
-const reference = JSON.parse(fs.readFileSync(path.join(ROOT, '..', 'shared', 'reference', 'norm-vectors.json'), 'utf8')) as { cases: BatchCase[] };
+const reference = { cases: referenceCases() as BatchCase[] };
 
 const GRADIENTS = ['closed_form', 'autodiff'] as const;
 

@@ -6,19 +6,13 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EpochBatcher, gather, loadDataset, mnistDir, readIdx, writeIdx, type Split } from '../src/data/index.js';
 import { InputError } from '../src/errors.js';
+import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { DataConfig } from '../src/spec/types.js';
 
 function config(over: Partial<DataConfig> = {}): DataConfig {
   return {
-    dataset: 'mnist',
-    path: null,
-    validation: 'holdout',
-    val_size: 10000,
-    train_limit: null,
-    preprocess: 'standardize',
-    split_seed: 0,
+    ...structuredClone(DEFAULT_CONFIG.data),
     synthetic: { features: 8, classes: 4, train_size: 400, test_size: 200, noise: 0.5 },
-    augment: { crop_padding: 0, flip: false },
     ...over,
   };
 }
