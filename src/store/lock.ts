@@ -11,7 +11,7 @@ interface LockOwner {
 export type LockResult = { ok: true; release: () => void } | { ok: false; owner: LockOwner };
 
 /** True if `pid` is a live process on this host (signal 0 checks existence without signalling). */
-function alive(pid: number): boolean {
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -59,7 +59,7 @@ export function tryLock(file: string): LockResult {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
       continue;
     }
-    if (owner.host !== os.hostname() || alive(owner.pid)) return { ok: false, owner };
+    if (owner.host !== os.hostname() || isAlive(owner.pid)) return { ok: false, owner };
     takeOverStale(file, owner);
   }
   const owner = readOwner(file);

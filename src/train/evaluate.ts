@@ -17,28 +17,52 @@ export function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
   return tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
 }
 
+/** Evaluations go through the split in chunks of this many examples, so memory stays flat. */
+export const EVAL_CHUNK = 2000;
+
 /**
- * Loss and accuracy of the model in inference mode (BN uses its inference statistics: moving
- * averages, or the population estimate of `PopulationStatistics`) on the first
- * `limit` examples of a split, in chunks so memory stays flat on large sets.
+ * Mean loss and accuracy over the first `limit` examples of a split (all when null), feeding it in
+ * chunks to `chunkTotals`, which returns the chunk's summed loss and its correct count. Both
+ * engines evaluate through this, so they chunk (and round) the same way.
  */
-export function evaluate(model: Classifier, split: Split, features: number, limit: number | null, chunk = 2000): EvalResult {
+export function evaluateInChunks(
+  split: Split,
+  features: number,
+  limit: number | null,
+  chunkTotals: (x: tf.Tensor2D, y: tf.Tensor1D) => { lossSum: number; correct: number },
+): EvalResult {
   const n = limit === null ? split.n : Math.min(limit, split.n);
   let lossSum = 0;
   let correct = 0;
-  for (let start = 0; start < n; start += chunk) {
-    const count = Math.min(chunk, n - start);
-    const [l, c] = tf.tidy(() => {
-      const x = tf.tensor2d(split.x.subarray(start * features, (start + count) * features), [count, features]);
-      const y = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
-      const logits = model.forward(x, false);
-      return [tf.mul(crossEntropy(logits, y, model.classes), count), correctCount(logits, y)];
-    });
-    lossSum += (l.dataSync() as Float32Array)[0];
-    correct += (c.dataSync() as Float32Array)[0];
-    tf.dispose([l, c]);
+  for (let start = 0; start < n; start += EVAL_CHUNK) {
+    const count = Math.min(EVAL_CHUNK, n - start);
+    const x = tf.tensor2d(split.x.subarray(start * features, (start + count) * features), [count, features]);
+    const y = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
+    try {
+      const totals = chunkTotals(x, y);
+      lossSum += totals.lossSum;
+      correct += totals.correct;
+    } finally {
+      tf.dispose([x, y]);
+    }
   }
   return { loss: lossSum / n, acc: correct / n };
+}
+
+/**
+ * Loss and accuracy of the model in inference mode (BN uses its inference statistics: moving
+ * averages, or the population estimate of `PopulationStatistics`) on the first `limit` examples.
+ */
+export function evaluate(model: Classifier, split: Split, features: number, limit: number | null): EvalResult {
+  return evaluateInChunks(split, features, limit, (x, y) => {
+    const [l, c] = tf.tidy(() => {
+      const logits = model.forward(x, false);
+      return [tf.mul(crossEntropy(logits, y, model.classes), y.shape[0]), correctCount(logits, y)];
+    });
+    const totals = { lossSum: (l.dataSync() as Float32Array)[0], correct: (c.dataSync() as Float32Array)[0] };
+    tf.dispose([l, c]);
+    return totals;
+  });
 }
 
 /** Seed of the population batches' shuffle, derived from the run's seed. */

@@ -6,9 +6,10 @@ import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
 import { Mlp } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import { populationSeed } from '../evaluate.js';
+import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
 import type { Engine } from '../loop.js';
 import { compileMlp, type CompiledGraph } from './compile.js';
+import { isAlive } from '../../store/lock.js';
 import { writeSavedModel } from './graph-def.js';
 
 /** What tfjs-node's SavedModel runtime gives back: one signature of one session. */
@@ -41,15 +42,6 @@ function removeStaleFolders(): void {
     const pid = Number(pattern.exec(name)?.[1] ?? NaN);
     if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
     fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -175,25 +167,17 @@ export class GraphEngine implements Engine {
 
   /**
    * Mean loss and accuracy in inference mode (batch norm: the moving averages, or the population
-   * estimate taken at training step `step`) on the first `limit` examples, in chunks of 2,000 as the
-   * eager `evaluate`.
+   * estimate taken at training step `step`) on the first `limit` examples, chunked as the eager
+   * `evaluate`.
    */
-  evaluate(split: Split, limit: number | null, step: number): { loss: number; acc: number } {
+  evaluate(split: Split, limit: number | null, step: number): EvalResult {
     this.estimatePopulation(step);
-    const chunk = 2000;
-    const n = limit === null ? split.n : Math.min(limit, split.n);
-    let lossSum = 0;
-    let correct = 0;
-    for (let start = 0; start < n; start += chunk) {
-      const count = Math.min(chunk, n - start);
-      const xt = tf.tensor2d(split.x.subarray(start * this.features, (start + count) * this.features), [count, this.features]);
-      const yt = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
-      const out = this.sig.eval.predict({ x: xt, labels: yt });
-      lossSum += (out.loss_sum.dataSync() as Float32Array)[0];
-      correct += (out.correct.dataSync() as Float32Array)[0];
-      tf.dispose([xt, yt, ...Object.values(out)]);
-    }
-    return { loss: lossSum / n, acc: correct / n };
+    return evaluateInChunks(split, this.features, limit, (x, labels) => {
+      const out = this.sig.eval.predict({ x, labels });
+      const totals = { lossSum: (out.loss_sum.dataSync() as Float32Array)[0], correct: (out.correct.dataSync() as Float32Array)[0] };
+      tf.dispose(Object.values(out));
+      return totals;
+    });
   }
 
   /** Every variable's current value, by `Mlp.namedWeights` name. */
