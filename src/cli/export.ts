@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { writeFileAtomic } from '../store/files.js';
 import type { RunConfig } from '../spec/types.js';
 
 /** Folded and unfolded predictions must agree to within this (largest absolute logit difference). */
@@ -157,7 +158,7 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
     timing,
     rounds,
   };
-  fs.writeFileSync(path.join(outDir, 'export.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileAtomic(path.join(outDir, 'export.json'), `${JSON.stringify(report, null, 2)}\n`);
   tf.dispose([x, labels, unfolded, folded, foldedOps]);
   loaded.dispose();
   disposeFolded(net);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { writeFileAtomic } from '../store/files.js';
 
 const MAX_REDIRECTS = 5;
 /** Give up on a silent connection after this long (ms); a slow but moving download is fine. */
@@ -21,19 +22,6 @@ const IDLE_TIMEOUT_MS = 30_000;
 /** Unique temporary name next to `dest`, so the final rename stays on one file system. */
 function tempName(dest: string): string {
   return path.join(path.dirname(dest), `.${path.basename(dest)}.${process.pid}.${Date.now()}.part`);
-}
-
-/** Writes `data` to `dest` atomically (temporary file, then rename). */
-export function writeFileAtomic(dest: string, data: Uint8Array): void {
-  fs.mkdirSync(path.dirname(dest), { recursive: true });
-  const tmp = tempName(dest);
-  try {
-    fs.writeFileSync(tmp, data);
-    fs.renameSync(tmp, dest);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
 }
 
 /** Streams `url` into `dest` (following redirects), renaming a complete temporary file into place. */

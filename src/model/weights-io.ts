@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../store/files.js';
 import type { Classifier } from './classifier.js';
 
 /** Files a trained model is saved to, in its run directory. */
@@ -28,8 +29,9 @@ export function saveWeights(model: Classifier, dir: string): void {
     chunks.push(Buffer.from(values.buffer, values.byteOffset, values.byteLength));
   }
   const manifest: WeightsFile = { format: 'bnx-weights', version: 1, weightsManifest: [{ paths: [WEIGHT_FILES.data], weights: specs }] };
-  fs.writeFileSync(path.join(dir, WEIGHT_FILES.data), Buffer.concat(chunks));
-  fs.writeFileSync(path.join(dir, WEIGHT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
+  // Data first, manifest last: a manifest on disk always describes a complete weights.bin.
+  writeFileAtomic(path.join(dir, WEIGHT_FILES.data), Buffer.concat(chunks));
+  writeFileAtomic(path.join(dir, WEIGHT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
 /** True when `dir` holds a saved model. */
