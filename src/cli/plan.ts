@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { applyOverrides, loadSpec, parseOverride, type Spec } from '../spec/load.js';
 import { expandGrid, type PlannedRun } from '../spec/expand.js';
+import { formatValue } from '../analyze/results.js';
+import { formatTable } from '../analyze/table.js';
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -10,8 +12,6 @@ export function planFrom(specFile: string, sets: string[]): { spec: Spec; runs: 
   const spec = applyOverrides(loadSpec(specFile), overrides);
   return { spec, runs: expandGrid(spec) };
 }
-
-const formatParam = (v: unknown) => (Array.isArray(v) ? `[${v.join(',')}]` : String(v));
 
 export function registerPlanCommand(program: Command): void {
   program
@@ -27,9 +27,9 @@ export function registerPlanCommand(program: Command): void {
         return;
       }
       const keys = Object.keys(runs[0].params);
-      const table = [['run id', ...keys], ...runs.map((r) => [r.id, ...keys.map((k) => formatParam(r.params[k]))])];
-      const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
-      for (const row of table) console.log(row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+      const header = ['run id', ...keys];
+      const rows = runs.map((r) => [r.id, ...keys.map((k) => formatValue(r.params[k]))]);
+      console.log(formatTable(header, rows, { align: header.map(() => 'l') }));
       console.log(`${runs.length} run(s) of ${runs[0].config.name}`);
     });
 }

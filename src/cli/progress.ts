@@ -1,11 +1,11 @@
 import cliProgress from 'cli-progress';
+import { formatValue } from '../analyze/results.js';
 import type { PlannedRun } from '../spec/expand.js';
 import type { RunRecord } from '../store/runs.js';
 import type { SweepReporter } from '../train/sweep.js';
 import { fixed } from '../store/csv-format.js';
 
-const paramsText = (run: PlannedRun) =>
-  Object.entries(run.params).map(([k, v]) => `${k}=${Array.isArray(v) ? `[${v.join(',')}]` : String(v)}`).join(' ') || '(base config)';
+const paramsText = (run: PlannedRun) => Object.entries(run.params).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ') || '(base config)';
 
 function finishLine(r: RunRecord): string {
   if (r.status === 'diverged' && r.diverged) return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
