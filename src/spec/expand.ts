@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { InputError } from '../errors.js';
-import { checkRunConfig, deepMerge, setPath, type Spec } from './load.js';
+import { checkRunConfig, deepMerge, instrumentsFromList, setPath, type Spec } from './load.js';
 import { modelConfigProblem } from './model-checks.js';
 import { DEFAULT_CONFIG } from './schema.js';
 import type { RunConfig } from './types.js';
@@ -40,7 +40,7 @@ export function trainSetSize(config: RunConfig): number {
  */
 export function expandGrid(spec: Spec): PlannedRun[] {
   const base = deepMerge(DEFAULT_CONFIG, spec.base) as unknown as Record<string, unknown>;
-  for (const [key, { value }] of spec.assignments) assign(base, key, value);
+  for (const [key, { value, where }] of spec.assignments) assign(base, key, value, where);
   base.name = spec.name;
 
   let points: { values: Record<string, unknown>; where: Record<string, string> }[] = [{ values: {}, where: {} }];
@@ -52,7 +52,7 @@ export function expandGrid(spec: Spec): PlannedRun[] {
   const setKeys = [...spec.grid.map((a) => a.key), ...spec.assignments.keys()].filter((k) => k !== 'name');
   const runs = points.map((point) => {
     const config = structuredClone(base);
-    for (const [k, v] of Object.entries(point.values)) assign(config, k, v);
+    for (const [k, v] of Object.entries(point.values)) assign(config, k, v, point.where[k]);
     const whereOf = (keyPath: string) => {
       const owner = Object.keys(point.where).find((k) => keyPath === k || keyPath.startsWith(`${k}.`));
       if (owner) return point.where[owner];
@@ -75,9 +75,12 @@ export function expandGrid(spec: Spec): PlannedRun[] {
   return runs;
 }
 
-/** Assigns a key; setting one of train.steps / train.epochs clears the other (the later layer wins). */
-function assign(config: Record<string, unknown>, key: string, value: unknown): void {
-  setPath(config, key, value);
+/**
+ * Assigns a key; setting one of train.steps / train.epochs clears the other (the later layer wins);
+ * `instruments` given as a list enables exactly the listed ones.
+ */
+function assign(config: Record<string, unknown>, key: string, value: unknown, where: string): void {
+  setPath(config, key, key === 'instruments' && Array.isArray(value) ? instrumentsFromList(value, () => where) : value);
   if (value !== null && (key === 'train.steps' || key === 'train.epochs')) {
     setPath(config, key === 'train.steps' ? 'train.epochs' : 'train.steps', null);
   }
@@ -87,6 +90,9 @@ function assign(config: Record<string, unknown>, key: string, value: unknown): v
 function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
   if (c.train.steps === null && c.train.epochs === null) {
     throw new InputError(whereOf('train'), 'set train.steps or train.epochs (how long to train)');
+  }
+  if (c.train.optimizer === 'adam' && c.train.momentum !== 0) {
+    throw new InputError(whereOf('train.momentum'), `train.momentum is ${c.train.momentum}, but train.optimizer adam has its own (train.adam.beta1); set train.momentum to 0`);
   }
   const d = c.data;
   const total = fullTrainSize(d);
@@ -120,16 +126,21 @@ export function canonicalJson(value: unknown): string {
 /**
  * Keys added after bnx 0.1 leave the hash alone while they have no effect, so that existing result
  * folders keep their run ids (and resume): `data.augment` while it is off, `model.cnn` on an mlp,
- * `train.engine` at its default `auto`.
+ * `train.engine` at its default `auto`, `model.batch_norm.noise` at 0, `train.adam` under sgd,
+ * `train.tensorboard` off, `instruments` while none is enabled.
  */
 function hashedView(config: RunConfig): Record<string, unknown> {
   const { name: _name, ...rest } = config;
-  const view = structuredClone(rest) as unknown as { data: Record<string, unknown>; model: Record<string, unknown> };
+  const view = structuredClone(rest) as unknown as { data: Record<string, unknown>; model: Record<string, unknown>; train: Record<string, unknown>; instruments?: unknown };
   const aug = config.data.augment;
   if (aug && aug.crop_padding === 0 && !aug.flip) delete view.data.augment;
   if (config.model.arch === 'mlp') delete view.model.cnn;
   // train.engine: auto (the default) picks an engine; both give the same metrics within round-off.
-  if (config.train.engine === 'auto') delete (view as unknown as { train: Record<string, unknown> }).train.engine;
+  if (config.train.engine === 'auto') delete view.train.engine;
+  if (config.model.batch_norm.noise === 0) delete (view.model.batch_norm as Record<string, unknown>).noise;
+  if (config.train.optimizer === 'sgd') delete view.train.adam;
+  if (!config.train.tensorboard) delete view.train.tensorboard;
+  if (!Object.values(config.instruments).some((i) => i.enabled)) delete view.instruments;
   return view;
 }
 
@@ -149,6 +160,8 @@ export function runId(params: Record<string, unknown>, hash: string): string {
 }
 
 function formatValue(v: unknown): string {
-  const s = Array.isArray(v) ? v.map(String).join('x') : String(v);
+  // A list item that is a mapping (`instruments: [{smoothness: {...}}]`) is labelled by its keys.
+  const item = (x: unknown) => (x !== null && typeof x === 'object' ? Object.keys(x).join('+') : String(x));
+  const s = Array.isArray(v) ? v.map(item).join('x') : String(v);
   return s.replace(/[^A-Za-z0-9.+-]/g, '-');
 }

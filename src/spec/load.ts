@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { InputError } from '../errors.js';
-import { configKeyPaths, RUN_CONFIG_SCHEMA, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
-import type { RunConfig } from './types.js';
+import { configKeyPaths, DEFAULT_CONFIG, RUN_CONFIG_SCHEMA, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
+import { INSTRUMENT_NAMES, type RunConfig } from './types.js';
 
 /** One axis of the sweep: a configuration key and the values it takes, each with where it was written. */
 export interface GridAxis {
@@ -31,7 +31,8 @@ export interface Spec {
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateSpecShape = ajv.compile(SPEC_SCHEMA);
 const validateRunConfig = ajv.compile(RUN_CONFIG_SCHEMA);
-const KEY_PATHS = configKeyPaths();
+// `instruments` itself is a key too: `--set instruments=[ics,eval_gap]` (see instrumentsFromList).
+const KEY_PATHS = [...configKeyPaths(), 'instruments'];
 
 /** Reads and checks a spec file. Errors name `file:line:col` and what is allowed. */
 export function loadSpec(file: string): Spec {
@@ -58,6 +59,10 @@ export function loadSpec(file: string): Spec {
     throw new InputError(`${file}:1:1`, 'a spec must be a YAML mapping with at least `name:`');
   }
   const locate = (keyPath: string, atKey = false) => locateInDoc(doc, keyPath, atKey, pos) ?? file;
+  const rawSpec = raw as Record<string, unknown>;
+  if (Array.isArray(rawSpec.instruments)) {
+    rawSpec.instruments = instrumentsFromList(rawSpec.instruments, (i) => locate(`instruments.${i}`));
+  }
 
   if (!validateSpecShape(raw)) {
     const err = pickError(validateSpecShape.errors ?? []);
@@ -93,6 +98,33 @@ export function loadSpec(file: string): Spec {
     grid,
     locate,
   };
+}
+
+/**
+ * The list form of `instruments:`: names (`[ics, eval_gap]`) or one-key mappings with options
+ * (`- smoothness: { every: 100 }`). Listed instruments are enabled, the others off; options not
+ * given keep their defaults. `whereOf(i)` locates item i for errors.
+ */
+export function instrumentsFromList(list: unknown[], whereOf: (i: number) => string): Record<string, unknown> {
+  const out = structuredClone(DEFAULT_CONFIG.instruments) as unknown as Record<string, Record<string, unknown>>;
+  const names: readonly string[] = INSTRUMENT_NAMES;
+  list.forEach((item, i) => {
+    const isMapping = item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item).length === 1;
+    const name = typeof item === 'string' ? item : isMapping ? Object.keys(item as object)[0] : null;
+    if (name === null) {
+      throw new InputError(whereOf(i), `an instruments entry is a name or a one-key mapping (name: { options }); instruments are ${names.join(', ')}`);
+    }
+    if (!names.includes(name)) {
+      const near = didYouMean(name, [...names]);
+      throw new InputError(whereOf(i), `unknown instrument "${name}"${near ? ` (did you mean "${near}"?)` : ''}; instruments are ${names.join(', ')}`);
+    }
+    const options = isMapping ? (item as Record<string, unknown>)[name] : {};
+    if (options !== null && (typeof options !== 'object' || Array.isArray(options))) {
+      throw new InputError(whereOf(i), `options of instrument ${name} must be a mapping such as { every: 100 }`);
+    }
+    out[name] = { ...out[name], ...(options as object | null), enabled: true };
+  });
+  return out;
 }
 
 /** A parsed `--set key=value[,value...]`. */

@@ -27,7 +27,7 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     init_std: 0.05,
     norm: 'none',
     norm_placement: 'before',
-    batch_norm: { eps: 1e-3, momentum: 0.99, inference: 'ema', population_batches: 100, gradient: 'closed_form' },
+    batch_norm: { eps: 1e-3, momentum: 0.99, inference: 'ema', population_batches: 100, gradient: 'closed_form', noise: 0 },
     layer_norm: { eps: 1e-5 },
     group_norm: { groups: 4, eps: 1e-5 },
     weight_norm: { mean_only_bn: false },
@@ -44,6 +44,14 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     eval_limit: null,
     max_loss: 1000,
     engine: 'auto',
+    adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
+    tensorboard: false,
+  },
+  instruments: {
+    activation_percentiles: { enabled: false, every: 100, probe_size: 256, percentiles: [15, 50, 85] },
+    ics: { enabled: false, every: 500 },
+    smoothness: { enabled: false, every: 500, step_sizes: [0.25, 0.5, 1, 2, 4] },
+    eval_gap: { enabled: false, every: 500 },
   },
 };
 
@@ -56,7 +64,7 @@ const nullable = (s: Json): Json => ({ anyOf: [{ type: 'null' }, s] });
 export const RUN_CONFIG_SCHEMA: Json = {
   type: 'object',
   additionalProperties: false,
-  required: ['name', 'seed', 'data', 'model', 'train'],
+  required: ['name', 'seed', 'data', 'model', 'train', 'instruments'],
   properties: {
     name: {
       type: 'string',
@@ -126,13 +134,14 @@ export const RUN_CONFIG_SCHEMA: Json = {
         batch_norm: {
           type: 'object',
           additionalProperties: false,
-          required: ['eps', 'momentum', 'inference', 'population_batches', 'gradient'],
+          required: ['eps', 'momentum', 'inference', 'population_batches', 'gradient', 'noise'],
           properties: {
             eps: { type: 'number', exclusiveMinimum: 0 },
             momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
             inference: { enum: ['ema', 'population'] },
             population_batches: { type: 'integer', minimum: 1, maximum: 100000 },
             gradient: { enum: ['closed_form', 'autodiff'] },
+            noise: { type: 'number', minimum: 0, maximum: 10 },
           },
         },
         layer_norm: {
@@ -161,9 +170,9 @@ export const RUN_CONFIG_SCHEMA: Json = {
     train: {
       type: 'object',
       additionalProperties: false,
-      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss', 'engine'],
+      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss', 'engine', 'adam', 'tensorboard'],
       properties: {
-        optimizer: { enum: ['sgd'] },
+        optimizer: { enum: ['sgd', 'adam'] },
         lr: { type: 'number', exclusiveMinimum: 0 },
         momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
         batch_size: posInt,
@@ -174,10 +183,47 @@ export const RUN_CONFIG_SCHEMA: Json = {
         eval_limit: nullable(posInt),
         max_loss: nullable({ type: 'number', exclusiveMinimum: 0 }),
         engine: { enum: ['auto', 'graph', 'eager'] },
+        adam: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['beta1', 'beta2', 'epsilon'],
+          properties: {
+            beta1: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+            beta2: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+            epsilon: { type: 'number', exclusiveMinimum: 0 },
+          },
+        },
+        tensorboard: { type: 'boolean' },
+      },
+    },
+    instruments: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['activation_percentiles', 'ics', 'smoothness', 'eval_gap'],
+      properties: {
+        activation_percentiles: instrument({
+          probe_size: { type: 'integer', minimum: 2, maximum: 100000 },
+          percentiles: { type: 'array', items: { type: 'number', minimum: 0, maximum: 100 }, minItems: 1, maxItems: 20 },
+        }),
+        ics: instrument({}),
+        smoothness: instrument({
+          step_sizes: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 1, maxItems: 50 },
+        }),
+        eval_gap: instrument({}),
       },
     },
   },
 };
+
+/** One instrument's settings: on/off, how often (in steps), and its own options. */
+function instrument(options: Json): Json {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['enabled', 'every', ...Object.keys(options)],
+    properties: { enabled: { type: 'boolean' }, every: posInt, ...options },
+  };
+}
 
 /** The same schema with nothing required: what a spec file's base configuration may hold. */
 export function partialSchema(schema: Json): Json {

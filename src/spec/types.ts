@@ -9,6 +9,8 @@ export interface RunConfig {
   data: DataConfig;
   model: ModelConfig;
   train: TrainConfig;
+  /** Measurements taken while training, each into its own CSV (off by default; see src/train/instruments/). */
+  instruments: InstrumentsConfig;
 }
 
 export type DatasetName = 'mnist' | 'fashion_mnist' | 'cifar10' | 'synthetic';
@@ -112,6 +114,11 @@ export interface BatchNormConfig {
   population_batches: number;
   /** Training-mode backward pass: the closed-form formulas (`closed_form`) or TensorFlow.js autodiff. */
   gradient: 'closed_form' | 'autodiff';
+  /**
+   * "Noisy BN" (Santurkar et al. 2018): in training, each BN output unit is scaled and shifted by
+   * random amounts drawn afresh every step, with this strength; 0 is off.
+   */
+  noise: number;
 }
 
 export interface WeightNormConfig {
@@ -120,7 +127,8 @@ export interface WeightNormConfig {
 }
 
 export interface TrainConfig {
-  optimizer: 'sgd';
+  /** `sgd` (with `momentum`) or `adam` (with `adam`'s betas; `momentum` must be 0). */
+  optimizer: 'sgd' | 'adam';
   lr: number;
   /** Classical momentum; 0 is plain SGD. */
   momentum: number;
@@ -141,4 +149,23 @@ export interface TrainConfig {
    * `graph`: the graph engine (a run it does not cover fails); `eager`: op-by-op TensorFlow.js.
    */
   engine: 'auto' | 'graph' | 'eager';
+  /** Adam's decay rates and epsilon (Kingma & Ba's defaults, epsilon as in TensorFlow.js). */
+  adam: { beta1: number; beta2: number; epsilon: number };
+  /** Also write TensorBoard event files (into `<run dir>/tensorboard/`, or the `--tensorboard DIR`). */
+  tensorboard: boolean;
+}
+
+/** The instruments, by name; a spec may also list names (`instruments: [ics, eval_gap]`) to enable them with defaults. */
+export const INSTRUMENT_NAMES = ['activation_percentiles', 'ics', 'smoothness', 'eval_gap'] as const;
+export type InstrumentName = (typeof INSTRUMENT_NAMES)[number];
+
+export interface InstrumentsConfig {
+  /** Percentiles of each hidden layer's input to the nonlinearity over a fixed probe batch (the paper's Figure 1b,c). */
+  activation_percentiles: { enabled: boolean; every: number; probe_size: number; percentiles: number[] };
+  /** Santurkar et al.'s internal covariate shift: each layer's gradient before vs after the preceding layers' update. */
+  ics: { enabled: boolean; every: number };
+  /** Loss and gradient change along the gradient direction, at step sizes given as multiples of train.lr. */
+  smoothness: { enabled: boolean; every: number; step_sizes: number[] };
+  /** Validation loss with batch statistics (training mode) vs inference mode. */
+  eval_gap: { enabled: boolean; every: number };
 }
