@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Augmenter, augments, EpochBatcher, gather, type Dataset, type Split } from '../data/index.js';
 import { buildModel, Mlp, type Classifier } from '../model/index.js';
-import type { RunConfig } from '../spec/types.js';
+import type { InstrumentName, RunConfig } from '../spec/types.js';
 import type { MetricsRow } from '../store/metrics.js';
 import { correctCount, crossEntropy, evaluate, PopulationStatistics, type EvalResult } from './evaluate.js';
 import { graphUnsupported } from './graph/compile.js';
@@ -37,6 +37,12 @@ export interface TrainHooks {
   onTrained?(model: Classifier): void;
   /** Once, before the first step: the engine chosen, and a one-line note when `auto` fell back to eager. */
   onEngine?(engine: EngineKind, note: string | null): void;
+  /**
+   * One measurement of an enabled instrument at `step`: its CSV rows (column -> value, in column
+   * order), and for activation_percentiles the raw probe activations by layer name (for
+   * TensorBoard's histograms).
+   */
+  onInstrument?(name: InstrumentName, step: number, rows: Record<string, number | string>[], activations?: Map<string, Float32Array>): void;
 }
 
 /** How often the loop lets the event loop run, so that signals (Ctrl-C) are seen mid-run. */
