@@ -1,62 +1,264 @@
 /**
- * `npm run bench`: training speed of the paper's MNIST network (784-100-100-100-10, sigmoid, batch
- * 60), without and with batch norm, measured side by side in one process (shared machines are
- * noisy: compare the ratio, not the absolute numbers). BENCH_STEPS sets the steps per measurement.
+ * `npm run bench [-- flags]`: training speed of the paper's MNIST network (experiments/paper-mnist.yaml:
+ * 784-100-100-100-10, sigmoid, batch 60, SGD), without and with batch norm, as a single run and as an
+ * 8-point learning-rate sweep (one model after another; on bnx's graph engine also fused into one
+ * graph), on bnx's graph and eager engines, on tfjs-layers (tf.sequential + trainOnBatch, same
+ * backend) and on PyTorch CPU (bench/torch_bench.py, when `python3 -c 'import torch'` works), all
+ * measured in this one invocation: shared machines are noisy, compare the ratios. Then a leak check of the graph engine (live tensors at every step, RSS
+ * over the run), the start-up time of `bnx --help` and `bnx plan`, and the issue's targets.
+ *
+ *   --quick            a smoke test: few steps everywhere (numbers meaningless)
+ *   --steps N          steps of each single run (default 3000)
+ *   --sweep-steps N    steps of each sweep point (default 1000)
+ *   --leak-steps N     steps of the graph engine's leak check (default 20000)
+ *   --rounds N         single runs: best of N interleaved rounds (default 2)
+ *   --torch-threads N  torch.set_num_threads (default 2)
  */
-import { loadDataset } from '../src/data/index.js';
-import { DEFAULT_CONFIG } from '../src/spec/schema.js';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs';
+import { EpochBatcher, gather, loadDataset, type Dataset } from '../src/data/index.js';
+import { expandGrid } from '../src/spec/expand.js';
+import { loadSpec } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
 import { describeBackend, initBackend } from '../src/train/backend.js';
-import { train } from '../src/train/loop.js';
+import { fusedGroups, trainFused } from '../src/train/fused.js';
+import { train, type TrainHooks } from '../src/train/loop.js';
 
-const steps = Number(process.env.BENCH_STEPS ?? 600);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const PAPER_SPEC = path.join(ROOT, 'experiments', 'paper-mnist.yaml');
+/** The sweep's learning rates (log-spaced around the paper spec's 0.5). */
+const SWEEP_LRS = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
+const TARGETS = { singleBn: 1.3, sweepBn: 3, rssGrowthMb: 50, startupSeconds: 0.5 };
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    steps: { type: 'string' },
+    'sweep-steps': { type: 'string' },
+    'leak-steps': { type: 'string' },
+    rounds: { type: 'string' },
+    'torch-threads': { type: 'string', default: '2' },
+  },
+});
+const count = (name: string, value: string | undefined, quick: number, full: number): number => {
+  const n = value === undefined ? (flags.quick ? quick : full) : Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} is ${value}, expected an integer >= 1`);
+  return n;
+};
+const steps = count('steps', flags.steps, 200, 3000);
+const sweepSteps = count('sweep-steps', flags['sweep-steps'], 30, 1000);
+const leakSteps = count('leak-steps', flags['leak-steps'], 500, 20_000);
+const rounds = count('rounds', flags.rounds, 1, 2);
+const torchThreads = count('torch-threads', flags['torch-threads'], 2, 2);
+
+type Norm = 'none' | 'batch';
+const NORMS: Norm[] = ['none', 'batch'];
+type Engine = 'graph' | 'eager';
+
 const backend = await initBackend('tensorflow');
-console.log(`backend: ${describeBackend(backend)}; ${steps} steps per measurement, 2 rounds`);
+const paper = Object.fromEntries(expandGrid(loadSpec(PAPER_SPEC)).map((r) => [r.config.model.norm, r.config])) as Record<Norm, RunConfig>;
+const data = loadDataset(paper.batch.data);
 
-const base = structuredClone({ ...DEFAULT_CONFIG, name: 'bench' }) as RunConfig;
-base.train = { ...base.train, steps, eval_every: steps, log_every: steps, eval_limit: 1000 };
-const data = loadDataset(base.data);
+/** One measurement: seconds taken for `steps` steps, and live tensors / RSS around it. */
+interface Measured {
+  seconds: number;
+  tensors: [number, number];
+  rssMb: [number, number];
+}
+const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 
-/** What is measured: `model.*` settings on top of the paper's network. */
-const VARIANTS = {
-  none: { norm: 'none' },
-  batch: { norm: 'batch' }, // the default backward pass: closed_form
-  'batch-closed-form': { norm: 'batch', gradient: 'closed_form' },
-  'batch-autodiff': { norm: 'batch', gradient: 'autodiff' },
-  layer: { norm: 'layer' },
-  group: { norm: 'group' },
-  'graph-none': { norm: 'none', engine: 'graph' },
-  'graph-batch': { norm: 'batch', engine: 'graph' },
-  'graph-layer': { norm: 'layer', engine: 'graph' },
-} as const;
-type Variant = keyof typeof VARIANTS;
-
-async function stepsPerSecond(variant: Variant): Promise<number> {
-  const config = structuredClone(base);
-  const v: { norm: RunConfig['model']['norm']; gradient?: RunConfig['model']['batch_norm']['gradient']; engine?: 'graph' } = VARIANTS[variant];
-  config.model.norm = v.norm;
-  if (v.gradient) config.model.batch_norm.gradient = v.gradient;
-  config.train.engine = v.engine ?? 'eager'; // the eager rows stay eager; graph rows are marked
-  const t0 = performance.now();
-  await train(config, data);
-  return steps / ((performance.now() - t0) / 1000);
+/** The paper spec's run for `norm` on `engine`, `steps` long, one evaluation at the end. */
+function runConfig(norm: Norm, engine: Engine, lr: number, n: number): RunConfig {
+  const c = structuredClone(paper[norm]);
+  c.train = { ...c.train, engine, lr, steps: n, epochs: null, eval_every: n, log_every: n, eval_limit: 1000, max_loss: null };
+  return c;
 }
 
-await stepsPerSecond('none'); // warm-up: kernel caches, JIT
-await stepsPerSecond('graph-batch');
-const measured: Variant[] = ['none', 'batch-closed-form', 'batch-autodiff', 'layer', 'group', 'graph-none', 'graph-batch', 'graph-layer'];
-const results = Object.fromEntries(measured.map((v) => [v, [] as number[]])) as Record<Variant, number[]>;
-// Interleaved rounds: every variant sees the same machine load, side by side.
-for (let round = 0; round < 2; round++) for (const v of measured) results[v].push(await stepsPerSecond(v));
-results.batch = DEFAULT_CONFIG.model.batch_norm.gradient === 'closed_form' ? results['batch-closed-form'] : results['batch-autodiff'];
-const best = (xs: number[]) => Math.max(...xs);
-console.log(`eager, no norm: ${best(results.none).toFixed(0)} steps/s`);
-console.log(`eager, BN:      ${best(results.batch).toFixed(0)} steps/s`);
-console.log(`BN / no-norm speed ratio: ${(best(results.batch) / best(results.none)).toFixed(2)}`);
-console.log(`BN backward, closed-form (tf.customGrad): ${best(results['batch-closed-form']).toFixed(0)} steps/s`);
-console.log(`BN backward, autodiff through the moments: ${best(results['batch-autodiff']).toFixed(0)} steps/s`);
-console.log(`closed-form / autodiff speed ratio: ${(best(results['batch-closed-form']) / best(results['batch-autodiff'])).toFixed(2)} (default: ${DEFAULT_CONFIG.model.batch_norm.gradient})`);
-console.log(`eager, layer norm: ${best(results.layer).toFixed(0)} steps/s; group norm (${DEFAULT_CONFIG.model.group_norm.groups} groups): ${best(results.group).toFixed(0)} steps/s`);
-console.log(`graph engine (one SavedModel call per step; compile and load included), no norm: ${best(results['graph-none']).toFixed(0)} steps/s, ${(best(results['graph-none']) / best(results.none)).toFixed(2)}x eager`);
-console.log(`graph engine, BN:      ${best(results['graph-batch']).toFixed(0)} steps/s, ${(best(results['graph-batch']) / best(results.batch)).toFixed(2)}x eager`);
-console.log(`graph engine, layer norm: ${best(results['graph-layer']).toFixed(0)} steps/s, ${(best(results['graph-layer']) / best(results.layer)).toFixed(2)}x eager`);
+/** A whole bnx run through `train` (graph: compile and load included; the final evaluations included). */
+async function bnxRun(norm: Norm, engine: Engine, lr: number, n: number, hooks: TrainHooks = {}): Promise<Measured> {
+  const [tensors0, rss0] = [tf.memory().numTensors, rssMb()];
+  const t0 = performance.now();
+  await train(runConfig(norm, engine, lr, n), data, hooks);
+  return { seconds: (performance.now() - t0) / 1000, tensors: [tensors0, tf.memory().numTensors], rssMb: [rss0, rssMb()] };
+}
+
+/** The same network in tfjs-layers: dense (+ batchNormalization) + sigmoid layers, model.trainOnBatch on bnx's batches. */
+async function layersRun(norm: Norm, _engine: 'layers', lr: number, n: number): Promise<Measured> {
+  const [tensors0, rss0] = [tf.memory().numTensors, rssMb()];
+  const t0 = performance.now();
+  const c = paper[norm];
+  const model = tf.sequential();
+  c.model.hidden.forEach((units, i) => {
+    const kernelInitializer = tf.initializers.randomNormal({ mean: 0, stddev: c.model.init_std, seed: c.seed + i });
+    model.add(tf.layers.dense({ units, useBias: norm !== 'batch', kernelInitializer, ...(i === 0 ? { inputShape: [data.features] } : {}) }));
+    if (norm === 'batch') model.add(tf.layers.batchNormalization({ momentum: c.model.batch_norm.momentum, epsilon: c.model.batch_norm.eps }));
+    model.add(tf.layers.activation({ activation: 'sigmoid' }));
+  });
+  model.add(tf.layers.dense({ units: data.classes, activation: 'softmax' }));
+  const optimizer = tf.train.sgd(lr);
+  model.compile({ optimizer, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  const batchSize = c.train.batch_size;
+  const batcher = new EpochBatcher(data.train.n, batchSize, c.seed);
+  for (let step = 0; step < n; step++) {
+    const { indices, start } = batcher.next();
+    const batch = gather(data.train, data.features, indices, start, batchSize);
+    const x = tf.tensor2d(batch.x, [batchSize, data.features]);
+    const y = tf.tensor2d(Float32Array.from(batch.y), [batchSize, 1]);
+    await model.trainOnBatch(x, y); // loss and accuracy read back, as bnx reads each step's
+    tf.dispose([x, y]);
+  }
+  model.dispose();
+  optimizer.dispose();
+  return { seconds: (performance.now() - t0) / 1000, tensors: [tensors0, tf.memory().numTensors], rssMb: [rss0, rssMb()] };
+}
+
+/** bnx's fused sweep: the learning rates as one graph (`bnx run` fuses such runs by default); returns seconds. */
+async function fusedSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
+  const configs = lrs.map((lr) => runConfig(norm, 'graph', lr, n));
+  const groups = fusedGroups(configs);
+  if (groups.length !== 1) throw new Error(`the ${norm} sweep does not fuse into one group (${groups.length} groups)`);
+  const t0 = performance.now();
+  await trainFused(configs, data, { members: configs.map(() => ({})) });
+  return (performance.now() - t0) / 1000;
+}
+
+type Runner = (norm: Norm, engine: never, lr: number, n: number) => Promise<Measured>;
+interface Row {
+  name: string;
+  /** A single run; a row without one is a sweep-only row. */
+  run?: Runner;
+  engine: Engine | 'layers';
+  /** The whole sweep at once (seconds); without it, the sweep is `run` once per learning rate, one after another. */
+  sweep?: (norm: Norm, lrs: number[], n: number) => Promise<number>;
+  /** Live tensors and RSS are reported for these rows (bnx's own engines). */
+  memory: boolean;
+}
+const ROWS: Row[] = [
+  { name: 'bnx graph engine', run: bnxRun as Runner, engine: 'graph', memory: true },
+  { name: 'bnx graph engine, fused sweep', engine: 'graph', sweep: fusedSweep, memory: false },
+  { name: 'bnx eager engine', run: bnxRun as Runner, engine: 'eager', memory: true },
+  { name: 'tfjs-layers (trainOnBatch)', run: layersRun as Runner, engine: 'layers', memory: false },
+];
+const SINGLE_ROWS = ROWS.filter((r) => r.run);
+const call = (row: Row, norm: Norm, lr: number, n: number) => (row.run as Runner)(norm, row.engine as never, lr, n);
+async function sweepSeconds(row: Row, norm: Norm, lrs: number[], n: number): Promise<number> {
+  if (row.sweep) return row.sweep(norm, lrs, n);
+  let seconds = 0;
+  for (const lr of lrs) seconds += (await call(row, norm, lr, n)).seconds;
+  return seconds;
+}
+
+// ---- PyTorch: first, while this process is idle ----
+interface TorchResult {
+  torch: string;
+  threads: number;
+  single: Record<Norm, number>;
+  sweep: Record<Norm, number>;
+}
+let torch: TorchResult | null = null;
+const hasTorch = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
+if (hasTorch.status !== 0) {
+  console.log(`PyTorch rows skipped: \`python3 -c 'import torch'\` failed (${hasTorch.error?.message ?? 'no module torch'}; \`pip install torch\` adds them)`);
+} else {
+  const args = [path.join(ROOT, 'bench', 'torch_bench.py'), '--steps', String(steps), '--sweep-steps', String(sweepSteps), '--lrs', SWEEP_LRS.join(','), '--rounds', String(rounds), '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)];
+  const res = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (res.status !== 0) throw new Error(`bench/torch_bench.py failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+  torch = JSON.parse(res.stdout.trim().split('\n').at(-1) as string) as TorchResult;
+}
+
+// ---- bnx and tfjs-layers ----
+const lr = paper.batch.train.lr;
+// Warm-up: kernels, JIT.
+for (const row of ROWS) for (const norm of NORMS) await (row.run ? call(row, norm, lr, Math.min(200, steps)) : sweepSeconds(row, norm, SWEEP_LRS, Math.min(50, sweepSteps)));
+const single = new Map<string, Measured[]>();
+for (let round = 0; round < rounds; round++) {
+  // Interleaved: every row sees the same machine load, side by side.
+  for (const row of SINGLE_ROWS) for (const norm of NORMS) single.set(`${row.name}/${norm}`, [...(single.get(`${row.name}/${norm}`) ?? []), await call(row, norm, lr, steps)]);
+}
+const sweep = new Map<string, number>();
+for (const row of ROWS) {
+  for (const norm of NORMS) sweep.set(`${row.name}/${norm}`, (SWEEP_LRS.length * sweepSteps) / (await sweepSeconds(row, norm, SWEEP_LRS, sweepSteps)));
+}
+
+// ---- leak check: the graph engine, BN, live tensors at every step and RSS from the first step to the last ----
+const leak = { tensorsMin: Infinity, tensorsMax: -Infinity, rssFirst: 0, rssLast: 0, seconds: 0 };
+leak.seconds = (
+  await bnxRun('batch', 'graph', lr, leakSteps, {
+    onStep: (step, total) => {
+      const live = tf.memory().numTensors;
+      leak.tensorsMin = Math.min(leak.tensorsMin, live);
+      leak.tensorsMax = Math.max(leak.tensorsMax, live);
+      if (step === 1) leak.rssFirst = rssMb();
+      if (step === total) leak.rssLast = rssMb();
+    },
+  })
+).seconds;
+
+// ---- start-up: bnx --help and bnx plan, median of 5 ----
+function medianSeconds(args: string[]): number {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
+    times.push((performance.now() - t0) / 1000);
+    if (res.status !== 0) throw new Error(`bnx ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim()}`);
+  }
+  return times.sort((a, b) => a - b)[2];
+}
+const startup = { help: medianSeconds(['--help']), plan: medianSeconds(['plan', 'experiments/paper-mnist.yaml']) };
+
+// ---- report ----
+const fmt = (x: number, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ratio = (x: number, ref: number | undefined) => (ref === undefined ? 'n/a' : `${fmt(x / ref, 2)}x`);
+const best = (ms: Measured[], n: number) => Math.max(...ms.map((m) => n / m.seconds));
+const last = <T>(xs: T[]) => xs[xs.length - 1];
+
+console.log(`\n## bnx bench: paper MNIST network (784-100-100-100-10 sigmoid, batch 60, SGD, lr ${lr} for single runs)\n`);
+console.log(`backend: ${describeBackend(backend)}; PyTorch: ${torch ? `${torch.torch}, ${torch.threads} thread(s)` : 'not installed'}`);
+console.log(`single runs: ${fmt(steps)} steps, best of ${rounds} interleaved round(s); sweep: ${SWEEP_LRS.length} learning rates (${SWEEP_LRS.join(', ')}) x ${fmt(sweepSteps)} steps, one model after another; bnx rows include graph compilation and the final evaluations${flags.quick ? '\n--quick: a smoke test, the numbers mean nothing' : ''}\n`);
+console.log('| row | norm | single run, steps/s | vs PyTorch | 8-point LR sweep, model-steps/s | vs PyTorch | live tensors before -> after | RSS before -> after (MB) |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const norm of NORMS) {
+  if (torch) console.log(`| PyTorch CPU (${torch.threads} thread(s)) | ${norm} | ${fmt(torch.single[norm])} | 1.00x | ${fmt(torch.sweep[norm])} | 1.00x | | |`);
+  for (const row of ROWS) {
+    const ms = single.get(`${row.name}/${norm}`);
+    const s = ms ? best(ms, steps) : null;
+    const sw = sweep.get(`${row.name}/${norm}`) as number;
+    const m = ms ? last(ms) : null;
+    const memory = row.memory && m ? `${m.tensors[0]} -> ${m.tensors[1]} | ${fmt(m.rssMb[0])} -> ${fmt(m.rssMb[1])}` : ' | ';
+    const singleCells = s === null ? ' | ' : `${fmt(s)} | ${ratio(s, torch?.single[norm])}`;
+    console.log(`| ${row.name} | ${norm} | ${singleCells} | ${fmt(sw)} | ${ratio(sw, torch?.sweep[norm])} | ${memory} |`);
+  }
+}
+console.log(`\ngraph engine leak check (BN, ${fmt(leakSteps)} steps, ${fmt(leakSteps / leak.seconds)} steps/s): live tensors ${leak.tensorsMin}..${leak.tensorsMax} across the steps; RSS ${fmt(leak.rssFirst, 1)} MB after step 1, ${fmt(leak.rssLast, 1)} MB after step ${fmt(leakSteps)}`);
+console.log(`start-up, median of 5: bnx --help ${fmt(startup.help, 3)} s, bnx plan experiments/paper-mnist.yaml ${fmt(startup.plan, 3)} s`);
+
+/** A target's line: measured value, met or not, and by how much. */
+function target(what: string, measured: string, met: boolean | null, margin: string): string {
+  return `| ${what} | ${measured} | ${met === null ? 'not measured' : met ? 'met' : 'NOT met'} | ${margin} |`;
+}
+const graphBnSingle = best(single.get('bnx graph engine/batch') as Measured[], steps);
+// The sweep target: bnx's fastest way to run the sweep (fused, or one run after another).
+const graphBnSweep = Math.max(...ROWS.filter((r) => r.name.startsWith('bnx')).map((r) => sweep.get(`${r.name}/batch`) as number));
+const pct = (x: number) => `${x >= 0 ? '+' : ''}${fmt(100 * x)}%`;
+const rssGrowth = leak.rssLast - leak.rssFirst;
+console.log(`\n## Targets${flags.quick ? ' (--quick: not meaningful)' : ''}\n`);
+console.log('| target | measured | status | margin |');
+console.log('|---|---|---|---|');
+for (const [what, value, ref, goal] of [
+  [`single run with BN >= ${TARGETS.singleBn}x PyTorch steps/s`, graphBnSingle, torch?.single.batch, TARGETS.singleBn],
+  [`${SWEEP_LRS.length}-point LR sweep with BN >= ${TARGETS.sweepBn}x PyTorch's sequential model-steps/s`, graphBnSweep, torch?.sweep.batch, TARGETS.sweepBn],
+] as const) {
+  if (ref === undefined) console.log(target(what, `bnx ${fmt(value)}; PyTorch not installed`, null, ''));
+  else console.log(target(what, `${fmt(value / ref, 2)}x (bnx ${fmt(value)} vs PyTorch ${fmt(ref)})`, value / ref >= goal, `${pct(value / ref / goal - 1)} of the target ratio`));
+}
+const constant = leak.tensorsMin === leak.tensorsMax;
+console.log(target(`live tensors constant across ${fmt(leakSteps)} graph-engine steps`, `${leak.tensorsMin}..${leak.tensorsMax}`, constant, constant ? 'constant' : `${leak.tensorsMax - leak.tensorsMin} tensors of drift`));
+console.log(target(`RSS grows < ${TARGETS.rssGrowthMb} MB over ${fmt(leakSteps)} steps`, `${fmt(rssGrowth, 1)} MB`, rssGrowth < TARGETS.rssGrowthMb, `${fmt(TARGETS.rssGrowthMb - rssGrowth, 1)} MB ${rssGrowth < TARGETS.rssGrowthMb ? 'to spare' : 'over'}`));
+for (const [what, s] of [['`bnx --help`', startup.help], ['`bnx plan experiments/paper-mnist.yaml`', startup.plan]] as const) {
+  const met = s < TARGETS.startupSeconds;
+  console.log(target(`${what} < ${TARGETS.startupSeconds} s`, `${fmt(s, 3)} s`, met, `${fmt(Math.abs(TARGETS.startupSeconds - s), 3)} s ${met ? 'to spare' : 'over'}`));
+}

@@ -18,7 +18,16 @@ export { GraphEngine } from './train/graph/engine.js';
 export { compileMlp, graphUnsupported, type CompiledGraph, type GraphVariable } from './train/graph/compile.js';
 export { encodeSavedModel, decodeSavedModel, writeSavedModel, GraphBuilder, type NodeDef, type Signature } from './train/graph/graph-def.js';
 export { evaluate, PopulationStatistics, type EvalResult } from './train/evaluate.js';
+// Instruments: measurements taken while training, each into its own CSV (see README, "Instruments").
+export { InstrumentRunner, enabledInstruments, percentiles, probeSeed, GRADIENT_INSTRUMENTS, type Instrument, type InstrumentRow, type Measurement } from './train/instruments/index.js';
+export { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './store/instrument-csv.js';
 export { exportRun, type ExportReport } from './cli/export.js';
 export { runSweep, type SweepOptions, type SweepResult, type SweepReporter } from './train/sweep.js';
 export * from './store/index.js';
 export * from './analyze/index.js';
+// TensorBoard event files: writing them for a run, reading them back (TFRecord framing, CRC-checked).
+export { TensorBoardWriter, tensorboardDir, instrumentScalars, TENSORBOARD_SUBDIR } from './store/tensorboard.js';
+export {
+  readEventLog, readEventFile, eventFiles, decodeEvent, readRecords, crc32c, maskedCrc32c,
+  type EventLog, type TensorBoardEvent, type SummaryValue, type ScalarPoint, type HistogramPoint, type HistogramBucket,
+} from './analyze/tensorboard.js';

@@ -11,6 +11,7 @@ import { formatListing, listResults } from '../src/analyze/ls.js';
 import { buildReport, reportHtml } from '../src/analyze/report.js';
 import { loadResults, loadSweep, runLabels } from '../src/analyze/results.js';
 import { fluctuation, stepsToReach } from '../src/analyze/stats.js';
+import { sweepChartSpec, sweepPoints } from '../src/analyze/sweep-chart.js';
 import { CommanderError } from 'commander';
 import { buildProgram } from '../src/cli/main.js';
 import { InputError } from '../src/errors.js';
@@ -267,6 +268,37 @@ describe('bnx plot', () => {
     assert.equal((await cli(['plot', SWEEP, '-o', 'x.jpg'])).code, 2);
     const text = termChartOf(runs, 'train_loss', { width: 60, height: 8 });
     assert.equal(text.split('\n').length, 1 + 8 + 3, 'title, 8 rows, axis, ticks, legend');
+  });
+
+  it('--x <config key> plots run values against the swept key, one line per other swept value', async () => {
+    // The two fixture sweeps together: train.lr 0.2 and 0.5, each with norm none and batch.
+    const both = [...loadSweep(SWEEP).runs, ...loadSweep(SWEEP_LR).runs];
+    const { points, numericX } = sweepPoints(both, { key: 'train.lr', values: ['test_acc'] });
+    assert.ok(numericX);
+    assert.deepEqual([...new Set(points.map((p) => p.series))].sort(), ['norm=batch', 'norm=none']);
+    assert.deepEqual(points.map((p) => p.x).sort(), [0.2, 0.2, 0.5, 0.5]);
+    for (const p of points) {
+      const run = both.find((r) => r.record?.config.train.lr === p.x && `norm=${r.record?.config.model.norm}` === p.series);
+      assert.equal(p.y, run?.record?.test?.acc);
+    }
+    const svg = await renderSvg(sweepChartSpec(both, { key: 'train.lr', values: ['test_acc', 'final_train_loss'] }));
+    assert.equal((svg.match(/<path[^>]*aria-roledescription="line mark"/g) ?? []).length, 2 * 2, 'two panels, a line per norm');
+    const out = path.join(tmpDir(), 'by-lr');
+    const res = await cli(['plot', SWEEP, SWEEP_LR, '--x', 'train.lr', '-o', out, '--term']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(fs.existsSync(`${out}.svg`) && fs.existsSync(`${out}.png`));
+    assert.match(res.stdout, /test_acc[\s\S]*train\.lr[\s\S]*norm=none {3}\+ norm=batch/);
+    const bad = [
+      ['--x', 'train.lrr'],
+      ['--x', 'model.hidden'],
+      ['--x', 'train.lr', '--metric', 'val_acc'],
+      ['--x', 'step', '--log-x'],
+    ];
+    for (const args of bad) {
+      const r = await cli(['plot', SWEEP, SWEEP_LR, ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
   });
 });
 

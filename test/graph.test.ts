@@ -7,7 +7,7 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { loadDataset, type Dataset } from '../src/data/index.js';
-import type { Mlp } from '../src/model/index.js';
+import { buildModel, type Mlp } from '../src/model/index.js';
 import { configHash } from '../src/spec/expand.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
@@ -15,6 +15,7 @@ import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { decodeSavedModel, encodeSavedModel, writeSavedModel } from '../src/train/graph/graph-def.js';
+import { GraphEngine } from '../src/train/graph/engine.js';
 import { chooseEngine, train, type TrainResult } from '../src/train/loop.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
@@ -111,6 +112,9 @@ describe('graph engine', () => {
     ['group (3 groups) before, sgd, sigmoid', { norm: 'group', activation: 'sigmoid', hidden: [24, 24], group_norm: { groups: 3, eps: 1e-5 } }, {}],
     ['group (2 groups) after, momentum, tanh', { norm: 'group', norm_placement: 'after', activation: 'tanh', hidden: [16, 16], group_norm: { groups: 2, eps: 1e-3 } }, { momentum: 0.9, lr: 0.05 }],
     ['batch, population statistics, momentum', { norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population', population_batches: 3 } }, { momentum: 0.9, lr: 0.1 }],
+    ['none, adam, relu', { norm: 'none', activation: 'relu' }, { optimizer: 'adam', lr: 0.01 }],
+    ['batch, adam, sigmoid', { norm: 'batch', activation: 'sigmoid' }, { optimizer: 'adam', lr: 0.01 }],
+    ['layer after, adam (beta1 0.8, beta2 0.99, epsilon 1e-3), tanh', { norm: 'layer', norm_placement: 'after', activation: 'tanh' }, { optimizer: 'adam', lr: 0.005, adam: { beta1: 0.8, beta2: 0.99, epsilon: 1e-3 } }],
   ];
   for (const [name, model, t] of CASES) {
     it(`gives the eager engine's metrics and weights within float32 round-off: ${name}`, async () => {
@@ -152,6 +156,24 @@ describe('graph engine', () => {
     await run(config({ norm: 'none' }), 'graph');
     assert.equal(fs.existsSync(stale), false);
     assert.deepEqual(mine(), []);
+  });
+
+  it('init zeroes the optimizer state: Adam restarted from the same weights repeats its steps exactly', async () => {
+    const c = config({ norm: 'batch' }, { optimizer: 'adam', lr: 0.01 });
+    const model = buildModel(c.model, data.inputShape, data.classes, c.seed) as Mlp;
+    const engine = await GraphEngine.create(c, model, data);
+    const n = c.train.batch_size;
+    const losses = () =>
+      Array.from({ length: 5 }, (_, k) => engine.step(data.train.x.subarray(k * n * data.features, (k + 1) * n * data.features), data.train.y.subarray(k * n, (k + 1) * n)).loss);
+    try {
+      const first = losses();
+      engine.assign(model); // the model still holds the initial weights: the graph trained its own copies
+      assert.deepEqual(losses(), first);
+      assert.ok(first[4] < first[0]);
+    } finally {
+      engine.dispose();
+      model.dispose();
+    }
   });
 
   it('leaks no tensors across a run', async () => {

@@ -130,4 +130,10 @@ describe('bad input: one line naming the place and what is allowed', () => {
     rejects(() => plan(TINY_SPEC.replace('steps: 40', 'steps: 40\n  epochs: 2')), /give train\.steps or train\.epochs, not both/);
     rejects(() => plan(TINY_SPEC.replace('steps: 40', 'eval_limit: null')), /set train\.steps or train\.epochs/);
   });
+  it('adam with momentum: adam has its own (beta1)', () => {
+    rejects(() => plan(TINY_SPEC.replace('lr: 0.5', 'lr: 0.5\n  optimizer: adam\n  momentum: 0.9')), /spec\.yaml:\d+:\d+: train\.momentum is 0\.9, but train\.optimizer adam has its own \(train\.adam\.beta1\); set train\.momentum to 0/);
+    rejects(() => plan(TINY_SPEC.replace('lr: 0.5', 'lr: 0.5\n  optimizer: adam'), ['train.momentum=0.5']), /train\.momentum is 0\.5, but train\.optimizer adam/);
+    const [run] = plan(TINY_SPEC.replace('lr: 0.5', 'lr: 0.5\n  optimizer: adam\n  adam: { beta2: 0.99 }'));
+    assert.deepEqual(run.config.train.adam, { beta1: 0.9, beta2: 0.99, epsilon: 1e-7 });
+  });
 });

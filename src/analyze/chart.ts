@@ -90,16 +90,35 @@ function legendTitle(labels: string[]): string {
 }
 
 /**
+ * The legend's title and entries. When one key tells the runs apart it titles the legend and the
+ * entries are its values (`norm`: `none`, `batch`).
+ */
+export function legendOf(labels: string[]): { title: string; labels: string[] } {
+  const title = legendTitle(labels);
+  if (title !== 'run' && !title.includes(',')) return { title, labels: labels.map((l) => l.replace(`${title}=`, '')) };
+  return { title, labels };
+}
+
+/** What every bnx chart shares: title, white background, fonts, and its data inline. */
+export function chartBase(title: string | undefined, values: object[]): VegaLiteSpec {
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    ...(title ? { title: { text: title, anchor: 'start', fontSize: 14 } } : {}),
+    background: 'white',
+    padding: 12,
+    data: { values },
+    config: { font: CHART_FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 12, titleFontSize: 12 } },
+  };
+}
+
+/**
  * A vega-lite line chart: one line per run, colour by run (legend labels from what differs between
  * the runs), one panel per metric side by side with its own y scale.
  */
 export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
   if (runs.length === 0) throw new InputError('plot', 'no runs to plot');
   const x = opts.x ?? 'step';
-  let labels = opts.labels ?? runLabels(runs);
-  const legend = legendTitle(labels);
-  // One key tells the runs apart: it titles the legend and the entries are its values.
-  if (legend !== 'run' && !legend.includes(',')) labels = labels.map((l) => l.replace(`${legend}=`, ''));
+  const { title: legend, labels } = legendOf(opts.labels ?? runLabels(runs));
   const rows = chartRows(runs, { ...opts, labels });
   const single = opts.metrics.length === 1;
   const encoding = {
@@ -120,14 +139,7 @@ export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
     detail: { field: 'run' },
   };
   const panel = { width: opts.width ?? 560, height: opts.height ?? 320, mark: { type: 'line', strokeWidth: 2, clip: true }, encoding };
-  const base = {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    ...(opts.title ? { title: { text: opts.title, anchor: 'start', fontSize: 14 } } : {}),
-    background: 'white',
-    padding: 12,
-    data: { values: rows },
-    config: { font: CHART_FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 12, titleFontSize: 12 } },
-  };
+  const base = chartBase(opts.title, rows);
   if (single) return { ...base, ...panel };
   return {
     ...base,
@@ -212,7 +224,18 @@ function tick(v: number): string {
  * for a glance over SSH. Each column shows each series' value interpolated at that x; vertical jumps
  * between columns are filled so lines stay connected.
  */
-export function termChart(data: TermSeries[], opts: { width?: number; height?: number; color?: boolean; title?: string; xLabel?: string; logY?: boolean } = {}): string {
+export interface TermChartOptions {
+  width?: number;
+  height?: number;
+  color?: boolean;
+  title?: string;
+  xLabel?: string;
+  logY?: boolean;
+  /** The y axis range, so that charts drawn one after another compare (default: the data's range). */
+  yRange?: [number, number];
+}
+
+export function termChart(data: TermSeries[], opts: TermChartOptions = {}): string {
   const tf = (y: number) => (opts.logY ? Math.log10(y) : y);
   const clean = data.map((s) => ({ ...s, points: s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0)).sort((a, b) => a.x - b.x) }));
   const all = clean.flatMap((s) => s.points);
@@ -220,7 +243,7 @@ export function termChart(data: TermSeries[], opts: { width?: number; height?: n
   if (opts.title) out.push(opts.title);
   if (all.length === 0) return [...out, '  (no data)'].join('\n');
   let [x0, x1] = [Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x))];
-  let [y0, y1] = [Math.min(...all.map((p) => tf(p.y))), Math.max(...all.map((p) => tf(p.y)))];
+  let [y0, y1] = opts.yRange ? opts.yRange.map(tf) : [Math.min(...all.map((p) => tf(p.y))), Math.max(...all.map((p) => tf(p.y)))];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   const H = Math.max(5, opts.height ?? 15);
@@ -228,7 +251,8 @@ export function termChart(data: TermSeries[], opts: { width?: number; height?: n
   const labelW = Math.max(...yLabels.map((l) => l.length));
   const W = Math.max(20, (opts.width ?? 80) - labelW - 3);
   const grid: string[][] = Array.from({ length: H }, () => Array<string>(W).fill(' '));
-  const rowOf = (y: number) => Math.round(((y1 - tf(y)) / (y1 - y0)) * (H - 1));
+  // Clamped: a value outside a given yRange is drawn on the edge row.
+  const rowOf = (y: number) => Math.min(H - 1, Math.max(0, Math.round(((y1 - tf(y)) / (y1 - y0)) * (H - 1))));
   clean.forEach((s, i) => {
     const sym = opts.color ? `${ANSI[i % ANSI.length]}${SYMBOLS[i % SYMBOLS.length]}${RESET}` : SYMBOLS[i % SYMBOLS.length];
     const pts = s.points;

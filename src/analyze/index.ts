@@ -13,4 +13,13 @@ export {
 } from './diff.js';
 export { listResults, formatListing, type RunListing, type ListOptions } from './ls.js';
 export { chartSpec, chartRows, renderSvg, renderPng, termChart, termChartOf, X_AXES, type XAxis, type ChartOptions, type VegaLiteSpec } from './chart.js';
+export {
+  readInstrument, readInstrumentCsv, loadInstrument, instrumentFile, percentileColumns, missingInstrumentLine,
+  type InstrumentTable, type InstrumentRow, type InstrumentRuns, type PercentileColumn,
+} from './instruments.js';
+export {
+  instrumentChartSpec, instrumentTermCharts, instrumentPoints, instrumentLayers, percentileRoles, INSTRUMENT_TITLES,
+  type InstrumentPoint, type InstrumentChartOptions,
+} from './instrument-chart.js';
+export { sweepChartSpec, sweepPoints, sweepTermCharts, type SweepChartOptions, type SweepPoint } from './sweep-chart.js';
 export { buildReport, reportHtml, reportMarkdown, type Report, type ReportOptions } from './report.js';

@@ -3,12 +3,17 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../store/files.js';
-import { chartSpec, metricTitle, renderPng, renderSvg, termChartOf, X_AXES, type XAxis } from '../analyze/chart.js';
+import { chartSpec, metricTitle, renderPng, renderSvg, termChartOf, X_AXES, type VegaLiteSpec, type XAxis } from '../analyze/chart.js';
+import { INSTRUMENT_TITLES, instrumentChartSpec, instrumentLayers, instrumentTermCharts } from '../analyze/instrument-chart.js';
+import { loadInstrument, missingInstrumentLine } from '../analyze/instruments.js';
+import { INSTRUMENT_NAMES, type InstrumentName } from '../spec/types.js';
 import { diffCsv, diffJson, diffSweeps, diffWithin, formatDiff, worsePairs } from '../analyze/diff.js';
 import { formatListing, listResults } from '../analyze/ls.js';
 import { buildReport, reportHtml, reportMarkdown } from '../analyze/report.js';
 import { loadResults, loadSweep, type LoadedRun } from '../analyze/results.js';
 import { COMPARED_VALUES, METRICS, type ComparedValue, type Metric } from '../analyze/stats.js';
+import { sweepChartSpec, sweepPoints, sweepTermCharts } from '../analyze/sweep-chart.js';
+import { configKeyPaths } from '../spec/schema.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -45,6 +50,100 @@ function ensureParent(file: string): void {
 }
 
 const useColor = () => Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+
+interface PlotOptions {
+  metric: string[];
+  /** A time axis (step, epoch, time) or a swept configuration key (train.lr). */
+  x: string;
+  logX?: boolean;
+  out: string[];
+  term: boolean;
+  logY: boolean;
+  title?: string;
+  scale: string;
+  instrument?: InstrumentName;
+  layer: string[];
+}
+
+/** What `bnx plot` draws: the vega-lite spec, the terminal charts, and the default file name. */
+interface Plot {
+  name: string;
+  spec(): VegaLiteSpec;
+  term(): string[];
+}
+
+function metricsPlot(runs: LoadedRun[], opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
+  if (opts.layer.length > 0) throw new InputError(`--layer ${opts.layer.join(',')}`, 'layers are chosen for --instrument activation_percentiles or ics only');
+  if (!isTimeAxis(opts.x)) return sweepPlot(runs, opts.x, opts, ctx);
+  if (opts.logX !== undefined) throw new InputError('--log-x', 'a log x axis is for --x <config key> (train.lr, train.batch_size)');
+  const x: XAxis = opts.x;
+  const metrics = parseMetrics(opts.metric);
+  const title = opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
+  return {
+    name: `${ctx.specs.join('+') || 'bnx'}-${metrics.join('+')}`,
+    spec: () => chartSpec(runs, { metrics, x, logY: opts.logY, title }),
+    term: () => metrics.map((m) => termChartOf(runs, m, { x, logY: opts.logY, color: useColor(), width: ctx.width })),
+  };
+}
+
+const CONFIG_KEYS = configKeyPaths();
+const isTimeAxis = (x: string): x is XAxis => (X_AXES as readonly string[]).includes(x);
+
+/**
+ * `--x <config key>`: a run value (test_acc by default, or --metric from COMPARED_VALUES) against
+ * a swept key, one line per combination of the other swept keys. Runs without the value (diverged)
+ * are named on stderr.
+ */
+function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
+  if (!CONFIG_KEYS.includes(key)) {
+    throw new InputError(`--x ${key}`, `not an x axis: use ${X_AXES.join(', ')}, or a configuration key the runs sweep (train.lr, train.batch_size, model.batch_norm.eps)`);
+  }
+  const list = (opts.metric.length > 0 ? opts.metric : ['test_acc']).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  for (const v of list) {
+    if (!(COMPARED_VALUES as readonly string[]).includes(v)) throw new InputError(`--metric ${v}`, `with --x ${key}, what to plot is a run value: ${COMPARED_VALUES.join(', ')}`);
+  }
+  const values = [...new Set(list)] as ComparedValue[];
+  const chartOpts = { key, values, logX: opts.logX, logY: opts.logY, title: opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${values.join(' and ')} against ${key}` };
+  const { missing } = sweepPoints(runs, chartOpts);
+  if (missing.length > 0) console.error(`bnx plot: left out: ${missing.slice(0, 6).join('; ')}${missing.length > 6 ? `; and ${missing.length - 6} more` : ''}`);
+  return {
+    name: `${ctx.specs.join('+') || 'bnx'}-${values.join('+')}-by-${key}`,
+    spec: () => sweepChartSpec(runs, chartOpts),
+    term: () => sweepTermCharts(runs, { ...chartOpts, color: useColor(), width: ctx.width }),
+  };
+}
+
+/**
+ * An instrument's CSVs. Runs without the CSV are named on stderr and left out; if no run has it,
+ * that line is the InputError.
+ */
+function instrumentPlot(runs: LoadedRun[], instrument: InstrumentName, opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
+  if (opts.metric.length > 0) throw new InputError(`--metric ${opts.metric.join(',')} --instrument ${instrument}`, 'choose one: a metric or an instrument');
+  if (opts.x !== 'step' || opts.logX !== undefined) throw new InputError(`--x ${opts.x}`, 'instrument CSVs are plotted against the training step only');
+  const loaded = loadInstrument(runs, instrument);
+  const lacking = missingInstrumentLine(loaded);
+  if (loaded.found.length === 0) throw new InputError(runsWhere(runs), lacking!);
+  if (lacking) console.error(`bnx plot: ${lacking}`);
+  const layers = opts.layer.flatMap((l) => l.split(',')).map((l) => l.trim()).filter(Boolean);
+  // Checks --layer now, before any chart is drawn.
+  instrumentLayers(loaded, layers);
+  const found = loaded.found.map((f) => f.run);
+  const specs = [...new Set(found.map((r) => r.spec).filter(Boolean))];
+  const title = opts.title ?? `${specs.join(', ') || 'bnx'}: ${INSTRUMENT_TITLES[instrument]}${layers.length > 0 ? ` (${layers.join(', ')})` : ''}`;
+  const chartOpts = { layers, logY: opts.logY, title };
+  return {
+    name: `${specs.join('+') || 'bnx'}-${instrument}${layers.length > 0 ? `-${layers.join('+')}` : ''}`,
+    spec: () => instrumentChartSpec(loaded, chartOpts),
+    term: () => instrumentTermCharts(loaded, { ...chartOpts, color: useColor(), width: ctx.width }),
+  };
+}
+
+/** Where the plotted runs are, for an error line: their common sweep folder, or the first run and a count. */
+function runsWhere(runs: LoadedRun[]): string {
+  const dirs = [...new Set(runs.map((r) => path.dirname(r.path)))];
+  if (dirs.length === 1) return dirs[0];
+  return runs.length === 1 ? runs[0].path : `${runs[0].path} and ${runs.length - 1} more`;
+}
 
 export function registerAnalyzeCommands(program: Command): void {
   program
@@ -99,26 +198,32 @@ export function registerAnalyzeCommands(program: Command): void {
 
   program
     .command('plot')
-    .description('line charts of runs, one line per run (legend: the parameters that differ), to SVG and PNG, or to the terminal with --term')
+    .description('line charts of runs, one line per run (legend: the parameters that differ), to SVG and PNG, or to the terminal with --term; --instrument plots an instrument CSV instead')
     .argument('<runs...>', 'run folders, sweep folders or metrics CSVs')
-    .option('--metric <name>', `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc)`, collect, [])
-    .addOption(new Option('--x <axis>', 'x axis; time is estimated from run.json (metrics.csv holds no clock times)').choices([...X_AXES]).default('step'))
+    .option('--metric <name>', `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc); with --x <config key>: ${COMPARED_VALUES.join(', ')} (default test_acc)`, collect, [])
+    .option('--x <axis>', 'x axis: step, epoch, time (estimated from run.json: metrics.csv holds no clock times), or a swept config key (train.lr) to plot each run\'s final value against it', 'step')
+    .option('--log-x', 'with --x <config key>: logarithmic x axis (default: when the values span two decades)')
+    .option('--no-log-x', 'with --x <config key>: linear x axis')
     .option('-o, --out <file>', 'output file: .svg, .png, or a name without extension for both; repeatable (default: <spec>-<metric>.svg and .png here)', collect, [])
     .option('--term', 'draw the chart in the terminal (no files unless -o is given)', false)
     .option('--log-y', 'logarithmic y axis', false)
     .option('--title <text>', 'chart title (default: spec and metric)')
     .option('--scale <n>', 'PNG pixels per SVG pixel', '2')
-    .action(async (paths: string[], opts: { metric: string[]; x: XAxis; out: string[]; term: boolean; logY: boolean; title?: string; scale: string }) => {
-      const metrics = parseMetrics(opts.metric);
+    .addOption(
+      new Option('--instrument <name>', 'plot an instrument CSV of the runs instead of metrics: activation_percentiles as bands, ics, smoothness or eval_gap').choices([
+        ...INSTRUMENT_NAMES,
+      ]),
+    )
+    .option('--layer <name>', 'with --instrument activation_percentiles or ics: only these layers (hidden3, conv1); comma list or repeatable', collect, [])
+    .action(async (paths: string[], opts: PlotOptions) => {
       const scale = positive('--scale', opts.scale, 8);
       const runs: LoadedRun[] = paths.flatMap((p) => loadSweep(p).runs);
       const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
-      if (opts.term) {
-        const width = Math.min(Math.max(process.stdout.columns || Number(process.env.COLUMNS) || 100, 50), 160);
-        for (const m of metrics) console.log(`${termChartOf(runs, m, { x: opts.x, logY: opts.logY, color: useColor(), width })}\n`);
-      }
+      const width = Math.min(Math.max(process.stdout.columns || Number(process.env.COLUMNS) || 100, 50), 160);
+      const chart = opts.instrument ? instrumentPlot(runs, opts.instrument, opts, { width, specs }) : metricsPlot(runs, opts, { width, specs });
+      if (opts.term) for (const t of chart.term()) console.log(`${t}\n`);
       let outs = opts.out;
-      if (outs.length === 0 && !opts.term) outs = [`${specs.join('+') || 'bnx'}-${metrics.join('+')}`];
+      if (outs.length === 0 && !opts.term) outs = [chart.name];
       if (outs.length === 0) return;
       const files: { file: string; kind: 'svg' | 'png' }[] = [];
       for (const o of outs) {
@@ -128,8 +233,7 @@ export function registerAnalyzeCommands(program: Command): void {
         else if (ext === '') files.push({ file: `${o}.svg`, kind: 'svg' }, { file: `${o}.png`, kind: 'png' });
         else throw new InputError(`-o ${o}`, 'the file must end in .svg or .png (or have no extension for both)');
       }
-      const title = opts.title ?? `${specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
-      const svg = await renderSvg(chartSpec(runs, { metrics, x: opts.x, logY: opts.logY, title }));
+      const svg = await renderSvg(chart.spec());
       for (const f of files) {
         ensureParent(f.file);
         if (f.kind === 'svg') writeFileAtomic(f.file, svg);

@@ -14,9 +14,16 @@ function finishLine(r: RunRecord): string {
   return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
 }
 
+/** 1-based run numbers: `1-8`, or `1, 3, 5` when not consecutive. */
+function runNumbers(indices: number[]): string {
+  const consecutive = indices.every((v, k) => k === 0 || v === indices[k - 1] + 1);
+  return consecutive ? `${indices[0] + 1}-${indices[indices.length - 1] + 1}` : indices.map((i) => i + 1).join(', ');
+}
+
 /**
- * A progress bar per run on a terminal (step, loss, speed); plain lines when stdout is not a TTY
- * (CI logs, pipes): one at the start, one every 10% of the steps, one at the end.
+ * A progress bar per run (per fused group: the members' mean loss) on a terminal (step, loss,
+ * speed); plain lines when stdout is not a TTY (CI logs, pipes): one at the start, one every 10%
+ * of the steps, one at the end.
  */
 export function makeReporter(stream: NodeJS.WriteStream = process.stdout): SweepReporter {
   const tty = Boolean(stream.isTTY);
@@ -25,23 +32,29 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
   let started = 0;
   let nextLine = 0;
   const log = (s: string) => stream.write(`${s}\n`);
+  const begin = (runs: PlannedRun[], indices: number[], n: number, steps: number) => {
+    total = steps;
+    started = performance.now();
+    nextLine = Math.max(1, Math.floor(steps / 10));
+    if (runs.length === 1) log(`[${indices[0] + 1}/${n}] ${runs[0].id}  ${paramsText(runs[0])}`);
+    else {
+      log(`[runs ${runNumbers(indices)} of ${n}, fused: ${runs.length} runs in one graph]`);
+      for (const run of runs) log(`  ${run.id}  ${paramsText(run)}`);
+    }
+    if (tty) {
+      bar = new cliProgress.SingleBar(
+        { format: '  {bar} {value}/{total} steps | loss {loss} | {speed} steps/s | eta {eta_formatted}', hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(steps, 0, { loss: '-', speed: '-' });
+    }
+  };
   return {
     skip(run, i, n, why) {
       log(`[${i + 1}/${n}] ${run.id}: ${why}`);
     },
-    start(run, i, n, steps) {
-      total = steps;
-      started = performance.now();
-      nextLine = Math.max(1, Math.floor(steps / 10));
-      log(`[${i + 1}/${n}] ${run.id}  ${paramsText(run)}`);
-      if (tty) {
-        bar = new cliProgress.SingleBar(
-          { format: '  {bar} {value}/{total} steps | loss {loss} | {speed} steps/s | eta {eta_formatted}', hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(steps, 0, { loss: '-', speed: '-' });
-      }
-    },
+    start: (run, i, n, steps) => begin([run], [i], n, steps),
+    startFused: begin,
     step(step, loss) {
       const speed = (step / ((performance.now() - started) / 1000)).toFixed(0);
       if (bar) {

@@ -20,6 +20,8 @@ interface RunOptions {
   rerun?: string;
   new: boolean;
   shard?: string;
+  tensorboard?: string;
+  fuse: boolean;
 }
 
 function parseRerun(text: string): Set<RunStatus> {
@@ -50,6 +52,8 @@ export function registerRunCommand(program: Command): void {
     .option('--rerun <states>', `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`)
     .option('--new', 'write to a fresh folder <out>/<name>-N instead of adding to <out>/<name>', false)
     .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
+    .option('--no-fuse', 'train every run alone (by default, graph-engine runs differing only in lr, momentum, seed or init train as one fused graph)')
+    .option('--tensorboard <dir>', 'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)')
     .action(async (specFile: string, opts: RunOptions) => {
       const { runs, spec } = planFrom(specFile, opts.set);
       const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
@@ -57,7 +61,15 @@ export function registerRunCommand(program: Command): void {
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
         throw new InputError(`--out ${opts.out}`, 'exists and is not a directory; give a directory for results');
       }
+      if (opts.tensorboard !== undefined && fs.existsSync(opts.tensorboard) && !fs.statSync(opts.tensorboard).isDirectory()) {
+        throw new InputError(`--tensorboard ${opts.tensorboard}`, 'exists and is not a directory; give a directory for event files');
+      }
       const mine = shard ? selectShard(runs, shard) : runs;
+      const tensorboard = opts.tensorboard !== undefined || mine.some((r) => r.config.train.tensorboard);
+      if (tensorboard && opts.backend === 'cpu') {
+        const where = opts.tensorboard !== undefined ? `--tensorboard ${opts.tensorboard}` : `${specFile}: train.tensorboard`;
+        throw new InputError(where, 'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu');
+      }
       const dir = opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name);
       const { describeBackend, initBackend } = await import('../train/backend.js');
       const { runSweep } = await import('../train/sweep.js');
@@ -86,11 +98,14 @@ export function registerRunCommand(program: Command): void {
         rerun,
         reporter: makeReporter(),
         shouldStop: () => stopSignal !== null,
+        fuse: opts.fuse,
+        tensorboard: opts.tensorboard,
         invocation: { spec: path.resolve(specFile), specText: fs.readFileSync(specFile, 'utf8'), overrides: opts.set, shard: opts.shard ?? null },
       });
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       console.log(`results: ${result.dir}${path.sep}  summary: ${result.summary}`);
+      if (tensorboard) console.log(`tensorboard --logdir ${opts.tensorboard ?? result.dir}`);
       if (result.interrupted) {
         console.error('interrupted: rerun the same command to finish the sweep');
         process.exitCode = stopSignal === 'SIGTERM' ? 143 : 130;

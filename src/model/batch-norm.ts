@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { Rng } from '../util/rng.js';
 import { batchAxes, checkChannelsLast, type BatchStatisticsLayer, type InferenceStats, variableOf } from './norm.js';
 
 /** How the training-mode backward pass of batch norm is computed. */
@@ -16,6 +17,13 @@ export interface BatchNormOptions {
    * tf.customGrad, faster, see bench/) or `autodiff` (TensorFlow.js differentiates the moments op by op).
    */
   gradient?: BatchNormGradient;
+  /** "Noisy BN" (see BatchNorm): its strength n > 0 and the seed of its draws; absent or n = 0 is off. */
+  noise?: { strength: number; seed: number };
+}
+
+/** Seed of one batch-norm layer's noise draws, from the run seed and the layer's index (0, 1, ...). */
+export function noiseSeed(runSeed: number, layer: number): number {
+  return (runSeed + 0xb0 + 7919 * (layer + 1)) % 2147483647;
 }
 
 /** The output of a training-mode batch norm and the batch statistics it used (both [C]). */
@@ -202,6 +210,21 @@ function unbiasedFactor(m: number): number {
  *   y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta
  *     = scale * x + shift,  scale = gamma / sqrt(moving_var + eps),  shift = beta - moving_mean * scale
  * (`scaleShift`), one multiply-add per channel, which folds into the preceding layer's weights.
+ *
+ * Noisy BN (`noise.strength` n > 0; Santurkar et al. 2018, section 2.1): in training mode the
+ * output is perturbed after gamma and beta by a random scale and shift per channel,
+ *   y' = s * y + m,   s_c ~ U(1, 1 + n),   m_c ~ U(-n, n)   (independent per channel c),
+ * drawn afresh every training step: a non-zero-mean, non-unit-variance change of every unit's
+ * distribution that varies over time, i.e. covariate shift injected on purpose after the layer
+ * that is supposed to remove it. One draw serves every training-mode call of a step (the step's
+ * forward pass and any measurement on the same weights); `updateMovingStats`, which ends a step,
+ * discards it. The paper draws its noise per example from a per-step distribution; a draw per
+ * channel shared by the batch shifts the whole distribution the next layer sees, which is the shift
+ * the experiment is about, without adding per-example regularizing noise on top. s and m are
+ * constants of the step (no gradient flows into them) applied outside the closed-form backward
+ * pass. Draws come from a seeded generator (`noiseSeed`): same seed, same noise. Inference mode
+ * and population estimates (Algorithm 2 characterizes the network that runs at inference, which
+ * has no noise) are noise-free.
  */
 export class BatchNorm implements BatchStatisticsLayer {
   readonly kind = 'batch' as const;
@@ -209,6 +232,10 @@ export class BatchNorm implements BatchStatisticsLayer {
   readonly beta: tf.Variable;
   readonly inference: InferenceStats;
   private readonly stats: BatchStatistics;
+  private readonly noiseRng: Rng | null;
+  /** This step's noise draw (scale s and shift m, both [C]), made at the step's first training-mode call. */
+  private noise: { scale: tf.Tensor1D; shift: tf.Tensor1D } | null = null;
+  private estimatingPopulation = false;
 
   constructor(
     readonly channels: number,
@@ -219,6 +246,7 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.gamma = variableOf(tf.ones([channels]), true, `${name}/gamma`);
     this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
     this.stats = new BatchStatistics(channels, true, options.momentum, this.inference, name);
+    this.noiseRng = options.noise && options.noise.strength > 0 ? new Rng(options.noise.seed) : null;
   }
 
   /** Number of features (dense) or channels: the same as `channels`. */
@@ -242,22 +270,49 @@ export class BatchNorm implements BatchStatisticsLayer {
     }
     const out = batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.options.eps, this.options.gradient);
     this.stats.record(out.mean, out.variance, out.count);
-    return out.y;
+    if (!this.noiseRng || this.estimatingPopulation) return out.y;
+    const { scale, shift } = this.stepNoise();
+    // [C] broadcasts over the leading axes of [N, C] and [N, H, W, C].
+    return tf.add(tf.mul(out.y, scale), shift) as T;
   }
 
-  /** Folds the last training batch's statistics into the moving averages (ema; a no-op for population). */
+  /** Folds the last training batch's statistics into the moving averages (ema; a no-op for population); ends the step's noise draw. */
   updateMovingStats(): void {
     this.stats.updateMoving();
+    this.disposeNoise();
   }
 
   /** Starts an Algorithm 2 estimate: training-mode calls until `endPopulation` accumulate their statistics. */
   beginPopulation(): void {
     this.stats.begin();
+    this.estimatingPopulation = true;
   }
 
   /** Sets the inference statistics to the population estimate of the batches seen since `beginPopulation`. */
   endPopulation(): void {
+    this.estimatingPopulation = false;
     this.stats.end();
+  }
+
+  private stepNoise(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+    if (!this.noise) {
+      const rng = this.noiseRng as Rng;
+      const n = (this.options.noise as { strength: number }).strength;
+      const scale = new Float32Array(this.channels);
+      const shift = new Float32Array(this.channels);
+      for (let c = 0; c < this.channels; c++) {
+        scale[c] = 1 + n * rng.next();
+        shift[c] = n * (2 * rng.next() - 1);
+      }
+      // Kept: the draw outlives the tidy of the training-mode call that made it.
+      this.noise = { scale: tf.keep(tf.tensor1d(scale)), shift: tf.keep(tf.tensor1d(shift)) };
+    }
+    return this.noise;
+  }
+
+  private disposeNoise(): void {
+    if (this.noise) tf.dispose([this.noise.scale, this.noise.shift]);
+    this.noise = null;
   }
 
   /** Inference mode as y = scale * x + shift, both [C]. */
@@ -284,6 +339,7 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.gamma.dispose();
     this.beta.dispose();
     this.stats.dispose();
+    this.disposeNoise();
   }
 }
 

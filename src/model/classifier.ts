@@ -2,6 +2,9 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../spec/types.js';
 import type { BatchStatisticsLayer } from './norm.js';
 
+/** Receives a layer's input to the nonlinearity during `forward` (mlp: [N, units]; conv: [N, H, W, C]). */
+export type ActivationTap = (layer: string, z: tf.Tensor) => void;
+
 /**
  * What the training loop, evaluation, population statistics and saved weights need of a model:
  * `Mlp` and `Cnn` both are one. Inputs are always rows [N, features]; a model with image inputs
@@ -10,8 +13,12 @@ import type { BatchStatisticsLayer } from './norm.js';
 export interface Classifier {
   readonly config: ModelConfig;
   readonly classes: number;
-  /** x: [batch, features] -> logits [batch, classes]. `training` selects batch vs inference statistics. */
-  forward(x: tf.Tensor2D, training: boolean): tf.Tensor2D;
+  /**
+   * x: [batch, features] -> logits [batch, classes]. `training` selects batch vs inference
+   * statistics. `tap`, if given, sees every layer's input to the nonlinearity by layer name (for
+   * the instruments): norm(x W) with the norm before the activation, the pre-activation otherwise.
+   */
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D;
   readonly batchStatisticsLayers: BatchStatisticsLayer[];
   readonly usesPopulationStatistics: boolean;
   updateMovingStats(): void;

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
-import { ClassifierBase, type Classifier } from './classifier.js';
+import { BatchNorm, MeanOnlyBatchNorm, noiseSeed } from './batch-norm.js';
+import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
 import { Dense } from './dense.js';
 import { GroupNorm, InstanceNorm } from './group-norm.js';
 import { initWeights } from './init.js';
@@ -124,7 +124,7 @@ export class Cnn extends ClassifierBase implements Classifier {
       initial.dispose();
       const normName = `${name}/norm`;
       let norm: NormLayer | null = null;
-      if (config.norm === 'batch') norm = new BatchNorm(cout, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient }, normName);
+      if (config.norm === 'batch') norm = new BatchNorm(cout, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient, noise: { strength: bn.noise, seed: noiseSeed(seed, i) } }, normName);
       else if (config.norm === 'layer') norm = new LayerNorm(cout, config.layer_norm.eps, normName);
       else if (config.norm === 'group') norm = new GroupNorm(cout, config.group_norm.groups, config.group_norm.eps, normName);
       else if (config.norm === 'instance') norm = new InstanceNorm(cout, config.group_norm.eps, normName);
@@ -152,19 +152,24 @@ export class Cnn extends ClassifierBase implements Classifier {
     return this.inputShape.reduce((a, b) => a * b, 1);
   }
 
-  forward(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D {
     const act = ACTIVATIONS[this.config.activation];
     const [h0, w0, c0] = this.inputShape;
     let h = tf.reshape(x, [x.shape[0], h0, w0, c0]) as tf.Tensor4D;
     for (const b of this.blocks) {
       let z = b.conv.apply(h);
       if (b.norm && b.placement === 'before') z = b.norm.apply(z, training);
+      tap?.(b.name, z);
       h = act(z) as tf.Tensor4D;
       if (b.norm && b.placement === 'after') h = b.norm.apply(h, training);
       if (b.pool > 1) h = tf.maxPool(h, b.pool, b.pool, 'valid');
     }
     let flat = tf.reshape(h, [x.shape[0], -1]) as tf.Tensor2D;
-    for (const d of this.dense) flat = act(d.layer.apply(flat)) as tf.Tensor2D;
+    for (const d of this.dense) {
+      const z = d.layer.apply(flat);
+      tap?.(d.name, z);
+      flat = act(z) as tf.Tensor2D;
+    }
     return this.head.apply(flat);
   }
 

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
-import { ClassifierBase, type Classifier } from './classifier.js';
+import { BatchNorm, MeanOnlyBatchNorm, noiseSeed } from './batch-norm.js';
+import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
 import { Dense, WeightNormDense } from './dense.js';
 import { GroupNorm, InstanceNorm } from './group-norm.js';
 import { initWeights } from './init.js';
@@ -68,7 +68,7 @@ export class Mlp extends ClassifierBase implements Classifier {
       initial.dispose();
       let norm: NormLayer | null = null;
       const normName = `${name}/norm`;
-      if (config.norm === 'batch') norm = new BatchNorm(units, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient }, normName);
+      if (config.norm === 'batch') norm = new BatchNorm(units, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient, noise: { strength: bn.noise, seed: noiseSeed(seed, i) } }, normName);
       else if (config.norm === 'layer') norm = new LayerNorm(units, config.layer_norm.eps, normName);
       else if (config.norm === 'group') norm = new GroupNorm(units, config.group_norm.groups, config.group_norm.eps, normName);
       else if (config.norm === 'instance') norm = new InstanceNorm(units, config.group_norm.eps, normName);
@@ -82,12 +82,13 @@ export class Mlp extends ClassifierBase implements Classifier {
   }
 
   /** x: [batch, inputs] -> logits [batch, classes]. `training` selects batch vs inference statistics. */
-  forward(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D {
     const act = ACTIVATIONS[this.config.activation];
     let h = x;
     for (const layer of this.hidden) {
       let z = layer.dense.apply(h);
       if (layer.norm && layer.placement === 'before') z = layer.norm.apply(z, training);
+      tap?.(layer.name, z);
       h = act(z) as tf.Tensor2D;
       if (layer.norm && layer.placement === 'after') h = layer.norm.apply(h, training);
     }

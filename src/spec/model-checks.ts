@@ -10,6 +10,9 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
   if (d.dataset === 'synthetic' && (d.augment.crop_padding > 0 || d.augment.flip)) {
     return { key: 'data.augment', message: 'data.augment crops and flips images; the synthetic dataset has none (use mnist, fashion_mnist or cifar10)' };
   }
+  if (m.batch_norm.noise > 0 && m.norm !== 'batch') {
+    return { key: 'model.batch_norm.noise', message: `model.batch_norm.noise perturbs batch norm's output and needs model.norm batch (model.norm is ${m.norm}); set it to 0` };
+  }
   if (m.arch === 'cnn') return cnnProblem(c);
   if (m.norm === 'instance' && m.arch === 'mlp') {
     return {

@@ -41,6 +41,11 @@ export interface RunRecord {
   /** Where the loss blew up, for diverged runs. */
   diverged: { step: number; loss: number } | null;
   error: string | null;
+  /**
+   * The enabled instruments' cost (null when none is enabled, and in run.json files written before
+   * instruments existed): seconds spent measuring, and their share of the run's wall time.
+   */
+  instruments: Record<string, { seconds: number; share: number }> | null;
   config: RunConfig;
 }
 
@@ -62,7 +67,9 @@ export function writeConfig(dir: string, config: RunConfig): void {
 }
 
 export function readRecord(dir: string): RunRecord {
-  return JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.record), 'utf8')) as RunRecord;
+  const record = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.record), 'utf8')) as RunRecord;
+  record.instruments ??= null;
+  return record;
 }
 
 /** Every run under a spec folder (sub-folders holding a run.json), sorted by start time then id. */

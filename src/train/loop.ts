@@ -6,6 +6,7 @@ import type { MetricsRow } from '../store/metrics.js';
 import { correctCount, crossEntropy, evaluate, PopulationStatistics, type EvalResult } from './evaluate.js';
 import { graphUnsupported } from './graph/compile.js';
 import { GraphEngine } from './graph/engine.js';
+import { InstrumentRunner } from './instruments/index.js';
 
 /** The loss became NaN/Inf or exceeded `train.max_loss`: a result (the run diverged), not an error. */
 export class DivergedError extends Error {
@@ -43,11 +44,26 @@ export interface TrainHooks {
    * TensorBoard's histograms).
    */
   onInstrument?(name: InstrumentName, step: number, rows: Record<string, number | string>[], activations?: Map<string, Float32Array>): void;
+  /** Once, however training ends, when an instrument is enabled: the wall time each enabled instrument took, in seconds. */
+  onInstrumentOverhead?(seconds: Partial<Record<InstrumentName, number>>): void;
 }
 
 /** How often the loop lets the event loop run, so that signals (Ctrl-C) are seen mid-run. */
 const YIELD_EVERY_MS = 100;
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A training loop's pause point: every YIELD_EVERY_MS it lets the event loop run (signal handlers
+ * set the stop flag there), then stops the loop with InterruptedError when `shouldStop` says so.
+ */
+export function pausePoint(shouldStop?: () => boolean): (step: number) => Promise<void> {
+  let last = performance.now();
+  return async (step) => {
+    if (performance.now() - last <= YIELD_EVERY_MS) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    last = performance.now();
+    if (shouldStop?.()) throw new InterruptedError(`interrupted at step ${step}`);
+  };
+}
 
 export interface TrainResult {
   steps: number;
@@ -96,7 +112,12 @@ export class EagerEngine implements Engine {
     private readonly data: Dataset,
   ) {
     const t = config.train;
-    this.optimizer = t.momentum > 0 ? tf.train.momentum(t.lr, t.momentum) : tf.train.sgd(t.lr);
+    this.optimizer =
+      t.optimizer === 'adam'
+        ? tf.train.adam(t.lr, t.adam.beta1, t.adam.beta2, t.adam.epsilon)
+        : t.momentum > 0
+          ? tf.train.momentum(t.lr, t.momentum)
+          : tf.train.sgd(t.lr);
     // model.batch_norm.inference: population: Algorithm 2's statistics, re-estimated before every evaluation.
     this.population = model.usesPopulationStatistics
       ? new PopulationStatistics(model, data.train, data.features, t.batch_size, config.model.batch_norm.population_batches, config.seed)
@@ -172,10 +193,13 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
   let lastTrainLoss = NaN;
   let lastVal: EvalResult = { loss: NaN, acc: NaN };
   const best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
-  let lastYield = performance.now();
+  const pause = pausePoint(hooks.shouldStop);
   let engine: Engine | null = null;
+  let instruments: InstrumentRunner | null = null;
 
   try {
+    // instruments: measured between steps, their time kept apart (see src/train/instruments/).
+    instruments = InstrumentRunner.create(config, data, (name, step, m) => hooks.onInstrument?.(name, step, m.rows, m.activations));
     const choice = chooseEngine(config);
     hooks.onEngine?.(choice.kind, choice.note);
     engine = choice.kind === 'graph' ? await GraphEngine.create(config, model as Mlp, data) : new EagerEngine(model, config, data);
@@ -183,6 +207,7 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
       const { indices, start } = batcher.next();
       const batch = gather(data.train, features, indices, start, t.batch_size);
       augmenter?.apply(batch.x, t.batch_size);
+      instruments?.beforeStep(step, model, batch);
       const { loss: lossValue, correct } = engine.step(batch.x, batch.y);
       correctSum += correct;
       lossSum += lossValue;
@@ -193,11 +218,7 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
         hooks.onRow?.({ step, epoch: (step * t.batch_size) / data.train.n, train_loss: lossValue, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr });
         throw new DivergedError(step, lossValue);
       }
-      if (performance.now() - lastYield > YIELD_EVERY_MS) {
-        await yieldToEventLoop();
-        lastYield = performance.now();
-        if (hooks.shouldStop?.()) throw new InterruptedError(`interrupted at step ${step}`);
-      }
+      await pause(step);
 
       const isLast = step === steps;
       const isEval = step % t.eval_every === 0 || isLast;
@@ -223,6 +244,8 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
         correctSum = 0;
         sinceRow = 0;
       }
+      const current = engine;
+      instruments?.afterStep(step, () => current.weights(), batch);
     }
     const test = engine.evaluate(data.test, null, steps);
     hooks.onTrained?.(engine.weights());
@@ -237,5 +260,6 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
   } finally {
     engine?.dispose();
     model.dispose();
+    if (instruments) hooks.onInstrumentOverhead?.(instruments.overhead());
   }
 }

@@ -5,17 +5,24 @@ import { canonicalJson, type PlannedRun } from '../spec/expand.js';
 import { describeFault } from '../store/files.js';
 import { withLock, tryLock } from '../store/lock.js';
 import { MetricsWriter } from '../store/metrics.js';
+import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from '../store/instrument-csv.js';
+import type { InstrumentName } from '../spec/types.js';
+import { enabledInstruments } from './instruments/index.js';
+import { TensorBoardWriter, tensorboardDir } from '../store/tensorboard.js';
 import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary, type RunRecord, type RunStatus } from '../store/runs.js';
 import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from '../store/sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../version.js';
 import { describeBackend, type BackendInfo } from './backend.js';
-import { DivergedError, InterruptedError, totalSteps, train, type TrainHooks } from './loop.js';
+import { fusedGroups, trainFused, type FusedHooks } from './fused.js';
+import { DivergedError, InterruptedError, totalSteps, train, type TrainHooks, type TrainResult } from './loop.js';
 
 /** What the CLI shows while a sweep runs. */
 export interface SweepReporter {
   skip(run: PlannedRun, index: number, count: number, why: string): void;
   start(run: PlannedRun, index: number, count: number, steps: number): void;
+  /** A fused group starts (one graph for the runs at these indices); `step` then reports the group. */
+  startFused?(runs: PlannedRun[], indices: number[], count: number, steps: number): void;
   step(step: number, loss: number): void;
   /** One line about the run being trained (e.g. why it trains on the eager engine). */
   note?(line: string): void;
@@ -33,6 +40,13 @@ export interface SweepOptions {
   reporter?: SweepReporter;
   /** Checked between steps: true stops the current run (marked interrupted) and the sweep. */
   shouldStop?: () => boolean;
+  /**
+   * `--tensorboard <dir>`: every run also writes TensorBoard event files, into
+   * `<dir>/<sweep folder name>/<run id>/`. Output only: not part of the runs' configs or ids.
+   */
+  tensorboard?: string;
+  /** false: every run trains alone (`--no-fuse`); by default runs that fuse train as one graph (see fusedGroups). */
+  fuse?: boolean;
   /** Recorded in sweep.json: the spec file, its text, the overrides, the shard. */
   invocation?: { spec: string; specText: string; overrides: string[]; shard: string | null };
 }
@@ -89,41 +103,71 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   let skipped = 0;
   let failed = 0;
   let interrupted = false;
-  for (const [i, run] of runs.entries()) {
-    if (opts.shouldStop?.()) {
-      interrupted = true;
-      break;
-    }
+  /** Locks run i for this process, or skips it (null): running elsewhere, or in a state outside `rerun`. */
+  const claim = (i: number): ClaimedRun | null => {
+    const run = runs[i];
     const runDir = path.join(dir, run.id);
     const lock = tryLock(path.join(runDir, '.lock'));
     if (!lock.ok) {
       opts.reporter?.skip(run, i, runs.length, `running in another process (pid ${lock.owner.pid} on ${lock.owner.host})`);
       skipped++;
-      continue;
+      return null;
     }
     try {
       // Read the state only once the lock is ours: another process may have just finished it.
       // Under the lock, `running` means its process died: it was interrupted.
       const previous = readRecord(runDir);
       const state: RunStatus = previous.status === 'running' ? 'interrupted' : previous.status;
-      if (!rerun.has(state)) {
-        opts.reporter?.skip(run, i, runs.length, `${state}, skipped (${state === 'completed' ? '--force reruns it' : `--rerun ${state} reruns it`})`);
-        records.push(previous);
-        skipped++;
-        continue;
-      }
-      const record = await trainOne(run, runDir, datasets, opts, i, runs.length);
-      records.push(record);
-      if (record.status === 'failed') failed++;
-      if (record.status === 'interrupted') interrupted = true;
-    } finally {
+      if (rerun.has(state)) return { run, runDir, index: i, release: () => lock.release() };
+      opts.reporter?.skip(run, i, runs.length, `${state}, skipped (${state === 'completed' ? '--force reruns it' : `--rerun ${state} reruns it`})`);
+      records.push(previous);
+      skipped++;
+    } catch (e) {
       lock.release();
+      throw e;
+    }
+    lock.release();
+    return null;
+  };
+  // Runs that fuse (see fusedGroups) train as one graph per group; the others one by one. Fused runs
+  // have no hooks for --tensorboard's event files.
+  const groups = opts.fuse === false || opts.tensorboard ? runs.map((_, i) => [i]) : fusedGroups(runs.map((r) => r.config));
+  for (const group of groups) {
+    if (opts.shouldStop?.()) {
+      interrupted = true;
+      break;
+    }
+    const claimed: ClaimedRun[] = [];
+    try {
+      for (const i of group) {
+        const c = claim(i);
+        if (c) claimed.push(c);
+      }
+      const trained =
+        claimed.length > 1 ? await trainGroup(claimed, datasets, opts, runs.length)
+        : claimed.length === 1 ? [await trainOne(claimed[0].run, claimed[0].runDir, datasets, opts, claimed[0].index, runs.length)]
+        : [];
+      for (const record of trained) {
+        records.push(record);
+        if (record.status === 'failed') failed++;
+        if (record.status === 'interrupted') interrupted = true;
+      }
+    } finally {
+      for (const c of claimed) c.release();
     }
     withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
     if (interrupted) break;
   }
   const summary = withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
   return { dir, summary, records, skipped, failed, interrupted };
+}
+
+/** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */
+function instrumentOverhead(seconds: Partial<Record<InstrumentName, number>> | null, wall: number): RunRecord['instruments'] {
+  if (!seconds) return null;
+  return Object.fromEntries(
+    Object.entries(seconds).map(([name, s]) => [name, { seconds: Math.round((s as number) * 1000) / 1000, share: Math.round(((s as number) / wall) * 10000) / 10000 }]),
+  );
 }
 
 function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dataset | null): RunRecord {
@@ -149,28 +193,47 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
     test: null,
     diverged: null,
     error: null,
+    instruments: null,
     config: run.config,
   };
+}
+
+/**
+ * With `train.tensorboard` or `--tensorboard`: opens the run's event file and chains the run's
+ * hooks to also write its metrics rows and instrument measurements there. The caller closes it.
+ */
+function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, hooks: TrainHooks): TensorBoardWriter | null {
+  if (!run.config.train.tensorboard && !opts.tensorboard) return null;
+  const board = TensorBoardWriter.open(tensorboardDir(runDir, opts.tensorboard));
+  const { onRow, onInstrument } = hooks;
+  hooks.onRow = (row) => {
+    onRow?.(row);
+    board.metrics(row);
+  };
+  hooks.onInstrument = (name, step, rows, activations) => {
+    onInstrument?.(name, step, rows, activations);
+    board.instrument(name, step, rows, activations);
+  };
+  return board;
 }
 
 async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, Dataset>, opts: SweepOptions, index: number, count: number): Promise<RunRecord> {
   const started = performance.now();
   let record = newRecord(run, 'running', opts.backend, null);
   let writer: MetricsWriter | null = null;
+  let board: TensorBoardWriter | null = null;
+  // instruments: one CSV each, and the seconds each took (a share of the wall time at the end).
+  const instrumentCsvs = new Map<InstrumentName, InstrumentCsv>();
+  let instrumentSeconds: Partial<Record<InstrumentName, number>> | null = null;
   try {
-    // data.augment acts on training batches, not on the loaded arrays: runs differing only in it share the data.
-    const dataKey = canonicalJson({ ...run.config.data, augment: null });
-    let data = datasets.get(dataKey);
-    if (!data) {
-      data = loadDataset(run.config.data);
-      datasets.set(dataKey, data);
-    }
+    const data = datasetFor(run, datasets);
     record = newRecord(run, 'running', opts.backend, data);
     opts.reporter?.start(run, index, count, record.steps_total);
     writeConfig(runDir, run.config);
     writeRecord(runDir, record);
     writer = new MetricsWriter(path.join(runDir, RUN_FILES.metrics));
     const rows = writer;
+    for (const name of enabledInstruments(run.config)) instrumentCsvs.set(name, new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)));
     const hooks: TrainHooks = {
       onRow: (row) => {
         rows.append(row);
@@ -184,36 +247,141 @@ async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, D
         writeRecord(runDir, record);
         if (note) opts.reporter?.note?.(note);
       },
+      onInstrument: (name, _step, measured) => instrumentCsvs.get(name)?.append(measured),
+      onInstrumentOverhead: (seconds) => (instrumentSeconds = seconds),
     };
+    board = openTensorBoard(run, runDir, opts, hooks);
     const result = await train(run.config, data, hooks);
-    Object.assign(record, { status: 'completed', engine: result.engine, steps_done: result.steps, final: result.final, best: result.best, test: result.test, parameters: result.parameters });
+    completeRecord(record, result);
   } catch (e) {
-    if (e instanceof DivergedError) {
-      Object.assign(record, { status: 'diverged', steps_done: e.step, diverged: { step: e.step, loss: e.loss } });
-    } else if (e instanceof InterruptedError) {
-      record.status = 'interrupted';
-    } else {
-      record.status = 'failed';
-      record.error = describeFault(e);
-    }
+    failRecord(record, e);
   } finally {
     try {
-      writer?.close();
+      // Also on interruption and failure: what was logged stays readable.
+      try {
+        board?.close();
+        for (const csv of instrumentCsvs.values()) csv.close();
+      } finally {
+        writer?.close();
+      }
     } catch (e) {
       record.status = 'failed';
       record.error ??= describeFault(e);
     }
     record.ended_at = new Date().toISOString();
-    record.wall_time_s = Math.round((performance.now() - started) / 100) / 10;
-    try {
-      writeRecord(runDir, record);
-    } catch (e) {
-      // The disk may be full: the previous run.json (status running) stays intact, and a rerun
-      // treats it as interrupted.
-      record.status = 'failed';
-      record.error = `${record.error ?? ''}${record.error ? '; ' : ''}cannot write run.json: ${describeFault(e)}`;
-    }
+    const wall = (performance.now() - started) / 1000;
+    record.wall_time_s = Math.round(wall * 10) / 10;
+    record.instruments = instrumentOverhead(instrumentSeconds, wall);
+    writeFinalRecord(runDir, record);
   }
   opts.reporter?.finish(record);
   return record;
+}
+
+/** A run locked by this process for training. */
+interface ClaimedRun {
+  run: PlannedRun;
+  runDir: string;
+  /** Its place in the sweep's list of runs. */
+  index: number;
+  release(): void;
+}
+
+/** The run's data, loaded once per data config of the sweep. */
+function datasetFor(run: PlannedRun, datasets: Map<string, Dataset>): Dataset {
+  // data.augment acts on training batches, not on the loaded arrays: runs differing only in it share the data.
+  const dataKey = canonicalJson({ ...run.config.data, augment: null });
+  let data = datasets.get(dataKey);
+  if (!data) {
+    data = loadDataset(run.config.data);
+    datasets.set(dataKey, data);
+  }
+  return data;
+}
+
+function completeRecord(record: RunRecord, result: TrainResult): void {
+  Object.assign(record, { status: 'completed', engine: result.engine, steps_done: result.steps, final: result.final, best: result.best, test: result.test, parameters: result.parameters });
+}
+
+/** How a run that threw ended: diverged (a result), interrupted, or failed. */
+function failRecord(record: RunRecord, e: unknown): void {
+  if (e instanceof DivergedError) {
+    Object.assign(record, { status: 'diverged', steps_done: e.step, diverged: { step: e.step, loss: e.loss } });
+  } else if (e instanceof InterruptedError) {
+    record.status = 'interrupted';
+  } else {
+    record.status = 'failed';
+    record.error = describeFault(e);
+  }
+}
+
+/** Writes the run.json of a run that ended; if that fails, the run is failed. */
+function writeFinalRecord(runDir: string, record: RunRecord): void {
+  try {
+    writeRecord(runDir, record);
+  } catch (e) {
+    // The disk may be full: the previous run.json (status running) stays intact, and a rerun
+    // treats it as interrupted.
+    record.status = 'failed';
+    record.error = `${record.error ?? ''}${record.error ? '; ' : ''}cannot write run.json: ${describeFault(e)}`;
+  }
+}
+
+/**
+ * Trains the claimed runs of one fused group (`fusedGroups`) as one graph. Each member gets what
+ * trainOne gives a run (fused runs have no instruments or TensorBoard): its record, config.yaml,
+ * metrics.csv and weights; its wall time is the group's. A member that diverges is recorded
+ * diverged while the others go on.
+ */
+async function trainGroup(claimed: ClaimedRun[], datasets: Map<string, Dataset>, opts: SweepOptions, count: number): Promise<RunRecord[]> {
+  const started = performance.now();
+  const members = claimed.map((c) => ({ ...c, record: newRecord(c.run, 'running', opts.backend, null), writer: null as MetricsWriter | null }));
+  let outcomes: (TrainResult | DivergedError)[] = [];
+  let fault: unknown = null;
+  try {
+    const data = datasetFor(claimed[0].run, datasets);
+    const steps = totalSteps(claimed[0].run.config, data.train.n);
+    if (opts.reporter?.startFused) opts.reporter.startFused(claimed.map((c) => c.run), claimed.map((c) => c.index), count, steps);
+    else opts.reporter?.start(claimed[0].run, claimed[0].index, count, steps);
+    for (const m of members) {
+      m.record = newRecord(m.run, 'running', opts.backend, data);
+      writeConfig(m.runDir, m.run.config);
+      writeRecord(m.runDir, m.record);
+      m.writer = new MetricsWriter(path.join(m.runDir, RUN_FILES.metrics));
+    }
+    const hooks: FusedHooks = {
+      members: members.map((m): TrainHooks => ({
+        onRow: (row) => {
+          m.writer?.append(row);
+          m.record.steps_done = row.step;
+        },
+        onTrained: (model) => saveWeights(model, m.runDir),
+        onEngine: (engine) => {
+          m.record.engine = engine;
+          writeRecord(m.runDir, m.record);
+        },
+      })),
+      onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
+      shouldStop: opts.shouldStop,
+    };
+    outcomes = await trainFused(claimed.map((c) => c.run.config), data, hooks);
+  } catch (e) {
+    fault = e;
+  }
+  for (const [k, m] of members.entries()) {
+    const outcome = outcomes[k];
+    if (outcome && !(outcome instanceof DivergedError)) completeRecord(m.record, outcome);
+    else failRecord(m.record, outcome ?? fault);
+    try {
+      m.writer?.close();
+    } catch (e) {
+      m.record.status = 'failed';
+      m.record.error ??= describeFault(e);
+    }
+    m.record.ended_at = new Date().toISOString();
+    m.record.wall_time_s = Math.round((performance.now() - started) / 100) / 10;
+    writeFinalRecord(m.runDir, m.record);
+    opts.reporter?.finish(m.record);
+  }
+  return members.map((m) => m.record);
 }

@@ -1,16 +1,20 @@
 import type { RunConfig } from '../../spec/types.js';
+import { GRADIENT_INSTRUMENTS } from '../instruments/index.js';
 import { DT, GraphBuilder, type Attr, type NodeDef, type Signature, type TensorSpec } from './graph-def.js';
 
 /**
  * Why the graph compiler cannot compile a run yet (`model.norm=layer`, ...), or null when it can.
  * Covered: the `mlp` with `model.norm` none, batch (inference statistics `ema` or `population`),
- * layer or group, before or after the activation; every activation; SGD with or without momentum.
+ * layer or group, before or after the activation; every activation; SGD with or without momentum, Adam.
  */
 export function graphUnsupported(config: RunConfig): string | null {
   const m = config.model;
   if (m.arch !== 'mlp') return `model.arch=${m.arch}`;
   if (m.norm !== 'none' && m.norm !== 'batch' && m.norm !== 'layer' && m.norm !== 'group') return `model.norm=${m.norm}`;
-  if (config.train.optimizer !== 'sgd') return `train.optimizer=${config.train.optimizer as string}`;
+  if (m.batch_norm.noise > 0) return `model.batch_norm.noise=${m.batch_norm.noise}`;
+  // ics and smoothness take gradients at moved weights; the graph has only its training step's.
+  const gradients = GRADIENT_INSTRUMENTS.find((name) => config.instruments[name].enabled);
+  if (gradients) return `instruments.${gradients}`;
   return null;
 }
 
@@ -38,10 +42,12 @@ export interface CompiledGraph {
   variables: GraphVariable[];
 }
 
-const F32: Attr = { type: DT.float };
-const spec = (tensor: string, dtype: number, shape: number[]): TensorSpec => ({ tensor: `${tensor}:0`, dtype: dtype as TensorSpec['dtype'], shape });
+export const F32: Attr = { type: DT.float };
+/** A signature's input or output: the node's first output, its dtype and shape. */
+export const spec = (tensor: string, dtype: number, shape: number[]): TensorSpec => ({ tensor: `${tensor}:0`, dtype: dtype as TensorSpec['dtype'], shape });
 
-interface LayerVars {
+/** A hidden layer's variables by name (null where the layer has none). */
+export interface LayerVars {
   name: string;
   units: number;
   kernel: string;
@@ -50,6 +56,36 @@ interface LayerVars {
   beta: string | null;
   movingMean: string | null;
   movingVar: string | null;
+}
+
+/**
+ * Adam as tf.train.adam computes it (tfjs-core's AdamOptimizer), at step t = 1, 2, ...:
+ *   m = b1 m + c1 g,  v = b2 v + c2 g^2,  var -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps),
+ * with c1 = 1 - b1 and c2 = 1 - b2 taken in double precision, then rounded to float32.
+ * ResourceApplyAdam's kernel computes m += (g - m) c1', v += (g^2 - v) c2' with c' = 1 - float32(b)
+ * in float32 (so its m and v are those above times c'/c: 1 - 0.999 differs from 1 - float32(0.999)
+ * by 5e-5 relative), and var -= lr' sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps'), epsilon added
+ * to the uncorrected sqrt(v). Feeding it
+ *   lr' = lr (c1/c1') / sqrt(c2/c2'),  eps' = eps sqrt(1 - b2^t) / sqrt(c2/c2')
+ * makes its update tf.train.adam's exactly (up to round-off). b1^t and b2^t live in the
+ * `adam/beta*_power` variables (float32 products, as tfjs's accBeta*); `advance` multiplies them by
+ * b1, b2 after the step (its controls: the updates that read them).
+ */
+function adamStepInputs(g: GraphBuilder, powers: { beta1: string; beta2: string }, adam: RunConfig['train']['adam'], lr: string) {
+  const f32 = Math.fround;
+  const ratio = (b: number) => f32(1 - b) / f32(1 - f32(b)); // c / c'
+  const beta1 = g.scalar('adam/beta1', adam.beta1);
+  const beta2 = g.scalar('adam/beta2', adam.beta2);
+  const beta1Power = g.op('ReadVariableOp', 'adam/read/beta1_power', [powers.beta1], { dtype: F32 });
+  const beta2Power = g.op('ReadVariableOp', 'adam/read/beta2_power', [powers.beta2], { dtype: F32 });
+  const scaledLr = g.op('Mul', 'adam/lr', [lr, g.scalar('adam/lr_scale', ratio(adam.beta1) / Math.sqrt(ratio(adam.beta2)))], { T: F32 });
+  const sqrtBiasCorrection2 = g.op('Sqrt', 'adam/sqrt_bias_correction2', [g.op('Sub', 'adam/bias_correction2', [g.scalar('adam/one', 1), beta2Power], { T: F32 })], { T: F32 });
+  const epsilon = g.op('Mul', 'adam/epsilon', [g.scalar('adam/eps_scale', adam.epsilon / Math.sqrt(ratio(adam.beta2))), sqrtBiasCorrection2], { T: F32 });
+  const advance = (after: string[]) =>
+    ([['beta1', beta1Power, beta1], ['beta2', beta2Power, beta2]] as const).map(([k, power, beta]) =>
+      g.op('AssignVariableOp', `adam/advance/${k}_power`, [powers[k], g.op('Mul', `adam/next/${k}_power`, [power, beta], { T: F32 }), ...after], { dtype: F32 }),
+    );
+  return { beta1Power, beta2Power, beta1, beta2, lr: scaledLr, epsilon, advance };
 }
 
 /**
@@ -66,8 +102,9 @@ interface LayerVars {
  *             TanhGrad, ReluGrad; batch norm: FusedBatchNormGradV3 with the forward's reserve spaces
  *             (the closed form: dx = gamma/sqrt(s2+eps) (dy - (sum dy + xhat sum dy xhat)/m));
  *             layer norm: its closed form per example (see normBackward)
- *   update    ResourceApplyGradientDescent, or ResourceApplyMomentum (accum = k accum + g;
- *             var -= lr accum), the same arithmetic as tf.train.sgd / tf.train.momentum; batch norm's
+ *   update    ResourceApplyGradientDescent, ResourceApplyMomentum (accum = k accum + g;
+ *             var -= lr accum) or ResourceApplyAdam (see adamStepInputs), the same arithmetic as
+ *             tf.train.sgd / tf.train.momentum / tf.train.adam; batch norm's
  *             moving averages: running = k running + (1 - k) batch, with the unbiased batch variance.
  * Every update reads the variables' values from before the step (the reads are control inputs of
  * every update), so the step is the eager engine's step.
@@ -83,6 +120,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const groups = m.norm === 'group' ? m.group_norm.groups : 1;
   const before = m.norm_placement === 'before';
   const momentum = config.train.momentum;
+  const adam = config.train.optimizer === 'adam';
   const g = new GraphBuilder();
   const variables: GraphVariable[] = [];
   const handles = new Map<string, string>();
@@ -118,14 +156,21 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const read = (name: string) => reads.get(name) as string;
   const handle = (name: string) => handles.get(name) as string;
 
-  // Momentum accumulators: one per trainable variable, zeroed by `init`.
-  const slots = new Map<string, string>();
-  if (momentum > 0) {
-    for (const name of trainable) {
-      const shape = variables.find((v) => v.name === name)?.shape as number[];
-      slots.set(name, g.op('VarHandleOp', `slot/${name}/momentum`, [], { dtype: F32, shape: { shape }, shared_name: { s: `${name}/momentum` }, container: { s: '' } }));
+  // Optimizer slots per trainable variable, zeroed by `init`: momentum's accumulator, or Adam's
+  // first and second moments. `slots` maps `<variable>/<slot>` to its handle.
+  const slotKinds = adam ? ['m', 'v'] : momentum > 0 ? ['momentum'] : [];
+  const slots = new Map<string, { handle: string; shape: number[] }>();
+  for (const name of trainable) {
+    const shape = variables.find((v) => v.name === name)?.shape as number[];
+    for (const kind of slotKinds) {
+      const key = `${name}/${kind}`;
+      slots.set(key, { handle: g.op('VarHandleOp', `slot/${key}`, [], { dtype: F32, shape: { shape }, shared_name: { s: key }, container: { s: '' } }), shape });
     }
   }
+  const slot = (name: string, kind: string) => (slots.get(`${name}/${kind}`) as { handle: string }).handle;
+  // Adam's beta1^t and beta2^t (t: the step being taken), set to beta1, beta2 by `init`.
+  const scalarVariable = (name: string) => g.op('VarHandleOp', name, [], { dtype: F32, shape: { shape: [] }, shared_name: { s: name }, container: { s: '' } });
+  const betaPowers = adam ? { beta1: scalarVariable('adam/beta1_power'), beta2: scalarVariable('adam/beta2_power') } : null;
 
   // ---- init ----
   const initInputs: Record<string, TensorSpec> = {};
@@ -136,10 +181,14 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     assigns.push(g.op('AssignVariableOp', `init/assign/${v.name}`, [handle(v.name), p], { dtype: F32 }));
   }
   const zero = g.scalar('init/zero', 0);
-  for (const [name, slot] of slots) {
-    const shape = variables.find((v) => v.name === name)?.shape as number[];
-    const zeros = g.op('Fill', `init/zeros/${name}`, [g.constInt(`init/shape/${name}`, shape, [shape.length]), zero], { T: F32, index_type: { type: DT.int32 } });
-    assigns.push(g.op('AssignVariableOp', `init/assign_slot/${name}`, [slot, zeros], { dtype: F32 }));
+  for (const [key, { handle: slotHandle, shape }] of slots) {
+    const zeros = g.op('Fill', `init/zeros/${key}`, [g.constInt(`init/shape/${key}`, shape, [shape.length]), zero], { T: F32, index_type: { type: DT.int32 } });
+    assigns.push(g.op('AssignVariableOp', `init/assign_slot/${key}`, [slotHandle, zeros], { dtype: F32 }));
+  }
+  if (betaPowers) {
+    const { beta1, beta2 } = config.train.adam;
+    assigns.push(g.op('AssignVariableOp', 'init/assign/adam/beta1_power', [betaPowers.beta1, g.scalar('init/adam/beta1', beta1)], { dtype: F32 }));
+    assigns.push(g.op('AssignVariableOp', 'init/assign/adam/beta2_power', [betaPowers.beta2, g.scalar('init/adam/beta2', beta2)], { dtype: F32 }));
   }
   const initDone = g.op('Identity', 'init/done', [zero, ...assigns.map((a) => `^${a}`)], { T: F32 });
 
@@ -305,10 +354,14 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const afterReads = [...reads.values()].map((r) => `^${r}`);
   const updates: string[] = [];
   const momentumConst = momentum > 0 ? g.scalar('train/momentum', momentum) : null;
+  const adamInputs = betaPowers ? adamStepInputs(g, betaPowers, config.train.adam, lr) : null;
   for (const name of trainable) {
     const grad = grads.get(name) as string;
-    if (momentumConst) {
-      updates.push(g.op('ResourceApplyMomentum', `update/${name}`, [handle(name), slots.get(name) as string, lr, grad, momentumConst, ...afterReads], { T: F32, use_locking: { b: false }, use_nesterov: { b: false } }));
+    if (adamInputs) {
+      const { beta1Power, beta2Power, beta1, beta2, epsilon } = adamInputs;
+      updates.push(g.op('ResourceApplyAdam', `update/${name}`, [handle(name), slot(name, 'm'), slot(name, 'v'), beta1Power, beta2Power, adamInputs.lr, beta1, beta2, epsilon, grad, ...afterReads], { T: F32, use_locking: { b: false }, use_nesterov: { b: false } }));
+    } else if (momentumConst) {
+      updates.push(g.op('ResourceApplyMomentum', `update/${name}`, [handle(name), slot(name, 'momentum'), lr, grad, momentumConst, ...afterReads], { T: F32, use_locking: { b: false }, use_nesterov: { b: false } }));
     } else {
       updates.push(g.op('ResourceApplyGradientDescent', `update/${name}`, [handle(name), lr, grad, ...afterReads], { T: F32, use_locking: { b: false } }));
     }
@@ -328,6 +381,8 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
       }
     });
   }
+  // t -> t + 1 once every ResourceApplyAdam has read beta1^t and beta2^t.
+  if (adamInputs) updates.push(...adamInputs.advance(updates.map((u) => `^${u}`)));
   const afterUpdates = updates.map((u) => `^${u}`);
   const trainLoss = g.op('Identity', 'train/loss_out', [loss, ...afterUpdates], { T: F32 });
   const trainCorrect = g.op('Identity', 'train/correct_out', [correct, ...afterUpdates], { T: F32 });

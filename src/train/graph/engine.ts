@@ -10,10 +10,10 @@ import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.j
 import type { Engine } from '../loop.js';
 import { compileMlp, type CompiledGraph } from './compile.js';
 import { isAlive } from '../../store/lock.js';
-import { writeSavedModel } from './graph-def.js';
+import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
 
 /** What tfjs-node's SavedModel runtime gives back: one signature of one session. */
-interface SavedModelSignature {
+export interface SavedModelSignature {
   predict(inputs: tf.NamedTensorMap): tf.NamedTensorMap;
   dispose(): void;
 }
@@ -43,6 +43,64 @@ function removeStaleFolders(): void {
     if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
     fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
   }
+}
+
+/**
+ * Writes a graph as a SavedModel to a temporary folder and loads each signature on one session
+ * (same path and tags). `unload` disposes the signatures and removes the folder.
+ */
+export async function loadGraph<K extends string>(nodes: NodeDef[], signatures: Record<K, Signature>): Promise<{ dir: string; sig: Record<K, SavedModelSignature>; unload: () => void }> {
+  const load = loadSavedModelFn();
+  removeStaleFolders();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
+  const loaded: SavedModelSignature[] = [];
+  const unload = () => {
+    for (const s of loaded) s.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    writeSavedModel(dir, nodes, signatures);
+    const sig = {} as Record<K, SavedModelSignature>;
+    for (const name of Object.keys(signatures) as K[]) {
+      sig[name] = await load(dir, ['serve'], name);
+      loaded.push(sig[name]);
+    }
+    // The session holds the graph now: remove the files at once, so a killed process leaves at most
+    // an empty folder. The folder itself stays until unload: tfjs-node reuses a session by path.
+    fs.rmSync(path.join(dir, 'saved_model.pb'));
+    fs.rmSync(path.join(dir, 'variables'), { recursive: true });
+    return { dir, sig, unload };
+  } catch (e) {
+    unload();
+    throw e;
+  }
+}
+
+/**
+ * Algorithm 2 through the `batch_stats` and `set_stats` signatures: each moving_mean/variance
+ * becomes the mean over `batches` training mini-batches (from `nextBatch`: the `x` input first,
+ * other tensors to dispose after) of the batch means and unbiased variances, summed in float32 as
+ * the eager tf.add does.
+ */
+export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature; set_stats?: SavedModelSignature }, batches: number, nextBatch: () => tf.Tensor[]): void {
+  const sums = new Map<string, Float32Array>();
+  for (let b = 0; b < batches; b++) {
+    const tensors = nextBatch();
+    const out = (sig.batch_stats as SavedModelSignature).predict({ x: tensors[0] });
+    for (const [k, t] of Object.entries(out)) {
+      const v = t.dataSync() as Float32Array;
+      const sum = sums.get(k) ?? (sums.set(k, new Float32Array(v.length)).get(k) as Float32Array);
+      for (let i = 0; i < v.length; i++) sum[i] += v[i];
+    }
+    tf.dispose([...tensors, ...Object.values(out)]);
+  }
+  const inputs: tf.NamedTensorMap = {};
+  for (const [k, sum] of sums) {
+    const [layer, stat] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
+    inputs[`${layer}/norm/${stat === 'mean' ? 'moving_mean' : 'moving_variance'}`] = tf.tensor1d(sum.map((s) => s / batches));
+  }
+  const done = (sig.set_stats as SavedModelSignature).predict(inputs);
+  tf.dispose([...Object.values(inputs), ...Object.values(done)]);
 }
 
 /**
@@ -79,28 +137,14 @@ export class GraphEngine implements Engine {
   /** Compiles the run, loads it and sets its variables to the model's (initial) values. */
   static async create(config: RunConfig, model: Mlp, data: Dataset): Promise<GraphEngine> {
     if (!(model instanceof Mlp)) throw new Error('the graph engine compiles the mlp architecture only');
-    const load = loadSavedModelFn();
     const graph = compileMlp(config, data.features, data.classes);
-    removeStaleFolders();
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
-    const loaded: SavedModelSignature[] = [];
+    const { dir, sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<SignatureName, Signature>);
     try {
-      writeSavedModel(dir, graph.nodes, graph.signatures);
-      const sig = {} as Record<SignatureName, SavedModelSignature>;
-      for (const name of Object.keys(graph.signatures) as SignatureName[]) {
-        sig[name] = await load(dir, ['serve'], name);
-        loaded.push(sig[name]);
-      }
-      // The session holds the graph now: remove the files at once, so a killed process leaves at most
-      // an empty folder. The folder itself stays until dispose(): tfjs-node reuses a session by path.
-      fs.rmSync(path.join(dir, 'saved_model.pb'));
-      fs.rmSync(path.join(dir, 'variables'), { recursive: true });
-      const engine = new GraphEngine(model, graph, dir, sig, tf.scalar(config.train.lr), data, config);
+      const engine = new GraphEngine(model, graph, dir, sig as Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>, tf.scalar(config.train.lr), data, config);
       engine.assign(model);
       return engine;
     } catch (e) {
-      for (const s of loaded) s.dispose();
-      fs.rmSync(dir, { recursive: true, force: true });
+      unload();
       throw e;
     }
   }
@@ -142,26 +186,11 @@ export class GraphEngine implements Engine {
   private estimatePopulation(step: number): void {
     const p = this.population;
     if (!p || p.estimatedAt === step) return;
-    const sums = new Map<string, Float32Array>();
-    for (let b = 0; b < p.batches; b++) {
+    setPopulationStatistics(this.sig, p.batches, () => {
       const { indices, start } = p.batcher.next();
       const batch = gather(this.data.train, this.features, indices, start, p.batchSize);
-      const xt = tf.tensor2d(batch.x, [p.batchSize, this.features]);
-      const out = (this.sig.batch_stats as SavedModelSignature).predict({ x: xt });
-      for (const [k, t] of Object.entries(out)) {
-        const v = t.dataSync() as Float32Array;
-        const sum = sums.get(k) ?? sums.set(k, new Float32Array(v.length)).get(k) as Float32Array;
-        for (let i = 0; i < v.length; i++) sum[i] += v[i]; // float32 sums, as the eager tf.add
-      }
-      tf.dispose([xt, ...Object.values(out)]);
-    }
-    const inputs: tf.NamedTensorMap = {};
-    for (const [k, sum] of sums) {
-      const [layer, stat] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
-      inputs[`${layer}/norm/${stat === 'mean' ? 'moving_mean' : 'moving_variance'}`] = tf.tensor1d(sum.map((s) => s / p.batches));
-    }
-    const done = (this.sig.set_stats as SavedModelSignature).predict(inputs);
-    tf.dispose([...Object.values(inputs), ...Object.values(done)]);
+      return [tf.tensor2d(batch.x, [p.batchSize, this.features])];
+    });
     p.estimatedAt = step;
   }
 
