@@ -88,6 +88,32 @@ describe('grid and overrides', () => {
   });
 });
 
+describe('linked grid axes', () => {
+  const linked = `${TINY_SPEC}grid:\n  model.norm: [none, batch]\n  train.batch_size,train.lr: [[10, 0.05], [20, 0.1]]\n`;
+  it('set their keys together, one value list per point', () => {
+    const runs = plan(linked);
+    assert.deepEqual(runs.map((r) => [r.config.model.norm, r.config.train.batch_size, r.config.train.lr]), [
+      ['none', 10, 0.05], ['none', 20, 0.1], ['batch', 10, 0.05], ['batch', 20, 0.1],
+    ]);
+    assert.deepEqual(Object.keys(runs[0].params), ['model.norm', 'train.batch_size', 'train.lr']);
+    assert.match(runs[1].id, /^norm=none_batch_size=20_lr=0\.1_[0-9a-f]{8}$/);
+    // The hash is the configuration's: the same run reached without a linked axis has the same hash.
+    const plain = plan(TINY_SPEC, ['model.norm=none', 'train.batch_size=20', 'train.lr=0.1']);
+    assert.equal(plain[0].hash, runs[1].hash);
+  });
+  it('come from --set as lists, one value or a sweep', () => {
+    assert.deepEqual(plan(TINY_SPEC, ['train.batch_size,train.lr=[10,0.05],[20,0.1]']).map((r) => r.config.train.lr), [0.05, 0.1]);
+    const one = plan(linked, ['train.batch_size,train.lr=[30,0.3]']);
+    assert.deepEqual(one.map((r) => [r.config.train.batch_size, r.config.train.lr]), [[30, 0.3], [30, 0.3]]);
+  });
+  it('reject values of the wrong length, repeated keys and partial overrides', () => {
+    rejects(() => plan(`${TINY_SPEC}grid:\n  train.batch_size,train.lr: [[10, 0.05], 20]\n`), /spec\.yaml:\d+:\d+: each value of the linked axis "train\.batch_size,train\.lr" is a list of 2 values/);
+    rejects(() => plan(`${TINY_SPEC}grid:\n  train.lr: [0.1]\n  train.batch_size,train.lr: [[10, 0.05]]\n`), /train\.lr is swept by two grid axes/);
+    rejects(() => plan(linked, ['train.lr=0.3']), /--set train\.lr: train\.lr is swept in the linked grid axis/);
+    rejects(() => plan(TINY_SPEC, ['train.batch_size,train.lrr=[1,2]']), /unknown key "train\.lrr"/);
+  });
+});
+
 describe('bad input: one line naming the place and what is allowed', () => {
   it('malformed YAML gives file:line:col', () => {
     rejects(() => plan('name: x\ntrain: {lr: 0.1\n'), /spec\.yaml:\d+:\d+: malformed YAML/);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { InputError } from '../errors.js';
-import { checkRunConfig, deepMerge, instrumentsFromList, setPath, type Spec } from './load.js';
+import { axisKeys, checkRunConfig, deepMerge, instrumentsFromList, setPath, type Spec } from './load.js';
 import { modelConfigProblem } from './model-checks.js';
 import { DEFAULT_CONFIG } from './schema.js';
 import type { RunConfig } from './types.js';
@@ -45,11 +45,17 @@ export function expandGrid(spec: Spec): PlannedRun[] {
 
   let points: { values: Record<string, unknown>; where: Record<string, string> }[] = [{ values: {}, where: {} }];
   for (const axis of spec.grid) {
+    // A linked axis (`train.batch_size,train.lr`) sets each of its keys from one list value.
+    const keys = axisKeys(axis.key);
+    const entries = (v: unknown) => (keys.length === 1 ? [[axis.key, v]] : keys.map((k, j) => [k, (v as unknown[])[j]]));
     points = points.flatMap((p) =>
-      axis.values.map((v, i) => ({ values: { ...p.values, [axis.key]: v }, where: { ...p.where, [axis.key]: axis.where[i] } })),
+      axis.values.map((v, i) => ({
+        values: { ...p.values, ...Object.fromEntries(entries(v)) },
+        where: { ...p.where, ...Object.fromEntries(keys.map((k) => [k, axis.where[i]])) },
+      })),
     );
   }
-  const setKeys = [...spec.grid.map((a) => a.key), ...spec.assignments.keys()].filter((k) => k !== 'name');
+  const setKeys = [...spec.grid.flatMap((a) => axisKeys(a.key)), ...spec.assignments.keys()].filter((k) => k !== 'name');
   const runs = points.map((point) => {
     const config = structuredClone(base);
     for (const [k, v] of Object.entries(point.values)) assign(config, k, v, point.where[k]);

@@ -72,11 +72,14 @@ export function loadSpec(file: string): Spec {
   const spec = raw as Record<string, unknown>;
   const grid: GridAxis[] = [];
   for (const [key, values] of Object.entries((spec.grid ?? {}) as Record<string, unknown[]>)) {
-    checkKeyPath(key, () => locate(`grid.${key}`, true));
-    grid.push({ key, values, where: values.map((_, i) => locate(`grid.${key}.${i}`)) });
+    const where = values.map((_, i) => locate(`grid.${key}.${i}`));
+    checkAxis(key, values, () => locate(`grid.${key}`, true), (i) => where[i]);
+    const taken = grid.flatMap((a) => axisKeys(a.key)).find((k) => axisKeys(key).includes(k));
+    if (taken) throw new InputError(locate(`grid.${key}`, true), `${taken} is swept by two grid axes; give it one axis (or one linked axis such as "train.batch_size,train.lr")`);
+    grid.push({ key, values, where });
   }
   if (spec.seeds !== undefined) {
-    if (grid.some((a) => a.key === 'seed')) {
+    if (grid.some((a) => axisKeys(a.key).includes('seed'))) {
       throw new InputError(locate('seeds', true), 'give either `seeds:` or a `seed` grid axis, not both');
     }
     const seeds = spec.seeds as number[];
@@ -143,7 +146,7 @@ export function parseOverride(arg: string): Override {
   const where = `--set ${eq > 0 ? arg.slice(0, eq) : arg}`;
   if (eq <= 0) throw new InputError(where, 'expected key=value (for example train.lr=0.1 or train.lr=0.1,0.5,2)');
   const key = arg.slice(0, eq).trim();
-  checkKeyPath(key, () => where);
+  for (const k of axisKeys(key)) checkKeyPath(k, () => where);
   const text = arg.slice(eq + 1);
   const parts = splitTopLevel(text);
   if (parts.some((p) => p.trim() === '')) {
@@ -154,6 +157,7 @@ export function parseOverride(arg: string): Override {
     if (doc.errors.length > 0) throw new InputError(where, `cannot parse value "${p}": ${doc.errors[0].message.split('\n')[0]}`);
     return doc.toJS() as unknown;
   });
+  checkAxis(key, values, () => where, () => where);
   return { key, values, where };
 }
 
@@ -188,10 +192,16 @@ export function applyOverrides(spec: Spec, overrides: Override[]): Spec {
   const grid = spec.grid.map((a) => ({ ...a }));
   const assignments = new Map(spec.assignments);
   for (const o of overrides) {
+    const linked = grid.find((a) => a.key !== o.key && axisKeys(a.key).some((k) => axisKeys(o.key).includes(k)));
+    if (linked) {
+      throw new InputError(o.where, `${axisKeys(o.key).find((k) => axisKeys(linked.key).includes(k))} is swept in the linked grid axis "${linked.key}"; override that axis whole (--set ${linked.key}=[...],[...])`);
+    }
     const i = grid.findIndex((a) => a.key === o.key);
     if (o.values.length === 1) {
       if (i >= 0) grid.splice(i, 1);
-      assignments.set(o.key, { value: o.values[0], where: o.where });
+      const keys = axisKeys(o.key);
+      if (keys.length === 1) assignments.set(o.key, { value: o.values[0], where: o.where });
+      else keys.forEach((k, j) => assignments.set(k, { value: (o.values[0] as unknown[])[j], where: o.where }));
     } else {
       const axis = { key: o.key, values: o.values, where: o.values.map(() => o.where) };
       if (i >= 0) grid[i] = axis;
@@ -201,6 +211,27 @@ export function applyOverrides(spec: Spec, overrides: Override[]): Spec {
   }
   const name = assignments.get('name')?.value;
   return { ...spec, grid, assignments, name: typeof name === 'string' ? name : spec.name };
+}
+
+/**
+ * The keys of a grid axis. `train.batch_size,train.lr` is a linked axis: its keys change together,
+ * each value a list with one entry per key (`[2, 0.001]`), so a sweep can scale one key with another.
+ */
+export function axisKeys(axisKey: string): string[] {
+  return axisKey.split(',').map((k) => k.trim());
+}
+
+/** Checks an axis's keys, and that each value of a linked axis is a list of one entry per key. */
+function checkAxis(key: string, values: unknown[], whereKey: () => string, whereValue: (i: number) => string): void {
+  const keys = axisKeys(key);
+  for (const k of keys) checkKeyPath(k, whereKey);
+  if (keys.length === 1) return;
+  if (new Set(keys).size < keys.length) throw new InputError(whereKey(), `the linked axis "${key}" names a key twice`);
+  values.forEach((v, i) => {
+    if (!Array.isArray(v) || v.length !== keys.length) {
+      throw new InputError(whereValue(i), `each value of the linked axis "${key}" is a list of ${keys.length} values, one per key (for example [${keys.map(() => '...').join(', ')}]); got ${JSON.stringify(v)}`);
+    }
+  });
 }
 
 function checkKeyPath(key: string, where: () => string): void {
