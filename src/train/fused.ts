@@ -61,7 +61,6 @@ export interface FusedHooks {
   shouldStop?(): boolean;
 }
 
-
 /** One member's running sums and results, as `train()` keeps them for a run. */
 class MemberState {
   lossSum = 0;
