@@ -57,6 +57,28 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.match(again.stdout, /completed, skipped \(--force reruns it\)/);
   });
 
+  it('--workers 2 trains the grid in two shard processes, the same runs as one process', () => {
+    const spec = writeSpec(tmpDir(), `${TINY_SPEC}grid:\n  model.norm: [none, batch]\n  seed: [3, 4]\n`);
+    const [one, two] = [tmpDir(), tmpDir()];
+    assert.equal(bnx(['run', spec, '--out', one, '--no-fuse']).code, 0);
+    const res = bnx(['run', spec, '--out', two, '--workers', '2']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /4 run\(s\) of tiny in 2 worker processes/);
+    assert.match(res.stdout, /^\[w0\] .*shard 0\/2: 2 of 4/m);
+    assert.match(res.stdout, /^\[w1\] .*shard 1\/2: 2 of 4/m);
+    const summary = (dir: string) =>
+      (parse(fs.readFileSync(path.join(dir, 'tiny', 'summary.csv'), 'utf8'), { columns: true }) as Record<string, string>[]).sort((a, b) => a.run_id.localeCompare(b.run_id));
+    const [a, b] = [summary(one), summary(two)];
+    assert.deepEqual(b.map((r) => [r.run_id, r.status]), a.map((r) => [r.run_id, 'completed']));
+    // Different thread counts may change the last bits of a reduction: equal to 4 decimals.
+    for (const [i, r] of b.entries()) assert.ok(Math.abs(Number(r.test_acc) - Number(a[i].test_acc)) < 1e-4, `${r.run_id} test_acc`);
+    for (const args of [['--workers', '0'], ['--workers', '2', '--shard', '0/2'], ['--workers', '2', '--new']]) {
+      const bad = bnx(['run', spec, '--out', tmpDir(), ...args]);
+      assert.equal(bad.code, 2, args.join(' '));
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    }
+  });
+
   it('bad input: exit 2, one line, nothing written', () => {
     const dir = tmpDir();
     const out = path.join(dir, 'results');

@@ -22,6 +22,7 @@ interface RunOptions {
   shard?: string;
   tensorboard?: string;
   fuse: boolean;
+  workers: string;
 }
 
 function parseRerun(text: string): Set<RunStatus> {
@@ -40,6 +41,15 @@ function freshDir(out: string, name: string): string {
   }
 }
 
+/** `--workers N`: 1 trains in this process; more split the grid into that many shards (at most one per run). */
+function parseWorkers(opts: RunOptions, runs: number): number {
+  const n = Number(opts.workers);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InputError(`--workers ${opts.workers}`, 'must be an integer from 1 to 64');
+  if (n > 1 && opts.shard !== undefined) throw new InputError(`--workers ${opts.workers}`, 'the workers are shards of the grid already; give --shard or --workers, not both');
+  if (n > 1 && opts.new) throw new InputError(`--workers ${opts.workers}`, 'cannot be combined with --new (each worker would pick its own fresh folder); give a new --out instead');
+  return Math.min(n, Math.max(runs, 1));
+}
+
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
@@ -54,6 +64,7 @@ export function registerRunCommand(program: Command): void {
     .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
     .option('--no-fuse', 'train every run alone (by default, graph-engine runs differing only in lr, momentum, seed or init train as one fused graph)')
     .option('--tensorboard <dir>', 'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)')
+    .option('--workers <n>', 'train in N processes, each a --shard of the grid, TensorFlow threads split so the cores are used once', '1')
     .action(async (specFile: string, opts: RunOptions) => {
       const { runs, spec } = planFrom(specFile, opts.set);
       const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
@@ -69,6 +80,15 @@ export function registerRunCommand(program: Command): void {
       if (tensorboard && opts.backend === 'cpu') {
         const where = opts.tensorboard !== undefined ? `--tensorboard ${opts.tensorboard}` : `${specFile}: train.tensorboard`;
         throw new InputError(where, 'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu');
+      }
+      const workers = parseWorkers(opts, mine.length);
+      if (workers > 1) {
+        console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`);
+        const { runWorkers, withoutWorkersOption } = await import('./workers.js');
+        process.exitCode = await runWorkers(withoutWorkersOption(process.argv.slice(2)), workers);
+        const dir = specDir(opts.out, spec.name);
+        console.log(`results: ${dir}${path.sep}  summary: ${path.join(dir, 'summary.csv')}`);
+        return;
       }
       const dir = opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name);
       const { describeBackend, initBackend } = await import('../train/backend.js');

@@ -1,0 +1,58 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import readline from 'node:readline';
+
+/**
+ * `bnx run --workers N`: N child processes of the same command, child i with `--shard i/N`, so the
+ * grid is split as for a cluster (round-robin, deterministic; each child fuses what it can of its
+ * slice). TensorFlow's thread pools are sized so the machine's cores are used once: each child gets
+ * cores / N intra-op threads and one inter-op thread (TF_NUM_INTRAOP_THREADS /
+ * TF_NUM_INTEROP_THREADS, read by libtensorflow when the backend starts). Each child's output is
+ * prefixed `[w<i>]`. Ctrl-C and SIGTERM reach every child, which stop after their current step as
+ * a single process does. Returns the worst exit code (interrupted 130/143 over failed 1 over 0).
+ */
+export async function runWorkers(args: string[], workers: number): Promise<number> {
+  const cores = os.availableParallelism();
+  const threads = Math.max(1, Math.floor(cores / workers));
+  const children: ChildProcess[] = [];
+  const forward = (signal: NodeJS.Signals) => {
+    for (const c of children) if (c.exitCode === null) c.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  try {
+    const codes = await Promise.all(
+      Array.from({ length: workers }, (_, i) => {
+        const child = spawn(process.execPath, [process.argv[1], ...args, '--shard', `${i}/${workers}`], {
+          env: { ...process.env, TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        const prefix = `[w${i}] `;
+        readline.createInterface({ input: child.stdout! }).on('line', (l) => process.stdout.write(`${prefix}${l}\n`));
+        readline.createInterface({ input: child.stderr! }).on('line', (l) => process.stderr.write(`${prefix}${l}\n`));
+        return new Promise<number>((resolve) => {
+          child.on('error', (e) => {
+            process.stderr.write(`${prefix}cannot start: ${e.message}\n`);
+            resolve(1);
+          });
+          child.on('close', (code, signal) => resolve(code ?? (signal === 'SIGINT' ? 130 : 143)));
+        });
+      }),
+    );
+    return Math.max(...codes);
+  } finally {
+    process.off('SIGINT', forward);
+    process.off('SIGTERM', forward);
+  }
+}
+
+/** The command line without `--workers N` / `--workers=N` (the children run the rest as it is). */
+export function withoutWorkersOption(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--workers') i++;
+    else if (!args[i].startsWith('--workers=')) out.push(args[i]);
+  }
+  return out;
+}
