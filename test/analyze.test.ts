@@ -288,6 +288,13 @@ describe('bnx plot', () => {
     assert.equal(res.code, 0, res.stderr);
     assert.ok(fs.existsSync(`${out}.svg`) && fs.existsSync(`${out}.png`));
     assert.match(res.stdout, /test_acc[\s\S]*train\.lr[\s\S]*norm=none {3}\+ norm=batch/);
+    // A key that follows x (a linked axis: batch size with lr) is not a series of its own.
+    const linked = both.map((r) => {
+      const copy = structuredClone(r);
+      copy.record!.config.train.batch_size = r.record!.config.train.lr === 0.5 ? 50 : 20;
+      return copy;
+    });
+    assert.deepEqual([...new Set(sweepPoints(linked, { key: 'train.lr', values: ['test_acc'] }).points.map((p) => p.series))].sort(), ['norm=batch', 'norm=none']);
     const bad = [
       ['--x', 'train.lrr'],
       ['--x', 'model.hidden'],

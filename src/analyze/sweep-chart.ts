@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import { chartBase, legendOf, termChart, type VegaLiteSpec } from './chart.js';
-import { formatValue, runConfig, shortKeys, varyingKeys, type LoadedRun } from './results.js';
+import { formatValue, runConfig, sameValue, shortKeys, varyingKeys, type LoadedRun } from './results.js';
 import { runValues, type ComparedValue } from './stats.js';
 
 /**
@@ -34,11 +34,14 @@ export function sweepPoints(runs: LoadedRun[], opts: SweepChartOptions): { point
   const varying = varyingKeys(withRecord);
   if (!varying.includes(opts.key)) throw new InputError(`--x ${opts.key}`, `every run has ${opts.key}=${formatValue(xs[0])}; it is not swept (swept here: ${varying.join(', ') || 'nothing'})`);
   const numericX = xs.every((x) => typeof x === 'number');
-  // The series: the other swept keys' values (`norm=batch`), as in a metric plot's legend.
-  const others = varying.filter((k) => k !== opts.key);
+  // The series: the other swept keys' values (`norm=batch`), as in a metric plot's legend; keys
+  // that follow the x key (a linked axis: lr scaled with the batch size) are not series.
+  const configs = withRecord.map(runConfig);
+  const followsX = (k: string) =>
+    xs.every((x, i) => configs.every((c, j) => !sameValue(xs[j], x) || sameValue(c[k], configs[i][k])));
+  const others = varying.filter((k) => k !== opts.key && !followsX(k));
   const short = shortKeys(others);
-  const labels = withRecord.map((r) => {
-    const c = runConfig(r);
+  const labels = configs.map((c) => {
     return others.length > 0 ? others.map((k) => `${short.get(k)}=${formatValue(c[k])}`).join(', ') : 'all runs';
   });
   const points: SweepPoint[] = [];
@@ -58,12 +61,12 @@ export function sweepPoints(runs: LoadedRun[], opts: SweepChartOptions): { point
   return { points, numericX, missing: [...new Set(missing)] };
 }
 
-/** x on a log scale when asked, or when positive numbers span two decades or more (learning rates, eps, batch sizes). */
+/** x on a log scale when asked, or when positive numbers span a decade or more (learning rates, eps, batch sizes). */
 function useLogX(points: SweepPoint[], numericX: boolean, asked: boolean | undefined): boolean {
   if (!numericX) return false;
   if (asked !== undefined) return asked;
   const xs = points.map((p) => p.x as number);
-  return xs.length > 0 && xs.every((x) => x > 0) && Math.max(...xs) / Math.min(...xs) >= 100;
+  return xs.length > 0 && xs.every((x) => x > 0) && Math.max(...xs) / Math.min(...xs) >= 10;
 }
 
 export function sweepChartSpec(runs: LoadedRun[], opts: SweepChartOptions): VegaLiteSpec {

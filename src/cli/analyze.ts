@@ -202,7 +202,7 @@ export function registerAnalyzeCommands(program: Command): void {
     .argument('<runs...>', 'run folders, sweep folders or metrics CSVs')
     .option('--metric <name>', `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc); with --x <config key>: ${COMPARED_VALUES.join(', ')} (default test_acc)`, collect, [])
     .option('--x <axis>', 'x axis: step, epoch, time (estimated from run.json: metrics.csv holds no clock times), or a swept config key (train.lr) to plot each run\'s final value against it', 'step')
-    .option('--log-x', 'with --x <config key>: logarithmic x axis (default: when the values span two decades)')
+    .option('--log-x', 'with --x <config key>: logarithmic x axis (default: when the values span a decade or more)')
     .option('--no-log-x', 'with --x <config key>: linear x axis')
     .option('-o, --out <file>', 'output file: .svg, .png, or a name without extension for both; repeatable (default: <spec>-<metric>.svg and .png here)', collect, [])
     .option('--term', 'draw the chart in the terminal (no files unless -o is given)', false)
