@@ -2,10 +2,9 @@ import { Augmenter, augments, EpochBatcher, type Dataset } from '../data/index.j
 import { buildModel, Mlp } from '../model/index.js';
 import { canonicalJson } from '../spec/expand.js';
 import type { RunConfig } from '../spec/types.js';
-import type { EvalResult } from './evaluate.js';
 import { fusedUnsupported } from './graph/compile-fused.js';
 import { FusedGraphEngine, nextBatches } from './graph/fused-engine.js';
-import { chooseEngine, DivergedError, pausePoint, totalSteps, type TrainHooks, type TrainResult } from './loop.js';
+import { chooseEngine, DivergedError, pausePoint, RunMetrics, totalSteps, type TrainHooks, type TrainResult } from './loop.js';
 
 /**
  * The key of the fused group a run may join, or null when it trains alone: runs with equal keys
@@ -61,14 +60,9 @@ export interface FusedHooks {
   shouldStop?(): boolean;
 }
 
-/** One member's running sums and results, as `train()` keeps them for a run. */
+/** One member: its metrics as `train()` keeps them for a run, its batches, and whether it diverged. */
 class MemberState {
-  lossSum = 0;
-  correctSum = 0;
-  sinceRow = 0;
-  lastTrainLoss = NaN;
-  lastVal: EvalResult = { loss: NaN, acc: NaN };
-  readonly best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
+  readonly metrics: RunMetrics;
   /** Set when the member diverged: it stops being reported (its values stay its own in the graph). */
   diverged: DivergedError | null = null;
   readonly batcher: EpochBatcher;
@@ -79,6 +73,7 @@ class MemberState {
     readonly hooks: TrainHooks,
     data: Dataset,
   ) {
+    this.metrics = new RunMetrics(config, data.train.n);
     this.batcher = new EpochBatcher(data.train.n, config.train.batch_size, config.seed);
     this.augmenter = augments(config.data.augment) ? new Augmenter(data.inputShape, config.data.augment, config.seed) : null;
   }
@@ -110,58 +105,33 @@ export async function trainFused(configs: RunConfig[], data: Dataset, hooks: Fus
     for (let step = 1; step <= steps; step++) {
       nextBatches(data.train, features, batchers, x, y, augmenters);
       const { loss, correct } = engine.step(x, y);
-      const epoch = (step * N) / data.train.n;
       let lossTotal = 0;
       let reporting = 0;
       for (const [m, s] of members.entries()) {
         if (s.diverged) continue;
-        const lossValue = loss[m];
-        s.correctSum += correct[m];
-        s.lossSum += lossValue;
-        s.sinceRow++;
-        lossTotal += lossValue;
+        lossTotal += loss[m];
         reporting++;
-        if (!Number.isFinite(lossValue) || (t.max_loss !== null && lossValue > t.max_loss)) {
-          s.hooks.onRow?.({ step, epoch, train_loss: lossValue, train_acc: NaN, val_loss: null, val_acc: null, lr: s.config.train.lr });
-          s.diverged = new DivergedError(step, lossValue);
+        const diverged = s.metrics.add(step, loss[m], correct[m]);
+        if (diverged) {
+          s.hooks.onRow?.(diverged.row);
+          s.diverged = diverged.error;
         }
       }
       hooks.onStep?.(step, steps, lossTotal / reporting);
       if (members.every((s) => s.diverged)) break;
       await pause(step);
 
-      const isLast = step === steps;
-      const isEval = step % t.eval_every === 0 || isLast;
-      if (step % t.log_every === 0 || isEval) {
-        const vals = isEval ? engine.evaluate(data.val, t.eval_limit, step) : null;
-        for (const [m, s] of members.entries()) {
-          if (s.diverged) continue;
-          const val = vals?.[m] ?? null;
-          if (val) {
-            s.lastVal = val;
-            if (val.loss < s.best.val_loss) [s.best.val_loss, s.best.val_loss_step] = [val.loss, step];
-            if (val.acc > s.best.val_acc) [s.best.val_acc, s.best.val_acc_step] = [val.acc, step];
-          }
-          s.lastTrainLoss = s.lossSum / s.sinceRow;
-          s.hooks.onRow?.({ step, epoch, train_loss: s.lastTrainLoss, train_acc: s.correctSum / (s.sinceRow * N), val_loss: val?.loss ?? null, val_acc: val?.acc ?? null, lr: s.config.train.lr });
-          s.lossSum = 0;
-          s.correctSum = 0;
-          s.sinceRow = 0;
-        }
+      const lead = members[0].metrics;
+      if (lead.rowDue(step, steps)) {
+        const vals = lead.evalDue(step, steps) ? engine.evaluate(data.val, t.eval_limit, step) : null;
+        for (const [m, s] of members.entries()) if (!s.diverged) s.hooks.onRow?.(s.metrics.row(step, vals?.[m] ?? null));
       }
     }
     const tests = members.some((s) => !s.diverged) ? engine.evaluate(data.test, null, steps) : [];
     return members.map((s, m) => {
       if (s.diverged) return s.diverged;
       s.hooks.onTrained?.((engine as FusedGraphEngine).weights(m));
-      return {
-        steps,
-        engine: 'graph',
-        final: { train_loss: s.lastTrainLoss, val_loss: s.lastVal.loss, val_acc: s.lastVal.acc },
-        best: s.best,
-        test: tests[m],
-        parameters: models[m].parameterCount,
-      };
+      return s.metrics.result(steps, 'graph', tests[m], models[m].parameterCount);
     });
   } finally {
     engine?.dispose();

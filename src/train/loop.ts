@@ -173,6 +173,80 @@ export function chooseEngine(config: RunConfig): { kind: EngineKind; note: strin
 }
 
 /**
+ * One run's training metrics as the loop reports them: the running training loss and accuracy
+ * between rows, the last and best evaluations, the rows of metrics.csv and the final result.
+ * The unfused and fused loops both keep one per run, so their rows are the same.
+ */
+export class RunMetrics {
+  private lossSum = 0;
+  private correctSum = 0;
+  private sinceRow = 0;
+  private lastTrainLoss = NaN;
+  private lastVal: EvalResult = { loss: NaN, acc: NaN };
+  private readonly best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
+
+  constructor(
+    private readonly config: RunConfig,
+    private readonly trainExamples: number,
+  ) {}
+
+  private epoch(step: number): number {
+    return (step * this.config.train.batch_size) / this.trainExamples;
+  }
+
+  /**
+   * Adds a step's loss (before the update) and correct count. When the loss is NaN/Inf or above
+   * `train.max_loss`, returns the error and the row that keeps the evidence (the step where it happened).
+   */
+  add(step: number, loss: number, correct: number): { error: DivergedError; row: MetricsRow } | null {
+    this.correctSum += correct;
+    this.lossSum += loss;
+    this.sinceRow++;
+    const t = this.config.train;
+    if (Number.isFinite(loss) && (t.max_loss === null || loss <= t.max_loss)) return null;
+    return { error: new DivergedError(step, loss), row: { step, epoch: this.epoch(step), train_loss: loss, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr } };
+  }
+
+  /** Validation every `eval_every` steps and at the last step. */
+  evalDue(step: number, steps: number): boolean {
+    return step % this.config.train.eval_every === 0 || step === steps;
+  }
+
+  /** A row every `log_every` steps and at every evaluation. */
+  rowDue(step: number, steps: number): boolean {
+    return step % this.config.train.log_every === 0 || this.evalDue(step, steps);
+  }
+
+  /** The row of a log or evaluation step (`val`: this step's evaluation, if any); restarts the running means. */
+  row(step: number, val: EvalResult | null): MetricsRow {
+    if (val) {
+      this.lastVal = val;
+      if (val.loss < this.best.val_loss) [this.best.val_loss, this.best.val_loss_step] = [val.loss, step];
+      if (val.acc > this.best.val_acc) [this.best.val_acc, this.best.val_acc_step] = [val.acc, step];
+    }
+    this.lastTrainLoss = this.lossSum / this.sinceRow;
+    const row = {
+      step,
+      epoch: this.epoch(step),
+      train_loss: this.lastTrainLoss,
+      train_acc: this.correctSum / (this.sinceRow * this.config.train.batch_size),
+      val_loss: val?.loss ?? null,
+      val_acc: val?.acc ?? null,
+      lr: this.config.train.lr,
+    };
+    this.lossSum = 0;
+    this.correctSum = 0;
+    this.sinceRow = 0;
+    return row;
+  }
+
+  result(steps: number, engine: EngineKind, test: EvalResult, parameters: number): TrainResult {
+    const last = { train_loss: this.lastTrainLoss, val_loss: this.lastVal.loss, val_acc: this.lastVal.acc };
+    return { steps, engine, final: last, best: { ...this.best }, test, parameters };
+  }
+}
+
+/**
  * The training loop: mini-batch SGD on the run's dataset through the run's engine, logging training
  * metrics every `log_every` steps and validation metrics every `eval_every` steps. Deterministic for
  * a given config: weights and batch order come from the run's seed.
@@ -187,12 +261,7 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
   const batcher = new EpochBatcher(data.train.n, t.batch_size, config.seed);
   const steps = totalSteps(config, data.train.n);
 
-  let lossSum = 0;
-  let correctSum = 0;
-  let sinceRow = 0;
-  let lastTrainLoss = NaN;
-  let lastVal: EvalResult = { loss: NaN, acc: NaN };
-  const best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
+  const metrics = new RunMetrics(config, data.train.n);
   const pause = pausePoint(hooks.shouldStop);
   let engine: Engine | null = null;
   let instruments: InstrumentRunner | null = null;
@@ -208,55 +277,25 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
       const batch = gather(data.train, features, indices, start, t.batch_size);
       augmenter?.apply(batch.x, t.batch_size);
       instruments?.beforeStep(step, model, batch);
-      const { loss: lossValue, correct } = engine.step(batch.x, batch.y);
-      correctSum += correct;
-      lossSum += lossValue;
-      sinceRow++;
-      hooks.onStep?.(step, steps, lossValue);
-      if (!Number.isFinite(lossValue) || (t.max_loss !== null && lossValue > t.max_loss)) {
-        // Keep the evidence: a last row at the step where it happened.
-        hooks.onRow?.({ step, epoch: (step * t.batch_size) / data.train.n, train_loss: lossValue, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr });
-        throw new DivergedError(step, lossValue);
+      const { loss, correct } = engine.step(batch.x, batch.y);
+      const diverged = metrics.add(step, loss, correct);
+      hooks.onStep?.(step, steps, loss);
+      if (diverged) {
+        hooks.onRow?.(diverged.row);
+        throw diverged.error;
       }
       await pause(step);
 
-      const isLast = step === steps;
-      const isEval = step % t.eval_every === 0 || isLast;
-      if (step % t.log_every === 0 || isEval) {
-        let val: EvalResult | null = null;
-        if (isEval) {
-          val = engine.evaluate(data.val, t.eval_limit, step);
-          lastVal = val;
-          if (val.loss < best.val_loss) [best.val_loss, best.val_loss_step] = [val.loss, step];
-          if (val.acc > best.val_acc) [best.val_acc, best.val_acc_step] = [val.acc, step];
-        }
-        lastTrainLoss = lossSum / sinceRow;
-        hooks.onRow?.({
-          step,
-          epoch: (step * t.batch_size) / data.train.n,
-          train_loss: lastTrainLoss,
-          train_acc: correctSum / (sinceRow * t.batch_size),
-          val_loss: val?.loss ?? null,
-          val_acc: val?.acc ?? null,
-          lr: t.lr,
-        });
-        lossSum = 0;
-        correctSum = 0;
-        sinceRow = 0;
+      if (metrics.rowDue(step, steps)) {
+        const val = metrics.evalDue(step, steps) ? engine.evaluate(data.val, t.eval_limit, step) : null;
+        hooks.onRow?.(metrics.row(step, val));
       }
       const current = engine;
       instruments?.afterStep(step, () => current.weights(), batch);
     }
     const test = engine.evaluate(data.test, null, steps);
     hooks.onTrained?.(engine.weights());
-    return {
-      steps,
-      engine: engine.kind,
-      final: { train_loss: lastTrainLoss, val_loss: lastVal.loss, val_acc: lastVal.acc },
-      best,
-      test,
-      parameters: model.parameterCount,
-    };
+    return metrics.result(steps, engine.kind, test, model.parameterCount);
   } finally {
     engine?.dispose();
     model.dispose();
