@@ -217,6 +217,40 @@ function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, ho
   return board;
 }
 
+/**
+ * What every trained run writes, fused or not: metrics rows appended to metrics.csv (and counted in
+ * run.json's steps_done), the engine recorded once chosen, the trained weights for `bnx export`.
+ */
+function runFileHooks(record: RunRecord, runDir: string, writer: MetricsWriter): Pick<TrainHooks, 'onRow' | 'onEngine' | 'onTrained'> {
+  return {
+    onRow: (row) => {
+      writer.append(row);
+      record.steps_done = row.step;
+    },
+    onEngine: (engine) => {
+      record.engine = engine;
+      writeRecord(runDir, record);
+    },
+    onTrained: (model) => saveWeights(model, runDir), // weights.json/.bin
+  };
+}
+
+/**
+ * The end of a run however it ended: closes its files (`close`; a failure there fails the run),
+ * stamps the end time and wall time, writes the final run.json.
+ */
+function endRun(runDir: string, record: RunRecord, wallSeconds: number, close: () => void): void {
+  try {
+    close();
+  } catch (e) {
+    record.status = 'failed';
+    record.error ??= describeFault(e);
+  }
+  record.ended_at = new Date().toISOString();
+  record.wall_time_s = Math.round(wallSeconds * 10) / 10;
+  writeFinalRecord(runDir, record);
+}
+
 async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, Dataset>, opts: SweepOptions, index: number, count: number): Promise<RunRecord> {
   const started = performance.now();
   let record = newRecord(run, 'running', opts.backend, null);
@@ -232,19 +266,14 @@ async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, D
     writeConfig(runDir, run.config);
     writeRecord(runDir, record);
     writer = new MetricsWriter(path.join(runDir, RUN_FILES.metrics));
-    const rows = writer;
     for (const name of enabledInstruments(run.config)) instrumentCsvs.set(name, new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)));
+    const files = runFileHooks(record, runDir, writer);
     const hooks: TrainHooks = {
-      onRow: (row) => {
-        rows.append(row);
-        record.steps_done = row.step;
-      },
+      ...files,
       onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
       shouldStop: opts.shouldStop,
-      onTrained: (model) => saveWeights(model, runDir), // weights.json/.bin, for `bnx export`
       onEngine: (engine, note) => {
-        record.engine = engine;
-        writeRecord(runDir, record);
+        files.onEngine?.(engine, note);
         if (note) opts.reporter?.note?.(note);
       },
       onInstrument: (name, _step, measured) => instrumentCsvs.get(name)?.append(measured),
@@ -256,23 +285,17 @@ async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, D
   } catch (e) {
     failRecord(record, e);
   } finally {
-    try {
-      // Also on interruption and failure: what was logged stays readable.
+    const wall = (performance.now() - started) / 1000;
+    record.instruments = instrumentOverhead(instrumentSeconds, wall);
+    // Also on interruption and failure: what was logged stays readable.
+    endRun(runDir, record, wall, () => {
       try {
         board?.close();
         for (const csv of instrumentCsvs.values()) csv.close();
       } finally {
         writer?.close();
       }
-    } catch (e) {
-      record.status = 'failed';
-      record.error ??= describeFault(e);
-    }
-    record.ended_at = new Date().toISOString();
-    const wall = (performance.now() - started) / 1000;
-    record.wall_time_s = Math.round(wall * 10) / 10;
-    record.instruments = instrumentOverhead(instrumentSeconds, wall);
-    writeFinalRecord(runDir, record);
+    });
   }
   opts.reporter?.finish(record);
   return record;
@@ -350,17 +373,7 @@ async function trainGroup(claimed: ClaimedRun[], datasets: Map<string, Dataset>,
       m.writer = new MetricsWriter(path.join(m.runDir, RUN_FILES.metrics));
     }
     const hooks: FusedHooks = {
-      members: members.map((m): TrainHooks => ({
-        onRow: (row) => {
-          m.writer?.append(row);
-          m.record.steps_done = row.step;
-        },
-        onTrained: (model) => saveWeights(model, m.runDir),
-        onEngine: (engine) => {
-          m.record.engine = engine;
-          writeRecord(m.runDir, m.record);
-        },
-      })),
+      members: members.map((m) => runFileHooks(m.record, m.runDir, m.writer as MetricsWriter)),
       onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
       shouldStop: opts.shouldStop,
     };
@@ -372,15 +385,7 @@ async function trainGroup(claimed: ClaimedRun[], datasets: Map<string, Dataset>,
     const outcome = outcomes[k];
     if (outcome && !(outcome instanceof DivergedError)) completeRecord(m.record, outcome);
     else failRecord(m.record, outcome ?? fault);
-    try {
-      m.writer?.close();
-    } catch (e) {
-      m.record.status = 'failed';
-      m.record.error ??= describeFault(e);
-    }
-    m.record.ended_at = new Date().toISOString();
-    m.record.wall_time_s = Math.round((performance.now() - started) / 100) / 10;
-    writeFinalRecord(m.runDir, m.record);
+    endRun(m.runDir, m.record, (performance.now() - started) / 1000, () => m.writer?.close());
     opts.reporter?.finish(m.record);
   }
   return members.map((m) => m.record);
