@@ -1,5 +1,5 @@
 import type { RunConfig } from '../../spec/types.js';
-import { F32, graphUnsupported, spec, type CompiledGraph, type LayerVars } from './compile.js';
+import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, spec, type CompiledGraph, type LayerVars } from './compile.js';
 import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './graph-def.js';
 
 /**
@@ -172,7 +172,6 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   const kernelsOf = (name: string) => memberKernels.get(name) ?? (memberKernels.set(name, unpack(`unpack/${name}`, read(name))), memberKernels.get(name) as string[]);
   /** One MatMul per member: a_m b_m (each operand optionally transposed). */
   const memberMatmuls = (name: string, a: string[], b: string[], ta = false, tb = false) => a.map((am, k) => matmul(`${name}/m${k}`, am, b[k], ta, tb));
-  const eps: Attr = { f: m.batch_norm.eps };
   const activation = m.activation;
   const act = (scope: string, z: string): string => {
     if (activation === 'linear') return z;
@@ -191,17 +190,8 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   /** Batch norm on wide values v [N, M*C]: each member's channels are channels of one FusedBatchNormV3. */
   const batchNorm = (s: string, l: LayerVars, v: string, training: boolean) => {
     const x4 = reshape(`${s}/to_nhwc`, v, [-1, 1, 1, M * l.units]);
-    const [mean, variance] = training
-      ? [g.constFloat(`${s}/no_mean`, [], [0]), g.constFloat(`${s}/no_variance`, [], [0])]
-      : [read(l.movingMean as string), read(l.movingVar as string)];
-    const fused = g.op('FusedBatchNormV3', `${s}/batch_norm`, [x4, read(l.gamma as string), read(l.beta as string), mean, variance], {
-      T: F32,
-      U: F32,
-      epsilon: eps,
-      is_training: { b: training },
-      data_format: { s: 'NHWC' },
-      exponential_avg_factor: { f: 1 },
-    });
+    const moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
+    const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
     return { y: reshape(`${s}/to_wide`, fused, [-1, M * l.units]), x4, fused };
   };
 
@@ -267,13 +257,7 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   let dh = concatMembers('grad/head/input', memberMatmuls('grad/head/input', dLogitsMembers, kernelsOf(headKernel), false, true));
   const bnBackward = (s: string, l: LayerVars, sv: LayerSaved, dy: string) => {
     const dy4 = reshape(`${s}/to_nhwc`, dy, [-1, 1, 1, M * l.units]);
-    const bng = g.op('FusedBatchNormGradV3', `${s}/batch_norm`, [dy4, sv.x4 as string, read(l.gamma as string), `${sv.fused}:3`, `${sv.fused}:4`, `${sv.fused}:5`], {
-      T: F32,
-      U: F32,
-      epsilon: eps,
-      is_training: { b: true },
-      data_format: { s: 'NHWC' },
-    });
+    const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, m.batch_norm.eps);
     grads.set(l.gamma as string, `${bng}:1`);
     grads.set(l.beta as string, `${bng}:2`);
     return reshape(`${s}/to_wide`, bng, [-1, M * l.units]);

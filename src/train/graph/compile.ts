@@ -89,6 +89,34 @@ function adamStepInputs(g: GraphBuilder, powers: { beta1: string; beta2: string 
 }
 
 /**
+ * Batch norm as TensorFlow's fused op on x4: [N, 1, 1, C] (NHWC, so every column is a channel).
+ * Training mode (`moving` null) normalizes with the batch statistics, and outputs 3..5 are the
+ * reserve spaces `fusedBatchNormGrad` needs; inference mode uses the moving mean and variance.
+ */
+export function fusedBatchNorm(g: GraphBuilder, s: string, x4: string, gamma: string, beta: string, moving: [string, string] | null, eps: number): string {
+  const [mean, variance] = moving ?? [g.constFloat(`${s}/no_mean`, [], [0]), g.constFloat(`${s}/no_variance`, [], [0])];
+  return g.op('FusedBatchNormV3', `${s}/batch_norm`, [x4, gamma, beta, mean, variance], {
+    T: F32,
+    U: F32,
+    epsilon: { f: eps },
+    is_training: { b: moving === null },
+    data_format: { s: 'NHWC' },
+    exponential_avg_factor: { f: 1 },
+  });
+}
+
+/** The training-mode backward pass of `fusedBatchNorm` (node `fused`): dx4 at output 0, dgamma at 1, dbeta at 2. */
+export function fusedBatchNormGrad(g: GraphBuilder, s: string, dy4: string, x4: string, gamma: string, fused: string, eps: number): string {
+  return g.op('FusedBatchNormGradV3', `${s}/batch_norm`, [dy4, x4, gamma, `${fused}:3`, `${fused}:4`, `${fused}:5`], {
+    T: F32,
+    U: F32,
+    epsilon: { f: eps },
+    is_training: { b: true },
+    data_format: { s: 'NHWC' },
+  });
+}
+
+/**
  * Compiles a run's training step, evaluation and variable access into one TensorFlow graph with
  * explicit backward ops (no autodiff), for the configurations `graphUnsupported` accepts:
  *
@@ -199,7 +227,6 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const shape2 = (c: number) => reshapeTo2.get(c) ?? (reshapeTo2.set(c, g.constInt(`shape/nc_${c}`, [-1, c], [2])), reshapeTo2.get(c) as string);
   const axis0 = g.constInt('axis0', [0], [1]);
   const axis1 = g.constInt('axis1', [1], []);
-  const eps: Attr = { f: m.batch_norm.eps };
   const activation = m.activation;
   const act = (scope: string, z: string): string => {
     if (activation === 'linear') return z;
@@ -244,17 +271,8 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const normForward = (s: string, l: LayerVars, v: string, training: boolean): { y: string; saved: NormSaved } => {
     if (bn) {
       const x4 = reshape(`${s}/to_nhwc`, v, shape4(l.units));
-      const [mean, variance] = training
-        ? [g.constFloat(`${s}/no_mean`, [], [0]), g.constFloat(`${s}/no_variance`, [], [0])]
-        : [read(l.movingMean as string), read(l.movingVar as string)];
-      const fused = g.op('FusedBatchNormV3', `${s}/batch_norm`, [x4, read(l.gamma as string), read(l.beta as string), mean, variance], {
-        T: F32,
-        U: F32,
-        epsilon: eps,
-        is_training: { b: training },
-        data_format: { s: 'NHWC' },
-        exponential_avg_factor: { f: 1 },
-      });
+      const moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
+      const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
       return { y: reshape(`${s}/to_nc`, fused, shape2(l.units)), saved: { input: v, x4, fused } };
     }
     // Layer/group norm, per example and group: xhat = (x - mu) / sqrt(s2 + eps), y = gamma xhat + beta.
@@ -272,13 +290,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const normBackward = (s: string, l: LayerVars, sv: NormSaved, dy: string, grads: Map<string, string>): string => {
     if (bn) {
       const dy4 = reshape(`${s}/to_nhwc`, dy, shape4(l.units));
-      const bng = g.op('FusedBatchNormGradV3', `${s}/batch_norm`, [dy4, sv.x4 as string, read(l.gamma as string), `${sv.fused}:3`, `${sv.fused}:4`, `${sv.fused}:5`], {
-        T: F32,
-        U: F32,
-        epsilon: eps,
-        is_training: { b: true },
-        data_format: { s: 'NHWC' },
-      });
+      const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, m.batch_norm.eps);
       grads.set(l.gamma as string, `${bng}:1`);
       grads.set(l.beta as string, `${bng}:2`);
       return reshape(`${s}/to_nc`, bng, shape2(l.units));
