@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { checkChannelsLast, type NormLayer, variableOf } from './norm.js';
+import { AffineNorm, checkChannelsLast } from './norm.js';
 
 /**
  * Group Normalization (Wu & He 2018): the C channels are split into G contiguous groups of C/G
@@ -11,13 +11,11 @@ import { checkChannelsLast, type NormLayer, variableOf } from './norm.js';
  * Batch independent: the same in training and inference. G = 1 is LayerNorm (over channels and
  * space); G = C is InstanceNorm. Gradients: autodiff. x: [N, C] or [N, H, W, C]; G must divide C.
  */
-export class GroupNorm implements NormLayer {
+export class GroupNorm extends AffineNorm {
   readonly kind: 'group' | 'instance' = 'group';
-  readonly gamma: tf.Variable;
-  readonly beta: tf.Variable;
 
   constructor(
-    readonly channels: number,
+    channels: number,
     readonly groups: number,
     readonly eps: number,
     name: string,
@@ -25,8 +23,7 @@ export class GroupNorm implements NormLayer {
     if (!Number.isInteger(groups) || groups < 1 || channels % groups !== 0) {
       throw new Error(`GroupNorm: ${groups} groups do not divide ${channels} channels`);
     }
-    this.gamma = variableOf(tf.ones([channels]), true, `${name}/gamma`);
-    this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
+    super(channels, name);
   }
 
   apply<T extends tf.Tensor>(x: T, _training = false): T {
@@ -42,19 +39,6 @@ export class GroupNorm implements NormLayer {
       const xhat = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))), x.shape);
       return tf.add(tf.mul(xhat, this.gamma), this.beta) as T;
     });
-  }
-
-  get trainable(): tf.Variable[] {
-    return [this.gamma, this.beta];
-  }
-
-  get weights(): Record<string, tf.Variable> {
-    return { gamma: this.gamma, beta: this.beta };
-  }
-
-  dispose(): void {
-    this.gamma.dispose();
-    this.beta.dispose();
   }
 }
 

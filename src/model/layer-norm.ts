@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { checkChannelsLast, type NormLayer, variableOf } from './norm.js';
+import { AffineNorm, checkChannelsLast } from './norm.js';
 
 /**
  * Layer Normalization (Ba, Kiros & Hinton 2016): statistics per EXAMPLE over all of its values
@@ -11,18 +11,15 @@ import { checkChannelsLast, type NormLayer, variableOf } from './norm.js';
  * gamma and beta are per channel c (the last axis), as in the reference vectors. For [N, H, W, C]
  * this is GroupNorm with one group. Gradients: autodiff. x: [N, C] or [N, H, W, C].
  */
-export class LayerNorm implements NormLayer {
+export class LayerNorm extends AffineNorm {
   readonly kind = 'layer' as const;
-  readonly gamma: tf.Variable;
-  readonly beta: tf.Variable;
 
   constructor(
-    readonly channels: number,
+    channels: number,
     readonly eps: number,
     name: string,
   ) {
-    this.gamma = variableOf(tf.ones([channels]), true, `${name}/gamma`);
-    this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
+    super(channels, name);
   }
 
   apply<T extends tf.Tensor>(x: T, _training = false): T {
@@ -33,18 +30,5 @@ export class LayerNorm implements NormLayer {
       const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
       return tf.add(tf.mul(xhat, this.gamma), this.beta) as T;
     });
-  }
-
-  get trainable(): tf.Variable[] {
-    return [this.gamma, this.beta];
-  }
-
-  get weights(): Record<string, tf.Variable> {
-    return { gamma: this.gamma, beta: this.beta };
-  }
-
-  dispose(): void {
-    this.gamma.dispose();
-    this.beta.dispose();
   }
 }

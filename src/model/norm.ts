@@ -83,3 +83,36 @@ export function variableOf(initial: tf.Tensor, trainable: boolean, name: string)
   initial.dispose();
   return v;
 }
+
+/**
+ * A batch-independent normalization with a per-channel affine transform (gamma = 1, beta = 0 at
+ * the start): what LayerNorm and GroupNorm share. Subclasses normalize in `apply`.
+ */
+export abstract class AffineNorm implements NormLayer {
+  abstract readonly kind: NormKind;
+  readonly gamma: tf.Variable;
+  readonly beta: tf.Variable;
+
+  constructor(
+    readonly channels: number,
+    name: string,
+  ) {
+    this.gamma = variableOf(tf.ones([channels]), true, `${name}/gamma`);
+    this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
+  }
+
+  abstract apply<T extends tf.Tensor>(x: T, training: boolean): T;
+
+  get trainable(): tf.Variable[] {
+    return [this.gamma, this.beta];
+  }
+
+  get weights(): Record<string, tf.Variable> {
+    return { gamma: this.gamma, beta: this.beta };
+  }
+
+  dispose(): void {
+    this.gamma.dispose();
+    this.beta.dispose();
+  }
+}
