@@ -124,7 +124,11 @@ export async function trainFused(configs: RunConfig[], data: Dataset, hooks: Fus
       const lead = members[0].metrics;
       if (lead.rowDue(step, steps)) {
         const vals = lead.evalDue(step, steps) ? engine.evaluate(data.val, t.eval_limit, step) : null;
-        for (const [m, s] of members.entries()) if (!s.diverged) s.hooks.onRow?.(s.metrics.row(step, vals?.[m] ?? null));
+        for (const [m, s] of members.entries()) {
+          if (s.diverged) continue;
+          const row = s.metrics.row(step, vals?.[m] ?? null); // always: it also keeps the final and best values
+          s.hooks.onRow?.(row);
+        }
       }
     }
     const tests = members.some((s) => !s.diverged) ? engine.evaluate(data.test, null, steps) : [];

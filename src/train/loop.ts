@@ -288,7 +288,8 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
 
       if (metrics.rowDue(step, steps)) {
         const val = metrics.evalDue(step, steps) ? engine.evaluate(data.val, t.eval_limit, step) : null;
-        hooks.onRow?.(metrics.row(step, val));
+        const row = metrics.row(step, val); // always: it also keeps the final and best values
+        hooks.onRow?.(row);
       }
       const current = engine;
       instruments?.afterStep(step, () => current.weights(), batch);
