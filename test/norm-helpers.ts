@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../src/util/rng.js';
 import { ROOT } from './helpers.js';
 
-/** One case of /work/shared/reference/norm-vectors.json (PyTorch, float64; channels-last, row-major). */
+/** One case of ../shared/reference/norm-vectors.json (PyTorch, float64; channels-last, row-major). */
 export interface ReferenceCase {
   op: 'batch' | 'layer' | 'group';
   name: string;
@@ -22,8 +22,14 @@ export interface ReferenceCase {
   dbeta: number[];
 }
 
+/** The project's reference vectors, beside the repository (`../shared/reference/`) where it is checked out in the workplace. */
+export const SHARED_REFERENCE = path.join(ROOT, '..', 'shared', 'reference', 'norm-vectors.json');
+/** A copy in the repository, so that a clone anywhere (CI, a temp dir) tests against the same numbers. */
+export const VENDORED_REFERENCE = path.join(ROOT, 'test', 'fixtures', 'norm-vectors.json');
+
+/** The shared reference when it is there, else the repository's copy (test/norm.test.ts checks they are equal). */
 export function referenceCases(): ReferenceCase[] {
-  const file = path.join(ROOT, '..', 'shared', 'reference', 'norm-vectors.json');
+  const file = fs.existsSync(SHARED_REFERENCE) ? SHARED_REFERENCE : VENDORED_REFERENCE;
   return (JSON.parse(fs.readFileSync(file, 'utf8')) as { cases: ReferenceCase[] }).cases;
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import {
@@ -15,7 +16,7 @@ import {
 } from '../src/model/index.js';
 import { initBackend } from '../src/train/backend.js';
 import { Rng } from '../src/util/rng.js';
-import { checkGradients, close, randomTensor, referenceCases } from './norm-helpers.js';
+import { checkGradients, close, randomTensor, referenceCases, SHARED_REFERENCE, VENDORED_REFERENCE } from './norm-helpers.js';
 
 let made = 0;
 const uniq = (s: string) => `${s}-${++made}`;
@@ -31,6 +32,10 @@ function randomizeAffine(layer: { gamma?: tf.Variable; beta?: tf.Variable }, rng
 describe('layer and group/instance norm against the PyTorch float64 reference', () => {
   before(async () => {
     await initBackend('tensorflow');
+  });
+  it('the repository copy of the reference equals the shared one (where the shared one is present)', (t) => {
+    if (!fs.existsSync(SHARED_REFERENCE)) return t.skip(`${SHARED_REFERENCE} is not here; the tests use ${VENDORED_REFERENCE}`);
+    assert.equal(fs.readFileSync(VENDORED_REFERENCE, 'utf8'), fs.readFileSync(SHARED_REFERENCE, 'utf8'));
   });
   for (const c of referenceCases().filter((k) => k.op !== 'batch')) {
     const channels = c.shape[c.shape.length - 1];
