@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import { globalNorm, scalarValue, trainingLoss, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
-import { disposeSnapshot, restore, snapshot, weightLayers } from './layers.js';
+import { globalNorm, scalarValue, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
+import { atMovedWeights, weightLayers } from './layers.js';
 
 /**
  * Internal covariate shift as Santurkar et al. (2018, section 2.2) define it. For weight layer i
@@ -31,31 +31,22 @@ export class InternalCovariateShift implements Instrument {
     const layers = weightLayers(model);
     const all = layers.flatMap((l) => l.trainable);
     const rows: InstrumentRow[] = [];
-    const saved = snapshot(all);
-    try {
-      tf.tidy(() => {
-        const x = tf.tensor2d(batch.x, [batch.y.length, this.features]);
-        const y = tf.tensor1d(batch.y, 'int32');
-        const loss = () => trainingLoss(model, x, y);
-        const { grads } = tf.variableGrads(loss, all);
-        // Layers 1..i-1 take their SGD step one at a time: after i-1 of them, G' of layer i.
-        for (let i = 1; i < layers.length; i++) {
-          for (const v of layers[i - 1].trainable) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], this.lr)));
-          const kernel = layers[i].kernel;
-          const [l2, cosine, norm] = tf.tidy(() => {
-            const before = grads[kernel.name];
-            const after = tf.variableGrads(loss, [kernel]).grads[kernel.name];
-            const normBefore = globalNorm([before]);
-            const cos = tf.div(tf.sum(tf.mul(before, after)), tf.mul(normBefore, globalNorm([after])));
-            return [globalNorm([tf.sub(before, after)]), cos, normBefore].map((t) => scalarValue(t as tf.Scalar));
-          });
-          rows.push({ step, layer: layers[i].name, l2, cosine, grad_norm: norm });
-        }
-      });
-    } finally {
-      restore(saved);
-      disposeSnapshot(saved);
-    }
+    atMovedWeights(model, all, batch, this.features, (loss, saved) => {
+      const { grads } = tf.variableGrads(loss, all);
+      // Layers 1..i-1 take their SGD step one at a time: after i-1 of them, G' of layer i.
+      for (let i = 1; i < layers.length; i++) {
+        for (const v of layers[i - 1].trainable) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], this.lr)));
+        const kernel = layers[i].kernel;
+        const [l2, cosine, norm] = tf.tidy(() => {
+          const before = grads[kernel.name];
+          const after = tf.variableGrads(loss, [kernel]).grads[kernel.name];
+          const normBefore = globalNorm([before]);
+          const cos = tf.div(tf.sum(tf.mul(before, after)), tf.mul(normBefore, globalNorm([after])));
+          return [globalNorm([tf.sub(before, after)]), cos, normBefore].map((t) => scalarValue(t as tf.Scalar));
+        });
+        rows.push({ step, layer: layers[i].name, l2, cosine, grad_norm: norm });
+      }
+    });
     return { rows };
   }
 }

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Cnn, Mlp, type Classifier } from '../../model/index.js';
+import { trainingLoss } from './instrument.js';
 
 /**
  * The layer-by-layer view of a model that the instruments need, by the layer names of a saved
@@ -49,10 +50,35 @@ export function snapshot(variables: tf.Variable[]): Map<tf.Variable, tf.Tensor> 
   return new Map(variables.map((v) => [v, tf.clone(v)]));
 }
 
-export function restore(saved: Map<tf.Variable, tf.Tensor>, only?: tf.Variable[]): void {
-  for (const v of only ?? saved.keys()) v.assign(saved.get(v) as tf.Tensor);
+export function restore(saved: Map<tf.Variable, tf.Tensor>): void {
+  for (const [v, value] of saved) v.assign(value);
 }
 
 export function disposeSnapshot(saved: Map<tf.Variable, tf.Tensor>): void {
   tf.dispose([...saved.values()]);
+}
+
+/**
+ * Runs `measure` with the batch's training loss as a function of the weights, free to move
+ * `variables` (from their values in `saved`); afterwards they are put back bit for bit and every
+ * tensor `measure` made is released.
+ */
+export function atMovedWeights(
+  model: Classifier,
+  variables: tf.Variable[],
+  batch: { x: Float32Array; y: Int32Array },
+  features: number,
+  measure: (loss: () => tf.Scalar, saved: Map<tf.Variable, tf.Tensor>) => void,
+): void {
+  const saved = snapshot(variables);
+  try {
+    tf.tidy(() => {
+      const x = tf.tensor2d(batch.x, [batch.y.length, features]);
+      const y = tf.tensor1d(batch.y, 'int32');
+      measure(() => trainingLoss(model, x, y), saved);
+    });
+  } finally {
+    restore(saved);
+    disposeSnapshot(saved);
+  }
 }

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import { globalNorm, scalarValue, trainingLoss, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
-import { disposeSnapshot, restore, snapshot } from './layers.js';
+import { globalNorm, scalarValue, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
+import { atMovedWeights } from './layers.js';
 
 /**
  * The loss landscape along the gradient (Santurkar et al. 2018, section 3.1, Figure 4): on the
@@ -32,29 +32,19 @@ export class Smoothness implements Instrument {
   measure(step: number, model: Classifier, batch: TrainingBatch): Measurement {
     const variables = model.trainable;
     const rows: InstrumentRow[] = [];
-    const saved = snapshot(variables);
-    try {
-      tf.tidy(() => {
-        const x = tf.tensor2d(batch.x, [batch.y.length, this.features]);
-        const y = tf.tensor1d(batch.y, 'int32');
-        const loss = () => trainingLoss(model, x, y);
-        const { value, grads } = tf.variableGrads(loss, variables);
-        const lossHere = scalarValue(value);
-        const gradNorm = scalarValue(globalNorm(variables.map((v) => grads[v.name])));
-        for (const s of this.stepSizes) {
-          const moved = tf.tidy(() => {
-            for (const v of variables) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], s * this.lr)));
-            const there = tf.variableGrads(loss, variables);
-            return [there.value, globalNorm(variables.map((v) => tf.sub(there.grads[v.name], grads[v.name])))].map((t) => scalarValue(t));
-          });
-          const [lossThere, gradChange] = moved;
-          rows.push({ step, step_size: s, loss: lossThere, loss_change: lossThere - lossHere, grad_change: gradChange, beta: gradChange / (s * this.lr * gradNorm) });
-        }
-      });
-    } finally {
-      restore(saved);
-      disposeSnapshot(saved);
-    }
+    atMovedWeights(model, variables, batch, this.features, (loss, saved) => {
+      const { value, grads } = tf.variableGrads(loss, variables);
+      const lossHere = scalarValue(value);
+      const gradNorm = scalarValue(globalNorm(variables.map((v) => grads[v.name])));
+      for (const s of this.stepSizes) {
+        const [lossThere, gradChange] = tf.tidy(() => {
+          for (const v of variables) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], s * this.lr)));
+          const there = tf.variableGrads(loss, variables);
+          return [there.value, globalNorm(variables.map((v) => tf.sub(there.grads[v.name], grads[v.name])))].map((t) => scalarValue(t));
+        });
+        rows.push({ step, step_size: s, loss: lossThere, loss_change: lossThere - lossHere, grad_change: gradChange, beta: gradChange / (s * this.lr * gradNorm) });
+      }
+    });
     return { rows };
   }
 }
