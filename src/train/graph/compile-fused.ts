@@ -1,5 +1,5 @@
 import type { RunConfig } from '../../spec/types.js';
-import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, spec, type CompiledGraph, type LayerVars } from './compile.js';
+import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, movingAverageUpdates, spec, type CompiledGraph, type LayerVars } from './compile.js';
 import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './graph-def.js';
 
 /**
@@ -321,18 +321,8 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   }
   const population = bn && m.batch_norm.inference === 'population';
   if (bn && !population) {
-    const k = m.batch_norm.momentum;
-    const decay = g.scalar('ema/decay', k);
-    const rate = g.scalar('ema/rate', 1 - k);
-    fwd.saved.forEach((sv, i) => {
-      const l = layers[i];
-      // FusedBatchNormV3 in training mode returns the batch mean and the unbiased batch variance m/(m-1) s2.
-      for (const [v, out] of [[l.movingMean as string, 1], [l.movingVar as string, 2]] as const) {
-        const s = `ema/${v}`;
-        const next = g.op('AddV2', `${s}/next`, [mul(`${s}/old`, read(v), decay), mul(`${s}/new`, `${sv.fused}:${out}`, rate)], { T: F32 });
-        updates.push(g.op('AssignVariableOp', `${s}/assign`, [handle(v), next, ...afterReads], { dtype: F32 }));
-      }
-    });
+    const bnLayers = layers.map((l, i) => ({ movingMean: l.movingMean as string, movingVar: l.movingVar as string, fused: fwd.saved[i].fused as string }));
+    updates.push(...movingAverageUpdates(g, m.batch_norm.momentum, bnLayers, read, handle, afterReads));
   }
   const afterUpdates = updates.map((u) => `^${u}`);
   const trainLoss = g.op('Identity', 'train/loss_out', [loss, ...afterUpdates], { T: F32 });

@@ -117,6 +117,31 @@ export function fusedBatchNormGrad(g: GraphBuilder, s: string, dy4: string, x4: 
 }
 
 /**
+ * Batch norm's moving averages, updated after the step: running = k running + (1 - k) batch, from
+ * each layer's training-mode `fused` op (outputs 1 and 2: the batch mean and the unbiased batch
+ * variance m/(m-1) s2). `read` gives a variable's value before the step, `handle` its resource;
+ * every assignment runs after `afterReads`. Returns the assignment ops.
+ */
+export function movingAverageUpdates(
+  g: GraphBuilder,
+  k: number,
+  layers: { movingMean: string; movingVar: string; fused: string }[],
+  read: (v: string) => string,
+  handle: (v: string) => string,
+  afterReads: string[],
+): string[] {
+  const decay = g.scalar('ema/decay', k);
+  const rate = g.scalar('ema/rate', 1 - k);
+  return layers.flatMap((l) =>
+    ([[l.movingMean, 1], [l.movingVar, 2]] as const).map(([v, out]) => {
+      const s = `ema/${v}`;
+      const next = g.op('AddV2', `${s}/next`, [g.op('Mul', `${s}/old`, [read(v), decay], { T: F32 }), g.op('Mul', `${s}/new`, [`${l.fused}:${out}`, rate], { T: F32 })], { T: F32 });
+      return g.op('AssignVariableOp', `${s}/assign`, [handle(v), next, ...afterReads], { dtype: F32 });
+    }),
+  );
+}
+
+/**
  * Compiles a run's training step, evaluation and variable access into one TensorFlow graph with
  * explicit backward ops (no autodiff), for the configurations `graphUnsupported` accepts:
  *
@@ -380,18 +405,8 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   }
   const population = bn && m.batch_norm.inference === 'population';
   if (bn && !population) {
-    const k = m.batch_norm.momentum;
-    const decay = g.scalar('ema/decay', k);
-    const rate = g.scalar('ema/rate', 1 - k);
-    fwd.saved.forEach((sv, i) => {
-      const l = layers[i];
-      // FusedBatchNormV3 in training mode returns the batch mean and the unbiased batch variance m/(m-1) s2.
-      for (const [v, out] of [[l.movingMean as string, 1], [l.movingVar as string, 2]] as const) {
-        const s = `ema/${v}`;
-        const next = g.op('AddV2', `${s}/next`, [g.op('Mul', `${s}/old`, [read(v), decay], { T: F32 }), g.op('Mul', `${s}/new`, [`${sv.norm?.fused}:${out}`, rate], { T: F32 })], { T: F32 });
-        updates.push(g.op('AssignVariableOp', `${s}/assign`, [handle(v), next, ...afterReads], { dtype: F32 }));
-      }
-    });
+    const bnLayers = layers.map((l, i) => ({ movingMean: l.movingMean as string, movingVar: l.movingVar as string, fused: fwd.saved[i].norm?.fused as string }));
+    updates.push(...movingAverageUpdates(g, m.batch_norm.momentum, bnLayers, read, handle, afterReads));
   }
   // t -> t + 1 once every ResourceApplyAdam has read beta1^t and beta2^t.
   if (adamInputs) updates.push(...adamInputs.advance(updates.map((u) => `^${u}`)));
