@@ -14,21 +14,22 @@
  *   --rounds N         single runs: best of N interleaved rounds (default 2)
  *   --torch-threads N  torch.set_num_threads (default 2)
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import readline from 'node:readline';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, loadDataset, type Dataset } from '../src/data/index.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { loadSpec } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
-import { describeBackend, initBackend } from '../src/train/backend.js';
+import { describeBackend, initBackend, threadPoolsFor } from '../src/train/backend.js';
+import { workerThreadEnv } from '../src/cli/workers.js';
 import { fusedGroups, trainFused } from '../src/train/fused.js';
 import { train, type TrainHooks } from '../src/train/loop.js';
+import { PAPER_SPEC, ROOT, sweepConfig } from './paper.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const PAPER_SPEC = path.join(ROOT, 'experiments', 'paper-mnist.yaml');
 /** The sweep's learning rates (log-spaced around the paper spec's 0.5). */
 const SWEEP_LRS = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5];
 const TARGETS = { singleBn: 1.3, sweepBn: 3, rssGrowthMb: 50, startupSeconds: 0.5 };
@@ -58,7 +59,8 @@ type Norm = 'none' | 'batch';
 const NORMS: Norm[] = ['none', 'batch'];
 type Engine = 'graph' | 'eager';
 
-const backend = await initBackend('tensorflow');
+// The thread pools `bnx run` gives a process training mlp runs.
+const backend = await initBackend('tensorflow', threadPoolsFor(['mlp']));
 const paper = Object.fromEntries(expandGrid(loadSpec(PAPER_SPEC)).map((r) => [r.config.model.norm, r.config])) as Record<Norm, RunConfig>;
 const data = loadDataset(paper.batch.data);
 
@@ -71,11 +73,7 @@ interface Measured {
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 
 /** The paper spec's run for `norm` on `engine`, `steps` long, one evaluation at the end. */
-function runConfig(norm: Norm, engine: Engine, lr: number, n: number): RunConfig {
-  const c = structuredClone(paper[norm]);
-  c.train = { ...c.train, engine, lr, steps: n, epochs: null, eval_every: n, log_every: n, eval_limit: 1000, max_loss: null };
-  return c;
-}
+const runConfig = (norm: Norm, engine: Engine, lr: number, n: number): RunConfig => sweepConfig(paper[norm], engine, lr, n);
 
 /** A whole bnx run through `train` (graph: compile and load included; the final evaluations included). */
 async function bnxRun(norm: Norm, engine: Engine, lr: number, n: number, hooks: TrainHooks = {}): Promise<Measured> {
@@ -125,6 +123,34 @@ async function fusedSweep(norm: Norm, lrs: number[], n: number): Promise<number>
   return (performance.now() - t0) / 1000;
 }
 
+/** Worker processes of the multi-process sweep row: one per core, as `bnx run --workers` would be given here. */
+const WORKERS = Math.max(2, os.availableParallelism());
+
+/**
+ * The sweep as `bnx run --workers WORKERS` trains it: WORKERS processes (bench/sweep-worker.ts), each
+ * its round-robin shard of the learning rates, fused, with the thread pools `--workers` gives them.
+ * Timed from the moment every worker has loaded TensorFlow and the dataset (as the in-process rows
+ * and PyTorch's leave out process start-up) until the last one is done; returns seconds.
+ */
+async function workerSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
+  const script = path.join(ROOT, 'dist', 'bench', 'sweep-worker.js');
+  const children = Array.from({ length: WORKERS }, (_, i) =>
+    spawn(process.execPath, [script, norm, String(n), `${i}/${WORKERS}`, lrs.join(',')], { env: { ...process.env, ...workerThreadEnv(WORKERS) }, stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
+  const said = (child: ChildProcess, word: string) =>
+    new Promise<void>((resolve, reject) => {
+      const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
+      lines.on('line', (l) => l === word && (lines.close(), resolve()));
+      child.once('close', (code) => reject(new Error(`bench/sweep-worker.ts exited with ${code} before saying ${word}`)));
+    });
+  await Promise.all(children.map((c) => said(c, 'ready')));
+  const done = children.map((c) => said(c, 'done'));
+  const t0 = performance.now();
+  for (const c of children) c.stdin?.end('go\n');
+  await Promise.all(done);
+  return (performance.now() - t0) / 1000;
+}
+
 type Runner = (norm: Norm, engine: never, lr: number, n: number) => Promise<Measured>;
 interface Row {
   name: string;
@@ -139,6 +165,7 @@ interface Row {
 const ROWS: Row[] = [
   { name: 'bnx graph engine', run: bnxRun as Runner, engine: 'graph', memory: true },
   { name: 'bnx graph engine, fused sweep', engine: 'graph', sweep: fusedSweep, memory: false },
+  { name: `bnx graph engine, fused sweep, ${WORKERS} worker processes`, engine: 'graph', sweep: workerSweep, memory: false },
   { name: 'bnx eager engine', run: bnxRun as Runner, engine: 'eager', memory: true },
   { name: 'tfjs-layers (trainOnBatch)', run: layersRun as Runner, engine: 'layers', memory: false },
 ];

@@ -91,9 +91,9 @@ export function registerRunCommand(program: Command): void {
         return;
       }
       const dir = opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name);
-      const { describeBackend, initBackend } = await import('../train/backend.js');
+      const { describeBackend, initBackend, threadPoolsFor } = await import('../train/backend.js');
       const { runSweep } = await import('../train/sweep.js');
-      const backend = await initBackend(opts.backend);
+      const backend = await initBackend(opts.backend, threadPoolsFor(mine.map((r) => r.config.model.arch)));
       if (backend.backend === 'cpu') {
         console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');
       }

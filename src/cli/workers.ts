@@ -12,8 +12,6 @@ import readline from 'node:readline';
  * a single process does. Returns the worst exit code (interrupted 130/143 over failed 1 over 0).
  */
 export async function runWorkers(args: string[], workers: number): Promise<number> {
-  const cores = os.availableParallelism();
-  const threads = Math.max(1, Math.floor(cores / workers));
   const children: ChildProcess[] = [];
   const forward = (signal: NodeJS.Signals) => {
     for (const c of children) if (c.exitCode === null) c.kill(signal);
@@ -24,7 +22,7 @@ export async function runWorkers(args: string[], workers: number): Promise<numbe
     const codes = await Promise.all(
       Array.from({ length: workers }, (_, i) => {
         const child = spawn(process.execPath, [process.argv[1], ...args, '--shard', `${i}/${workers}`], {
-          env: { ...process.env, TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: '1' },
+          env: { ...process.env, ...workerThreadEnv(workers) },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         children.push(child);
@@ -45,6 +43,12 @@ export async function runWorkers(args: string[], workers: number): Promise<numbe
     process.off('SIGINT', forward);
     process.off('SIGTERM', forward);
   }
+}
+
+/** A worker's TensorFlow thread pools, so that `workers` processes use the machine's cores once. */
+export function workerThreadEnv(workers: number): Record<string, string> {
+  const threads = Math.max(1, Math.floor(os.availableParallelism() / workers));
+  return { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: '1' };
 }
 
 /** The command line without `--workers N` / `--workers=N` (the children run the rest as it is). */

@@ -1,0 +1,40 @@
+/**
+ * One worker of bench.ts's multi-process sweep row: as a child of `bnx run --workers N` (which sets
+ * this process's TensorFlow thread pools through the environment), it trains its shard
+ * (`--shard i/N`, round-robin) of the paper spec's learning-rate sweep, fused as `bnx run` fuses it.
+ *
+ *   node dist/bench/sweep-worker.js <norm> <steps> <shard i/N> <lr,lr,...>
+ *
+ * It loads the backend and the dataset, prints `ready`, waits for a line on stdin (so that every
+ * worker starts training at once, and the parent times training, not process start-up), trains,
+ * and prints `done`.
+ */
+import readline from 'node:readline';
+import { loadDataset } from '../src/data/index.js';
+import { expandGrid } from '../src/spec/expand.js';
+import { loadSpec } from '../src/spec/load.js';
+import { parseShard, selectShard } from '../src/spec/shard.js';
+import type { RunConfig } from '../src/spec/types.js';
+import { initBackend, threadPoolsFor } from '../src/train/backend.js';
+import { fusedGroups, trainFused } from '../src/train/fused.js';
+import { train } from '../src/train/loop.js';
+import { PAPER_SPEC, sweepConfig } from './paper.js';
+
+const [norm, stepsText, shardText, lrsText] = process.argv.slice(2);
+const steps = Number(stepsText);
+await initBackend('tensorflow', threadPoolsFor(['mlp']));
+const paper = expandGrid(loadSpec(PAPER_SPEC)).find((r) => r.config.model.norm === norm)?.config as RunConfig;
+const data = loadDataset(paper.data);
+const configs = selectShard(
+  lrsText.split(',').map((lr) => sweepConfig(paper, 'graph', Number(lr), steps)),
+  parseShard(shardText),
+);
+
+console.log('ready');
+await new Promise<void>((resolve) => readline.createInterface({ input: process.stdin }).once('line', () => resolve()));
+for (const group of fusedGroups(configs)) {
+  const members = group.map((i) => configs[i]);
+  if (members.length > 1) await trainFused(members, data, { members: members.map(() => ({})) });
+  else await train(members[0], data);
+}
+console.log('done');
