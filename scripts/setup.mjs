@@ -166,6 +166,7 @@ function main() {
   if (process.argv.includes('--no-build')) return;
   say('compiling bnx (tsc)...');
   if (!run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root])) fail('TypeScript compilation failed');
+  if (!run(process.execPath, [path.join(root, 'scripts', 'build-validators.mjs')])) fail('precompiling the spec validators failed');
   say('done. Try: ./bin/bnx.js doctor');
 }
 

@@ -16,6 +16,7 @@ export { train, totalSteps, type TrainHooks, type TrainResult } from './train/lo
 export { chooseEngine, EagerEngine, type Engine, type EngineKind } from './train/loop.js';
 export { GraphEngine } from './train/graph/engine.js';
 export { compileMlp, graphUnsupported, type CompiledGraph, type GraphVariable } from './train/graph/compile.js';
+export { compileCnn } from './train/graph/compile-cnn.js';
 export { encodeSavedModel, decodeSavedModel, writeSavedModel, GraphBuilder, type NodeDef, type Signature } from './train/graph/graph-def.js';
 export { evaluate, PopulationStatistics, type EvalResult } from './train/evaluate.js';
 // Instruments: measurements taken while training, each into its own CSV (see README, "Instruments").

@@ -16,7 +16,8 @@ import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { decodeSavedModel, encodeSavedModel, writeSavedModel } from '../src/train/graph/graph-def.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
-import { chooseEngine, train, type TrainResult } from '../src/train/loop.js';
+import { chooseEngine, train } from '../src/train/loop.js';
+import { deviation, type EngineOutcome } from './engine-compare.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 /** A small synthetic task (the graph and eager engines both train it in well under a second). */
@@ -29,10 +30,7 @@ function config(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> = {}
   return c;
 }
 
-interface Outcome {
-  rows: MetricsRow[];
-  result: TrainResult;
-  weights: Map<string, Float32Array>;
+interface Outcome extends EngineOutcome {
   engine: string | null;
   note: string | null;
 }
@@ -57,29 +55,6 @@ async function run(c: RunConfig, engine: 'graph' | 'eager'): Promise<Outcome> {
   return { rows, result, weights, engine: used, note };
 }
 
-/** Largest |a - b| / max(1, |b|) over the metrics rows (loss, accuracy), the test result and every weight. */
-function deviation(a: Outcome, b: Outcome): { metrics: number; weights: number } {
-  let metrics = 0;
-  const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(1, Math.abs(y));
-  assert.equal(a.rows.length, b.rows.length);
-  a.rows.forEach((r, i) => {
-    const s = b.rows[i];
-    assert.equal(r.step, s.step);
-    for (const k of ['train_loss', 'train_acc', 'val_loss', 'val_acc'] as const) {
-      const [x, y] = [r[k], s[k]];
-      if (x === null || y === null) assert.equal(x, y, k);
-      else metrics = Math.max(metrics, rel(x, y));
-    }
-  });
-  metrics = Math.max(metrics, rel(a.result.test.loss, b.result.test.loss), rel(a.result.test.acc, b.result.test.acc));
-  let weights = 0;
-  assert.deepEqual([...a.weights.keys()], [...b.weights.keys()]);
-  for (const [k, v] of a.weights) {
-    const w = b.weights.get(k) as Float32Array;
-    for (let i = 0; i < v.length; i++) weights = Math.max(weights, rel(v[i], w[i]));
-  }
-  return { metrics, weights };
-}
 
 let data: Dataset;
 
@@ -188,14 +163,15 @@ describe('graph engine', () => {
     assert.deepEqual(chooseEngine(config({ norm: 'batch' })), { kind: 'graph', note: null });
     assert.deepEqual(chooseEngine(config({ norm: 'layer', norm_placement: 'after' })), { kind: 'graph', note: null });
     assert.deepEqual(chooseEngine(config({ norm: 'group' })), { kind: 'graph', note: null });
-    assert.equal(chooseEngine(config({ norm: 'weight' })).note, 'engine: eager (graph engine does not cover model.norm=weight yet)');
+    const noisy = config({ norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, noise: 0.2 } });
+    assert.equal(chooseEngine(noisy).note, 'engine: eager (graph engine does not cover model.batch_norm.noise=0.2 yet)');
     const pop = config({ norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population' } });
     assert.deepEqual(chooseEngine(pop), { kind: 'graph', note: null });
     assert.equal(graphUnsupported(config({ norm: 'batch', norm_placement: 'after' })), null);
-    assert.equal(graphUnsupported(config({ arch: 'cnn' })), 'model.arch=cnn');
+    assert.equal(graphUnsupported(config({ arch: 'cnn' })), null);
     const eager = config({ norm: 'none' }, { engine: 'eager' });
     assert.deepEqual(chooseEngine(eager), { kind: 'eager', note: null });
-    assert.throws(() => chooseEngine(config({ norm: 'weight' }, { engine: 'graph' })), /train\.engine=graph: the graph engine does not cover model\.norm=weight yet/);
+    assert.throws(() => chooseEngine({ ...noisy, train: { ...noisy.train, engine: 'graph' } }), /train\.engine=graph: the graph engine does not cover model\.batch_norm\.noise=0\.2 yet/);
   });
 
   it('train.engine: auto leaves run ids as before the key existed; graph and eager are new runs', () => {
@@ -231,15 +207,15 @@ describe('graph engine', () => {
   it('bnx run records the engine in run.json and says why a run falls back to eager', () => {
     const dir = tmpDir();
     const spec = writeSpec(dir, TINY_SPEC);
-    const res = bnx(['run', spec, '--out', dir, '--set', 'model.norm=batch,weight']);
+    const res = bnx(['run', spec, '--out', dir, '--set', 'model.norm=batch', '--set', 'model.batch_norm.noise=0,0.2']);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /\n {2}engine: eager \(graph engine does not cover model\.norm=weight yet\)\n/);
+    assert.match(res.stdout, /\n {2}engine: eager \(graph engine does not cover model\.batch_norm\.noise=0\.2 yet\)\n/);
     assert.equal(res.stdout.match(/engine:/g)?.length, 1);
     const records = fs.readdirSync(path.join(dir, 'tiny'), { withFileTypes: true }).filter((e) => e.isDirectory())
-      .map((e) => JSON.parse(fs.readFileSync(path.join(dir, 'tiny', e.name, 'run.json'), 'utf8')) as { params: { 'model.norm': string }; engine: string; status: string });
-    assert.deepEqual(records.map((r) => [r.params['model.norm'], r.engine, r.status]).sort(), [['batch', 'graph', 'completed'], ['weight', 'eager', 'completed']]);
+      .map((e) => JSON.parse(fs.readFileSync(path.join(dir, 'tiny', e.name, 'run.json'), 'utf8')) as { params: { 'model.batch_norm.noise': number }; engine: string; status: string });
+    assert.deepEqual(records.map((r) => [r.params['model.batch_norm.noise'], r.engine, r.status]).sort(), [[0, 'graph', 'completed'], [0.2, 'eager', 'completed']]);
     // The graph run's weights export like an eager run's.
-    const batchDir = fs.readdirSync(path.join(dir, 'tiny')).find((n) => n.startsWith('norm=batch')) as string;
+    const batchDir = fs.readdirSync(path.join(dir, 'tiny')).find((n) => n.startsWith('noise=0_')) as string;
     const exp = bnx(['export', path.join(dir, 'tiny', batchDir)]);
     assert.equal(exp.code, 0, exp.stderr);
     assert.match(exp.stdout, /1 batch norm\(s\) folded/);

@@ -163,3 +163,21 @@ describe('bad input: one line naming the place and what is allowed', () => {
     assert.deepEqual(run.config.train.adam, { beta1: 0.9, beta2: 0.99, epsilon: 1e-7 });
   });
 });
+
+describe('precompiled spec validators', () => {
+  it('npm run build leaves validators made from these schemas, which agree with freshly compiled ones', async () => {
+    const { createRequire } = await import('node:module');
+    const { Ajv } = await import('ajv');
+    const { schemaFingerprint, specValidators, VALIDATED_SCHEMAS, VALIDATOR_OPTIONS } = await import('../src/spec/validators.js');
+    const built = createRequire(import.meta.url)('../src/spec/validators.cjs') as { fingerprint: string };
+    assert.equal(built.fingerprint, schemaFingerprint(), 'dist/src/spec/validators.cjs is stale: run npm run build');
+    assert.equal(specValidators().runConfig, (built as unknown as { runConfig: unknown }).runConfig);
+    const fresh = new Ajv(VALIDATOR_OPTIONS).compile(VALIDATED_SCHEMAS.runConfig);
+    const good = plan(TINY_SPEC)[0].config as unknown as Record<string, Record<string, unknown>>;
+    for (const config of [good, { ...good, train: { ...good.train, lr: -1 } }, { ...good, model: { ...good.model, norm: 'bacth' } }, { ...good, extra: 1 }]) {
+      const validate = specValidators().runConfig;
+      assert.equal(validate(config), fresh(config));
+      assert.deepEqual(validate.errors ?? null, fresh.errors ?? null);
+    }
+  });
+});

@@ -1,8 +1,9 @@
 import fs from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject } from 'ajv';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { InputError } from '../errors.js';
-import { configKeyPaths, DEFAULT_CONFIG, RUN_CONFIG_SCHEMA, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
+import { configKeyPaths, DEFAULT_CONFIG, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
+import { specValidators } from './validators.js';
 import { INSTRUMENT_NAMES, type RunConfig } from './types.js';
 
 /** One axis of the sweep: a configuration key and the values it takes, each with where it was written. */
@@ -28,10 +29,6 @@ export interface Spec {
   locate(keyPath: string, atKey?: boolean): string;
 }
 
-const ajv = new Ajv({ allErrors: true, strict: false });
-// Compiled on first use: compiling takes ~0.2 s, which `bnx --help` need not pay.
-let compiled: { specShape: ValidateFunction; runConfig: ValidateFunction } | null = null;
-const validators = () => (compiled ??= { specShape: ajv.compile(SPEC_SCHEMA), runConfig: ajv.compile(RUN_CONFIG_SCHEMA) });
 // `instruments` itself is a key too: `--set instruments=[ics,eval_gap]` (see instrumentsFromList).
 const KEY_PATHS = [...configKeyPaths(), 'instruments'];
 
@@ -65,7 +62,7 @@ export function loadSpec(file: string): Spec {
     rawSpec.instruments = instrumentsFromList(rawSpec.instruments, (i) => locate(`instruments.${i}`));
   }
 
-  const validateSpecShape = validators().specShape;
+  const validateSpecShape = specValidators().specShape;
   if (!validateSpecShape(raw)) {
     const err = pickError(validateSpecShape.errors ?? []);
     const keyPath = errorKeyPath(err);
@@ -280,7 +277,7 @@ export function deepMerge<T>(base: T, over: unknown): T {
  * so the error points at the grid entry or `--set` that produced a bad value.
  */
 export function checkRunConfig(config: unknown, whereOf: (keyPath: string) => string): RunConfig {
-  const validateRunConfig = validators().runConfig;
+  const validateRunConfig = specValidators().runConfig;
   if (!validateRunConfig(config)) {
     const err = pickError(validateRunConfig.errors ?? []);
     throw new InputError(whereOf(errorKeyPath(err)), describeError(err, config));

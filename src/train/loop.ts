@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Augmenter, augments, EpochBatcher, gather, type Dataset, type Split } from '../data/index.js';
-import { buildModel, Mlp, type Classifier } from '../model/index.js';
+import { buildModel, type Classifier } from '../model/index.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import type { MetricsRow } from '../store/metrics.js';
 import { correctCount, crossEntropy, evaluate, PopulationStatistics, type EvalResult } from './evaluate.js';
@@ -83,7 +83,7 @@ export function totalSteps(config: RunConfig, trainExamples: number): number {
 export type EngineKind = 'graph' | 'eager';
 
 /**
- * A training engine: the loop below drives it. Both engines start from the same `Mlp` (its seeded
+ * A training engine: the loop below drives it. Both engines start from the same model (its seeded
  * initial weights) and see the same batches, so they give the same metrics within float32 round-off.
  */
 export interface Engine {
@@ -271,7 +271,7 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
     instruments = InstrumentRunner.create(config, data, (name, step, m) => hooks.onInstrument?.(name, step, m.rows, m.activations));
     const choice = chooseEngine(config);
     hooks.onEngine?.(choice.kind, choice.note);
-    engine = choice.kind === 'graph' ? await GraphEngine.create(config, model as Mlp, data) : new EagerEngine(model, config, data);
+    engine = choice.kind === 'graph' ? await GraphEngine.create(config, model, data) : new EagerEngine(model, config, data);
     for (let step = 1; step <= steps; step++) {
       const { indices, start } = batcher.next();
       const batch = gather(data.train, features, indices, start, t.batch_size);

@@ -11,6 +11,7 @@ export function fusedUnsupported(config: RunConfig): string | null {
   const why = graphUnsupported(config);
   if (why) return why;
   const m = config.model;
+  if (m.arch !== 'mlp') return `model.arch=${m.arch}`;
   if (m.norm !== 'none' && m.norm !== 'batch') return `model.norm=${m.norm}`;
   if (m.norm === 'batch' && m.batch_norm.noise !== 0) return 'model.batch_norm.noise';
   if (config.train.optimizer !== 'sgd') return `train.optimizer=${config.train.optimizer as string}`;

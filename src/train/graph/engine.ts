@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
-import { Mlp } from '../../model/index.js';
+import { Cnn, type Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
 import type { Engine } from '../loop.js';
 import { compileMlp, type CompiledGraph } from './compile.js';
+import { compileCnn } from './compile-cnn.js';
 import { isAlive } from '../../store/lock.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
 
@@ -104,7 +105,7 @@ export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature
 }
 
 /**
- * The graph engine: a run's training step compiled to one TensorFlow graph (see `compileMlp`),
+ * The graph engine: a run's training step compiled to one TensorFlow graph (see `compileMlp` and `compileCnn`),
  * written as a SavedModel to a temporary folder and executed through tfjs-node's SavedModel
  * runtime, one native call per step. The four signatures share one session (same path and tags),
  * so the variables `init` sets are those `train_step` updates and `read` returns.
@@ -116,7 +117,7 @@ export class GraphEngine implements Engine {
   private readonly population: { batcher: EpochBatcher; batches: number; batchSize: number; estimatedAt: number | null } | null;
 
   private constructor(
-    private readonly model: Mlp,
+    private readonly model: Classifier,
     readonly graph: CompiledGraph,
     private readonly dir: string,
     private readonly sig: Partial<Record<SignatureName, SavedModelSignature>> & Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
@@ -135,9 +136,8 @@ export class GraphEngine implements Engine {
   }
 
   /** Compiles the run, loads it and sets its variables to the model's (initial) values. */
-  static async create(config: RunConfig, model: Mlp, data: Dataset): Promise<GraphEngine> {
-    if (!(model instanceof Mlp)) throw new Error('the graph engine compiles the mlp architecture only');
-    const graph = compileMlp(config, data.features, data.classes);
+  static async create(config: RunConfig, model: Classifier, data: Dataset): Promise<GraphEngine> {
+    const graph = model instanceof Cnn ? compileCnn(config, model.inputShape, data.classes) : compileMlp(config, data.features, data.classes);
     const { dir, sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<SignatureName, Signature>);
     try {
       const engine = new GraphEngine(model, graph, dir, sig as Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>, tf.scalar(config.train.lr), data, config);
@@ -150,7 +150,7 @@ export class GraphEngine implements Engine {
   }
 
   /** Sets every graph variable to the model's value (and zeroes the optimizer's slots). */
-  assign(model: Mlp): void {
+  assign(model: Classifier): void {
     const named = model.namedWeights;
     const inputs: tf.NamedTensorMap = {};
     for (const v of this.graph.variables) {
@@ -209,7 +209,7 @@ export class GraphEngine implements Engine {
     });
   }
 
-  /** Every variable's current value, by `Mlp.namedWeights` name. */
+  /** Every variable's current value, by the model's `namedWeights` name. */
   read(): Map<string, Float32Array> {
     const out = this.sig.read.predict({});
     const values = new Map<string, Float32Array>();
@@ -219,7 +219,7 @@ export class GraphEngine implements Engine {
   }
 
   /** The run's model with the graph's current variables copied into it (for `onTrained`: saved weights, export). */
-  weights(): Mlp {
+  weights(): Classifier {
     const values = this.read();
     for (const [name, w] of this.model.namedWeights) {
       const v = values.get(name);

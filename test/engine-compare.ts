@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import type { MetricsRow } from '../src/store/metrics.js';
+import type { TrainResult } from '../src/train/loop.js';
+
+/** What a test keeps of a trained run to compare engines: its metrics rows, result and final weights. */
+export interface EngineOutcome {
+  rows: MetricsRow[];
+  result: TrainResult;
+  weights: Map<string, Float32Array>;
+}
+
+/** Largest |a - b| / max(1, |b|) over the metrics rows (loss, accuracy), the test result and every weight. */
+export function deviation(a: EngineOutcome, b: EngineOutcome): { metrics: number; weights: number } {
+  let metrics = 0;
+  const rel = (x: number, y: number) => Math.abs(x - y) / Math.max(1, Math.abs(y));
+  assert.equal(a.rows.length, b.rows.length);
+  a.rows.forEach((r, i) => {
+    const s = b.rows[i];
+    assert.equal(r.step, s.step);
+    for (const k of ['train_loss', 'train_acc', 'val_loss', 'val_acc'] as const) {
+      const [x, y] = [r[k], s[k]];
+      if (x === null || y === null) assert.equal(x, y, k);
+      else metrics = Math.max(metrics, rel(x, y));
+    }
+  });
+  metrics = Math.max(metrics, rel(a.result.test.loss, b.result.test.loss), rel(a.result.test.acc, b.result.test.acc));
+  let weights = 0;
+  assert.deepEqual([...a.weights.keys()], [...b.weights.keys()]);
+  for (const [k, v] of a.weights) {
+    const w = b.weights.get(k) as Float32Array;
+    for (let i = 0; i < v.length; i++) weights = Math.max(weights, rel(v[i], w[i]));
+  }
+  return { metrics, weights };
+}
