@@ -13,8 +13,12 @@
  *   --leak-steps N     steps of the graph engine's leak check (default 20000)
  *   --rounds N         single runs: best of N interleaved rounds (default 2)
  *   --torch-threads N  torch.set_num_threads (default 2)
+ *   --paper            also the whole paper experiment: `bnx run experiments/paper-mnist.yaml` (both
+ *                      runs, 50,000 steps each, evaluations included) against bench/torch_bench.py
+ *                      --paper doing the same work, wall time of each whole command (about 5 minutes)
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import readline from 'node:readline';
 import path from 'node:path';
@@ -42,6 +46,7 @@ const { values: flags } = parseArgs({
     'leak-steps': { type: 'string' },
     rounds: { type: 'string' },
     'torch-threads': { type: 'string', default: '2' },
+    paper: { type: 'boolean', default: false },
   },
 });
 const count = (name: string, value: string | undefined, quick: number, full: number): number => {
@@ -288,4 +293,33 @@ console.log(target(`RSS grows < ${TARGETS.rssGrowthMb} MB over ${fmt(leakSteps)}
 for (const [what, s] of [['`bnx --help`', startup.help], ['`bnx plan experiments/paper-mnist.yaml`', startup.plan]] as const) {
   const met = s < TARGETS.startupSeconds;
   console.log(target(`${what} < ${TARGETS.startupSeconds} s`, `${fmt(s, 3)} s`, met, `${fmt(Math.abs(TARGETS.startupSeconds - s), 3)} s ${met ? 'to spare' : 'over'}`));
+}
+
+// ---- the paper experiment in full: bnx's command against PyTorch doing the same work ----
+if (flags.paper) {
+  const wall = (cmd: string, args: string[]): { seconds: number; stdout: string } => {
+    const t0 = performance.now();
+    const res = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 });
+    if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+    return { seconds: (performance.now() - t0) / 1000, stdout: res.stdout };
+  };
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-paper-'));
+  try {
+    const bnxRun = wall(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, '--out', out]);
+    const records = fs.readdirSync(path.join(out, paper.batch.name), { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f) === 'run.json');
+    const engines = records.map((f) => (JSON.parse(fs.readFileSync(path.join(out, paper.batch.name, f), 'utf8')) as { engine: string }).engine);
+    console.log(`\n## The paper experiment in full (experiments/paper-mnist.yaml: 2 runs x ${fmt(paper.batch.train.steps as number)} steps, test set evaluated every ${paper.batch.train.eval_every} steps)\n`);
+    if (!torch) console.log(`bnx run: ${fmt(bnxRun.seconds, 1)} s wall; PyTorch not installed, no comparison`);
+    else {
+      const torchRun = wall('python3', [path.join(ROOT, 'bench', 'torch_bench.py'), '--paper', '--steps', String(paper.batch.train.steps), '--sweep-steps', '1', '--lrs', '1', '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)]);
+      const met = bnxRun.seconds < torchRun.seconds;
+      console.log('| command | wall time | vs PyTorch |');
+      console.log('|---|---|---|');
+      console.log(`| \`python3 bench/torch_bench.py --paper\` (PyTorch CPU, ${torchThreads} threads) | ${fmt(torchRun.seconds, 1)} s | 1.00x |`);
+      console.log(`| \`bnx run experiments/paper-mnist.yaml\` (engines: ${engines.join(', ')}) | ${fmt(bnxRun.seconds, 1)} s | ${fmt(torchRun.seconds / bnxRun.seconds, 2)}x faster |`);
+      console.log(`\ntarget: bnx's full paper run takes less wall time than PyTorch's: ${met ? 'met' : 'NOT met'} (${fmt(bnxRun.seconds, 1)} s vs ${fmt(torchRun.seconds, 1)} s)`);
+    }
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 }

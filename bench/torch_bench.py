@@ -9,7 +9,9 @@ Inputs are random MNIST-shaped batches (pixels in [0, 1), labels 0-9): speed doe
 values. Every step reads its loss back (loss.item()), as bnx reads each step's loss and correct count.
 
 Prints one JSON line: steps/s of a single run per norm (best of --rounds), and model-steps/s of a
-learning-rate sweep run one model after another (all points' steps / total time).
+learning-rate sweep run one model after another (all points' steps / total time). With --paper, the
+seconds of each run of the paper spec in full instead (--steps 50000: `bnx run
+experiments/paper-mnist.yaml`'s work, its test-set evaluations included).
 """
 
 import argparse
@@ -39,8 +41,21 @@ def build(norm: str) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def train(norm: str, lr: float, steps: int, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Builds a fresh model, trains it `steps` SGD steps and evaluates it; returns the seconds taken."""
+def evaluate(model: nn.Module, loss_fn: nn.Module, examples: int, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Inference-mode loss and accuracy on `examples` examples, in chunks, read back as bnx reads them."""
+    model.eval()
+    with torch.no_grad():
+        for k in range(examples // EVAL_CHUNK):
+            i = (k * EVAL_CHUNK) % POOL
+            logits = model(x[i : i + EVAL_CHUNK])
+            loss_fn(logits, y[i : i + EVAL_CHUNK]).item()
+            (logits.argmax(1) == y[i : i + EVAL_CHUNK]).sum().item()
+    model.train()
+
+
+def train(norm: str, lr: float, steps: int, x: torch.Tensor, y: torch.Tensor, eval_every: int = 0, eval_examples: int = EVAL_EXAMPLES) -> float:
+    """Builds a fresh model, trains it `steps` SGD steps, evaluating `eval_examples` examples every
+    `eval_every` steps (0: never) and once more at the end; returns the seconds taken."""
     start = time.perf_counter()
     model = build(norm)
     model.train()
@@ -54,13 +69,9 @@ def train(norm: str, lr: float, steps: int, x: torch.Tensor, y: torch.Tensor) ->
         loss.backward()
         optimizer.step()
         loss.item()
-    model.eval()
-    with torch.no_grad():
-        for k in range(EVAL_EXAMPLES // EVAL_CHUNK):
-            i = (k * EVAL_CHUNK) % POOL
-            logits = model(x[i : i + EVAL_CHUNK])
-            loss_fn(logits, y[i : i + EVAL_CHUNK]).item()
-            (logits.argmax(1) == y[i : i + EVAL_CHUNK]).sum().item()
+        if eval_every and (step + 1) % eval_every == 0:
+            evaluate(model, loss_fn, eval_examples, x, y)
+    evaluate(model, loss_fn, eval_examples, x, y)
     return time.perf_counter() - start
 
 
@@ -72,6 +83,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="single runs: best of this many")
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate of the single runs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--paper", action="store_true", help="instead: the paper spec in full (both runs, 50,000 steps, 10,000 test examples evaluated every 500 steps), one after the other")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -80,6 +92,10 @@ def main() -> None:
     y = torch.randint(0, CLASSES, (POOL,))
     lrs = [float(v) for v in args.lrs.split(",")]
     norms = ["none", "batch"]
+    if args.paper:
+        seconds = {norm: train(norm, args.lr, args.steps, x, y, eval_every=500, eval_examples=10_000) for norm in norms}
+        print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "paper": seconds}))
+        return
 
     for norm in norms:  # warm-up: allocator, kernels
         train(norm, args.lr, min(200, args.steps), x, y)

@@ -163,15 +163,16 @@ describe('graph engine', () => {
     assert.deepEqual(chooseEngine(config({ norm: 'batch' })), { kind: 'graph', note: null });
     assert.deepEqual(chooseEngine(config({ norm: 'layer', norm_placement: 'after' })), { kind: 'graph', note: null });
     assert.deepEqual(chooseEngine(config({ norm: 'group' })), { kind: 'graph', note: null });
-    const noisy = config({ norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, noise: 0.2 } });
-    assert.equal(chooseEngine(noisy).note, 'engine: eager (graph engine does not cover model.batch_norm.noise=0.2 yet)');
+    const ics = config({ norm: 'batch' });
+    ics.instruments.ics = { ...ics.instruments.ics, enabled: true };
+    assert.equal(chooseEngine(ics).note, 'engine: eager (graph engine does not cover instruments.ics yet)');
     const pop = config({ norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population' } });
     assert.deepEqual(chooseEngine(pop), { kind: 'graph', note: null });
     assert.equal(graphUnsupported(config({ norm: 'batch', norm_placement: 'after' })), null);
     assert.equal(graphUnsupported(config({ arch: 'cnn' })), null);
     const eager = config({ norm: 'none' }, { engine: 'eager' });
     assert.deepEqual(chooseEngine(eager), { kind: 'eager', note: null });
-    assert.throws(() => chooseEngine({ ...noisy, train: { ...noisy.train, engine: 'graph' } }), /train\.engine=graph: the graph engine does not cover model\.batch_norm\.noise=0\.2 yet/);
+    assert.throws(() => chooseEngine({ ...ics, train: { ...ics.train, engine: 'graph' } }), /train\.engine=graph: the graph engine does not cover instruments\.ics yet/);
   });
 
   it('train.engine: auto leaves run ids as before the key existed; graph and eager are new runs', () => {
@@ -207,15 +208,15 @@ describe('graph engine', () => {
   it('bnx run records the engine in run.json and says why a run falls back to eager', () => {
     const dir = tmpDir();
     const spec = writeSpec(dir, TINY_SPEC);
-    const res = bnx(['run', spec, '--out', dir, '--set', 'model.norm=batch', '--set', 'model.batch_norm.noise=0,0.2']);
+    const res = bnx(['run', spec, '--out', dir, '--set', 'model.norm=batch', '--set', 'instruments.ics.enabled=false,true']);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /\n {2}engine: eager \(graph engine does not cover model\.batch_norm\.noise=0\.2 yet\)\n/);
+    assert.match(res.stdout, /\n {2}engine: eager \(graph engine does not cover instruments\.ics yet\)\n/);
     assert.equal(res.stdout.match(/engine:/g)?.length, 1);
     const records = fs.readdirSync(path.join(dir, 'tiny'), { withFileTypes: true }).filter((e) => e.isDirectory())
-      .map((e) => JSON.parse(fs.readFileSync(path.join(dir, 'tiny', e.name, 'run.json'), 'utf8')) as { params: { 'model.batch_norm.noise': number }; engine: string; status: string });
-    assert.deepEqual(records.map((r) => [r.params['model.batch_norm.noise'], r.engine, r.status]).sort(), [[0, 'graph', 'completed'], [0.2, 'eager', 'completed']]);
+      .map((e) => JSON.parse(fs.readFileSync(path.join(dir, 'tiny', e.name, 'run.json'), 'utf8')) as { params: { 'instruments.ics.enabled': boolean }; engine: string; status: string });
+    assert.deepEqual(records.map((r) => [r.params['instruments.ics.enabled'], r.engine, r.status]).sort(), [[false, 'graph', 'completed'], [true, 'eager', 'completed']]);
     // The graph run's weights export like an eager run's.
-    const batchDir = fs.readdirSync(path.join(dir, 'tiny')).find((n) => n.startsWith('noise=0_')) as string;
+    const batchDir = fs.readdirSync(path.join(dir, 'tiny')).find((n) => n.startsWith('enabled=false_')) as string;
     const exp = bnx(['export', path.join(dir, 'tiny', batchDir)]);
     assert.equal(exp.code, 0, exp.stderr);
     assert.match(exp.stdout, /1 batch norm\(s\) folded/);

@@ -104,7 +104,7 @@ describe('noisy batch norm (model.batch_norm.noise)', () => {
     tf.dispose([x, dy]);
   });
 
-  it('needs model.norm batch, and keeps the run off the graph engine', () => {
+  it('needs model.norm batch, and runs on the graph engine', () => {
     const spec = path.join(ROOT, 'experiments/paper-mnist.yaml');
     const plan = (sets: string[]) => expandGrid(applyOverrides(loadSpec(spec), sets.map(parseOverride)));
     assert.throws(
@@ -112,6 +112,6 @@ describe('noisy batch norm (model.batch_norm.noise)', () => {
       (e: unknown) => e instanceof InputError && /--set model\.batch_norm\.noise: .*needs model\.norm batch/.test(e.message),
     );
     const [run] = plan(['model.norm=batch', 'model.batch_norm.noise=1']);
-    assert.deepEqual(chooseEngine(run.config), { kind: 'eager', note: 'engine: eager (graph engine does not cover model.batch_norm.noise=1 yet)' });
+    assert.deepEqual(chooseEngine(run.config), { kind: 'graph', note: null });
   });
 });

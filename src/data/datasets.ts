@@ -358,19 +358,25 @@ export function loadDataset(cfg: DataConfig): Dataset {
   };
 }
 
-/** Copies rows `indices[start .. start + count)` of `split` into new arrays (one mini-batch). */
+/**
+ * Copies rows `indices[start .. start + count)` of `split` (one mini-batch) into `into`, or into new
+ * arrays. A training loop passes the same buffers at every step: a fresh batch-sized array per step
+ * is garbage the collector then has to chase, at hundreds of steps per second.
+ */
 export function gather(
   split: Split,
   features: number,
   indices: Int32Array,
   start: number,
   count: number,
+  into?: { x: Float32Array; y: Int32Array },
 ): { x: Float32Array; y: Int32Array } {
   if (start < 0 || count < 0 || start + count > indices.length) {
     throw new Error(`gather: rows ${start}..${start + count} out of ${indices.length} indices`);
   }
-  const x = new Float32Array(count * features);
-  const y = new Int32Array(count);
+  if (into && (into.x.length !== count * features || into.y.length !== count)) throw new Error(`gather: buffers of ${into.y.length} rows for a batch of ${count}`);
+  const x = into?.x ?? new Float32Array(count * features);
+  const y = into?.y ?? new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const r = indices[start + i];
     x.set(split.x.subarray(r * features, (r + 1) * features), i * features);

@@ -26,6 +26,27 @@ export function noiseSeed(runSeed: number, layer: number): number {
   return (runSeed + 0xb0 + 7919 * (layer + 1)) % 2147483647;
 }
 
+/** One step's noise of a batch-norm layer (see BatchNorm): scale s and shift m per channel, both [C]. */
+export interface NoiseDraw {
+  scale: Float32Array;
+  shift: Float32Array;
+}
+
+/**
+ * Noisy BN's draw for one step of a layer with `channels` channels and strength n: channel by
+ * channel, s_c = 1 + n u and m_c = n (2 u' - 1), u and u' the generator's next two uniforms in
+ * [0, 1). Every engine draws through here, so the same generator gives the same noise.
+ */
+export function drawNoise(rng: Rng, channels: number, strength: number): NoiseDraw {
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scale[c] = 1 + strength * rng.next();
+    shift[c] = strength * (2 * rng.next() - 1);
+  }
+  return { scale, shift };
+}
+
 /** The output of a training-mode batch norm and the batch statistics it used (both [C]). */
 export interface BatchNormTrainingOutput<T extends tf.Tensor> {
   y: T;
@@ -233,8 +254,10 @@ export class BatchNorm implements BatchStatisticsLayer {
   readonly inference: InferenceStats;
   private readonly stats: BatchStatistics;
   private readonly noiseRng: Rng | null;
-  /** This step's noise draw (scale s and shift m, both [C]), made at the step's first training-mode call. */
-  private noise: { scale: tf.Tensor1D; shift: tf.Tensor1D } | null = null;
+  /** This step's noise draw, made at the step's first training-mode call (or `stepNoise`). */
+  private noise: NoiseDraw | null = null;
+  /** The draw as tensors (kept), made at the step's first training-mode call. */
+  private noiseTensors: { scale: tf.Tensor1D; shift: tf.Tensor1D } | null = null;
   private estimatingPopulation = false;
 
   constructor(
@@ -271,7 +294,7 @@ export class BatchNorm implements BatchStatisticsLayer {
     const out = batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.options.eps, this.options.gradient);
     this.stats.record(out.mean, out.variance, out.count);
     if (!this.noiseRng || this.estimatingPopulation) return out.y;
-    const { scale, shift } = this.stepNoise();
+    const { scale, shift } = this.stepNoiseTensors();
     // [C] broadcasts over the leading axes of [N, C] and [N, H, W, C].
     return tf.add(tf.mul(out.y, scale), shift) as T;
   }
@@ -279,7 +302,7 @@ export class BatchNorm implements BatchStatisticsLayer {
   /** Folds the last training batch's statistics into the moving averages (ema; a no-op for population); ends the step's noise draw. */
   updateMovingStats(): void {
     this.stats.updateMoving();
-    this.disposeNoise();
+    this.endStepNoise();
   }
 
   /** Starts an Algorithm 2 estimate: training-mode calls until `endPopulation` accumulate their statistics. */
@@ -294,24 +317,28 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.stats.end();
   }
 
-  private stepNoise(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
-    if (!this.noise) {
-      const rng = this.noiseRng as Rng;
-      const n = (this.options.noise as { strength: number }).strength;
-      const scale = new Float32Array(this.channels);
-      const shift = new Float32Array(this.channels);
-      for (let c = 0; c < this.channels; c++) {
-        scale[c] = 1 + n * rng.next();
-        shift[c] = n * (2 * rng.next() - 1);
-      }
-      // Kept: the draw outlives the tidy of the training-mode call that made it.
-      this.noise = { scale: tf.keep(tf.tensor1d(scale)), shift: tf.keep(tf.tensor1d(shift)) };
-    }
+  /**
+   * This step's noise (null without noise): the draw the step's training-mode calls use, made now
+   * unless one of them made it already. For an engine that applies the noise itself (the graph
+   * engine), which then ends the step with `endStepNoise`.
+   */
+  stepNoise(): NoiseDraw | null {
+    if (!this.noiseRng) return null;
+    this.noise ??= drawNoise(this.noiseRng, this.channels, (this.options.noise as { strength: number }).strength);
     return this.noise;
   }
 
-  private disposeNoise(): void {
-    if (this.noise) tf.dispose([this.noise.scale, this.noise.shift]);
+  private stepNoiseTensors(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
+    const { scale, shift } = this.stepNoise() as NoiseDraw;
+    // Kept: the draw outlives the tidy of the training-mode call that made it.
+    this.noiseTensors ??= { scale: tf.keep(tf.tensor1d(scale)), shift: tf.keep(tf.tensor1d(shift)) };
+    return this.noiseTensors;
+  }
+
+  /** Ends the step's noise draw (`updateMovingStats` does it for the eager engine): the next step draws afresh. */
+  endStepNoise(): void {
+    if (this.noiseTensors) tf.dispose([this.noiseTensors.scale, this.noiseTensors.shift]);
+    this.noiseTensors = null;
     this.noise = null;
   }
 
@@ -339,7 +366,7 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.gamma.dispose();
     this.beta.dispose();
     this.stats.dispose();
-    this.disposeNoise();
+    this.endStepNoise();
   }
 }
 

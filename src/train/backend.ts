@@ -97,9 +97,13 @@ export async function initBackend(name: BackendName = 'tensorflow', pools: Threa
   return loaded;
 }
 
-/** A one-line label for logs and run records: `tensorflow (TensorFlow 2.21.0 native CPU)`. */
+/**
+ * A one-line label for logs and run records: `tensorflow (native TensorFlow 2.21.0 CPU kernels via
+ * tfjs-node 4.22.0; threads intra-op 1, inter-op 1)`; the threads part only when they are set.
+ */
 export function describeBackend(info: BackendInfo): string {
-  return info.backend === 'tensorflow'
-    ? `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode})`
-    : 'cpu (PURE-JS backend: slow, not TensorFlow; chosen with --backend cpu)';
+  if (info.backend !== 'tensorflow') return 'cpu (PURE-JS backend: slow, not TensorFlow; chosen with --backend cpu)';
+  const { intraOp, interOp } = info.threads;
+  const threads = /^\d+$/.test(intraOp) || /^\d+$/.test(interOp) ? `; threads intra-op ${intraOp}, inter-op ${interOp}` : '';
+  return `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode}${threads})`;
 }

@@ -272,9 +272,11 @@ export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks 
     const choice = chooseEngine(config);
     hooks.onEngine?.(choice.kind, choice.note);
     engine = choice.kind === 'graph' ? await GraphEngine.create(config, model, data) : new EagerEngine(model, config, data);
+    // One batch buffer for every step: each step's tensors are disposed before the next one fills it.
+    const batchBuffer = { x: new Float32Array(t.batch_size * features), y: new Int32Array(t.batch_size) };
     for (let step = 1; step <= steps; step++) {
       const { indices, start } = batcher.next();
-      const batch = gather(data.train, features, indices, start, t.batch_size);
+      const batch = gather(data.train, features, indices, start, t.batch_size, batchBuffer);
       augmenter?.apply(batch.x, t.batch_size);
       instruments?.beforeStep(step, model, batch);
       const { loss, correct } = engine.step(batch.x, batch.y);

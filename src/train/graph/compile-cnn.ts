@@ -16,12 +16,16 @@ import {
   initSignature,
   meanOnlyBackward,
   meanOnlyForward,
+  noiseBackward,
+  noiseForward,
+  noiseInputs,
   trainingLoss,
   weightNormBackward,
   weightNormForward,
   type BatchStatistic,
   type GroupNormSaved,
   type GroupView,
+  type NoiseInput,
   type WeightNormSaved,
 } from './layers.js';
 
@@ -54,6 +58,8 @@ interface NormSaved {
   group?: GroupNormSaved;
   /** Mean-only batch norm: the batch mean [C]. */
   mean?: string;
+  /** Noisy batch norm: the step's noise applied to the output. */
+  noise?: NoiseInput;
 }
 
 interface BlockSaved {
@@ -79,7 +85,8 @@ const ints = (values: number[]): Attr => ({ list: { i: values } });
  *             norm before the activation or mean-only batch norm); the block's norm before or
  *             after the activation; MaxPool pool x pool, stride pool, VALID when the block pools.
  *             Flatten, dense layers with the activation (not normalized), the linear head.
- *   norms     per channel [C]: batch norm FusedBatchNormV3 on the NHWC values (m = N·H·W);
+ *   norms     per channel [C]: batch norm FusedBatchNormV3 on the NHWC values (m = N·H·W), noisy
+ *             batch norm then y' = s y + m with the step's s, m (backward: dy = s dy', see compileMlp);
  *             layer norm per example over its H·W·C values; group norm per example and group over
  *             [N, H·W, G, C/G] (axes 1 and 3), instance norm its G = C case; weight norm
  *             K = g V / ||V|| per output channel (norm over k·k·Cin), mean-only batch norm
@@ -180,8 +187,8 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     };
   };
 
-  /** A block's normalization on v: [N, H, W, C]. */
-  const normForward = (s: string, b: BlockVars, v: string, training: boolean): { y: string; saved: NormSaved } => {
+  /** A block's normalization on v: [N, H, W, C]; `noise` (noisy batch norm, training) perturbs its output. */
+  const normForward = (s: string, b: BlockVars, v: string, training: boolean, noise?: NoiseInput): { y: string; saved: NormSaved } => {
     if (meanOnly) {
       const { y, mean: batchMean } = meanOnlyForward(g, s, v, read(b.beta as string), training ? null : read(b.movingMean as string), allButChannel);
       return { y, saved: { mean: batchMean } };
@@ -189,7 +196,7 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     if (bn) {
       const moving: [string, string] | null = training ? null : [read(b.movingMean as string), read(b.movingVar as string)];
       const fused = fusedBatchNorm(g, s, v, read(b.gamma as string), read(b.beta as string), moving, m.batch_norm.eps);
-      return { y: fused, saved: { input: v, fused } };
+      return noise ? { y: noiseForward(g, s, fused, noise), saved: { input: v, fused, noise } } : { y: fused, saved: { input: v, fused } };
     }
     const { y, saved } = groupNormForward(g, s, v, read(b.gamma as string), read(b.beta as string), normEps, groupView(b));
     return { y, saved: { group: saved } };
@@ -203,7 +210,7 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
       return dx;
     }
     if (bn) {
-      const bng = fusedBatchNormGrad(g, s, dy, sv.input as string, read(b.gamma as string), sv.fused as string, m.batch_norm.eps);
+      const bng = fusedBatchNormGrad(g, s, sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy, sv.input as string, read(b.gamma as string), sv.fused as string, m.batch_norm.eps);
       grads.set(b.gamma as string, `${bng}:1`);
       grads.set(b.beta as string, `${bng}:2`);
       return bng;
@@ -214,8 +221,11 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     return dx;
   };
 
-  /** The forward pass on rows x [N, H·W·C]; `training` selects batch statistics (and keeps what the backward pass needs). */
-  const forward = (scope: string, x: string, training: boolean) => {
+  /**
+   * The forward pass on rows x [N, H·W·C]; `training` selects batch statistics (and keeps what the
+   * backward pass needs); `noise` (the training step's, by block name) perturbs noisy batch norm's outputs.
+   */
+  const forward = (scope: string, x: string, training: boolean, noise?: Map<string, NoiseInput>) => {
     const saved: BlockSaved[] = [];
     let h = reshape(`${scope}/to_images`, x, [-1, h0, w0, c0]);
     for (const b of blocks) {
@@ -225,10 +235,10 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
       let z = g.op('Conv2D', `${s}/conv`, [h, kernel], convAttrs);
       if (b.bias) z = g.op('BiasAdd', `${s}/bias_add`, [z, read(b.bias)], { T: F32, data_format: { s: 'NHWC' } });
       let norm: NormSaved | null = null;
-      if (b.beta && before) ({ y: z, saved: norm } = normForward(s, b, z, training));
+      if (b.beta && before) ({ y: z, saved: norm } = normForward(s, b, z, training, noise?.get(b.name)));
       const a = activationForward(g, activation, s, z);
       let out = a;
-      if (b.beta && !before) ({ y: out, saved: norm } = normForward(s, b, a, training));
+      if (b.beta && !before) ({ y: out, saved: norm } = normForward(s, b, a, training, noise?.get(b.name)));
       let pooled: BlockSaved['pooled'] = null;
       if (b.pool > 1) {
         pooled = { input: out, output: g.op('MaxPool', `${s}/max_pool`, [out], poolAttrs(b.pool)) };
@@ -264,7 +274,8 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
   const x = g.op('Placeholder', 'train/x', [], { dtype: F32, shape: { shape: [-1, features] } });
   const labels = g.op('Placeholder', 'train/labels', [], { dtype: I32, shape: { shape: [-1] } });
   const lr = g.op('Placeholder', 'train/lr', [], { dtype: F32, shape: { shape: [] } });
-  const fwd = forward('train', x, true);
+  const noise = bn && m.batch_norm.noise > 0 ? noiseInputs(g, blocks.map((b) => ({ name: b.name, channels: b.cout }))) : [];
+  const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();
   grads.set(headKernel, matmul('grad/head/kernel', fwd.last, dLogits, true, false));
@@ -311,6 +322,7 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     init,
     axes: { axis0, axis1 },
     train: { x, labels, lr, loss, correct, grads, saved: fwd.saved },
+    noise,
     forward,
     statisticsOf,
   });

@@ -15,6 +15,9 @@ import {
   initSignature,
   meanOnlyBackward,
   meanOnlyForward,
+  noiseBackward,
+  noiseForward,
+  noiseInputs,
   trainingLoss,
   weightNormBackward,
   weightNormForward,
@@ -22,15 +25,16 @@ import {
   type GraphVariable,
   type GroupNormSaved,
   type GroupView,
+  type NoiseInput,
   type WeightNormSaved,
 } from './layers.js';
 
 export { F32, fusedBatchNorm, fusedBatchNormGrad, movingAverageUpdates, spec, type GraphVariable } from './layers.js';
 
 /**
- * Why the graph compiler cannot compile a run yet (`model.batch_norm.noise=0.2`, ...), or null when
- * it can. Covered: the `mlp` (`compileMlp`) and the `cnn` (`compileCnn`) with every `model.norm`
- * they accept (none; batch with inference statistics `ema` or `population`; layer; group;
+ * Why the graph compiler cannot compile a run yet (`instruments.ics`, ...), or null when it can.
+ * Covered: the `mlp` (`compileMlp`) and the `cnn` (`compileCnn`) with every `model.norm` they
+ * accept (none; batch with inference statistics `ema` or `population`, noisy or not; layer; group;
  * instance on the cnn; weight, with or without `weight_norm.mean_only_bn`), before or after the
  * activation; every activation; SGD with or without momentum, Adam.
  */
@@ -39,7 +43,6 @@ export function graphUnsupported(config: RunConfig): string | null {
   if (m.arch !== 'mlp' && m.arch !== 'cnn') return `model.arch=${m.arch as string}`;
   // Instance norm needs spatial positions: the spec check rejects it on an mlp.
   if (m.arch === 'mlp' && m.norm === 'instance') return 'model.norm=instance';
-  if (m.batch_norm.noise > 0) return `model.batch_norm.noise=${m.batch_norm.noise}`;
   // ics and smoothness take gradients at moved weights; the graph has only its training step's.
   const gradients = GRADIENT_INSTRUMENTS.find((name) => config.instruments[name].enabled);
   if (gradients) return `instruments.${gradients}`;
@@ -59,9 +62,14 @@ export interface CompiledGraph {
    * `batch_stats`: x -> `<layer>/mean` (and `<layer>/variance`, batch norm) per layer: the batch
    *   mean and the unbiased batch variance m/(m-1) s2 of a training-mode forward pass, nothing updated;
    * `set_stats`: one input per `moving_mean` / `moving_variance` variable -> sets them.
+   * With noisy batch norm (`model.batch_norm.noise` > 0), `train_step` takes the step's noise:
+   * `noise/<layer>/scale` and `noise/<layer>/shift` [C] per batch-norm layer; `eval` and
+   * `batch_stats` are noise-free, as the eager layer's inference mode and population estimates.
    */
   signatures: Record<'init' | 'train_step' | 'eval' | 'read', Signature> & Partial<Record<'batch_stats' | 'set_stats', Signature>>;
   variables: GraphVariable[];
+  /** Noisy batch norm only: its layers (`hidden1`, `conv1`, ...) in the model's order, i.e. the order of its batch-norm layers. */
+  noise?: { layer: string; channels: number }[];
 }
 
 /** A hidden layer's variables by name (null where the layer has none). */
@@ -87,14 +95,16 @@ interface MlpLayer extends LayerVars {
  *
  *   forward   z = h W (+ b); the norm before the activation, h' = act(norm(z)), or after it,
  *             h' = norm(act(z)); logits = h W_head + b_head. Batch norm: FusedBatchNormV3 on the
- *             values as [N, 1, 1, C] (training mode: batch statistics); layer norm: per example,
+ *             values as [N, 1, 1, C] (training mode: batch statistics; noisy, then y' = s y + m
+ *             with the step's s, m fed to `train_step`); layer norm: per example,
  *             xhat = (x - mu) rsqrt(s2 + eps), y = gamma xhat + beta; weight norm:
  *             W = g V / ||V|| per unit, then mean-only batch norm y = z - mu_B + beta if asked
  *   loss      SparseSoftmaxCrossEntropyWithLogits, mean over the batch (its backprop is
  *             softmax - onehot; times 1/N for the mean)
  *   backward  dense: dW = h^T dz, db = sum_rows dz, dh = dz W^T; activations: SigmoidGrad,
  *             TanhGrad, ReluGrad; batch norm: FusedBatchNormGradV3 with the forward's reserve spaces
- *             (the closed form: dx = gamma/sqrt(s2+eps) (dy - (sum dy + xhat sum dy xhat)/m));
+ *             (the closed form: dx = gamma/sqrt(s2+eps) (dy - (sum dy + xhat sum dy xhat)/m)),
+ *             on dy = s dy' when noisy;
  *             layer norm: its closed form per example (groupNormBackward); weight norm and
  *             mean-only batch norm: weightNormBackward, meanOnlyBackward
  *   update    ResourceApplyGradientDescent, ResourceApplyMomentum (accum = k accum + g;
@@ -181,10 +191,12 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     group?: GroupNormSaved;
     /** Mean-only batch norm: the batch mean [C]. */
     mean?: string;
+    /** Noisy batch norm: the step's noise applied to the output. */
+    noise?: NoiseInput;
   }
 
-  /** A normalization layer's forward op(s) on v: [N, C]. */
-  const normForward = (s: string, l: MlpLayer, v: string, training: boolean): { y: string; saved: NormSaved } => {
+  /** A normalization layer's forward op(s) on v: [N, C]; `noise` (noisy batch norm, training) perturbs its output. */
+  const normForward = (s: string, l: MlpLayer, v: string, training: boolean, noise?: NoiseInput): { y: string; saved: NormSaved } => {
     if (meanOnly) {
       const { y, mean } = meanOnlyForward(g, s, v, read(l.beta as string), training ? null : read(l.movingMean as string), axis0);
       return { y, saved: { input: v, mean } };
@@ -193,7 +205,8 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
       const x4 = reshape(`${s}/to_nhwc`, v, shape4(l.units));
       const moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
       const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
-      return { y: reshape(`${s}/to_nc`, fused, shape2(l.units)), saved: { input: v, x4, fused } };
+      const y = reshape(`${s}/to_nc`, fused, shape2(l.units));
+      return noise ? { y: noiseForward(g, s, y, noise), saved: { input: v, x4, fused, noise } } : { y, saved: { input: v, x4, fused } };
     }
     const { y, saved } = groupNormForward(g, s, v, read(l.gamma as string), read(l.beta as string), lnEps, groupView(l.units));
     return { y, saved: { input: v, group: saved } };
@@ -207,7 +220,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
       return dx;
     }
     if (bn) {
-      const dy4 = reshape(`${s}/to_nhwc`, dy, shape4(l.units));
+      const dy4 = reshape(`${s}/to_nhwc`, sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy, shape4(l.units));
       const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, m.batch_norm.eps);
       grads.set(l.gamma as string, `${bng}:1`);
       grads.set(l.beta as string, `${bng}:2`);
@@ -229,8 +242,11 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     norm: NormSaved | null;
   }
 
-  /** The forward pass; `training` selects batch statistics (and keeps what the backward pass needs). */
-  const forward = (scope: string, x: string, training: boolean) => {
+  /**
+   * The forward pass; `training` selects batch statistics (and keeps what the backward pass needs);
+   * `noise` (the training step's, by layer name) perturbs noisy batch norm's outputs.
+   */
+  const forward = (scope: string, x: string, training: boolean, noise?: Map<string, NoiseInput>) => {
     const saved: LayerSaved[] = [];
     let h = x;
     for (const l of layers) {
@@ -240,10 +256,10 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
       let z = matmul(`${s}/matmul`, h, kernel);
       if (l.bias) z = g.op('BiasAdd', `${s}/bias_add`, [z, read(l.bias)], { T: F32 });
       let norm: NormSaved | null = null;
-      if (l.beta && before) ({ y: z, saved: norm } = normForward(s, l, z, training));
+      if (l.beta && before) ({ y: z, saved: norm } = normForward(s, l, z, training, noise?.get(l.name)));
       const a = activationForward(g, activation, s, z);
       let out = a;
-      if (l.beta && !before) ({ y: out, saved: norm } = normForward(s, l, a, training));
+      if (l.beta && !before) ({ y: out, saved: norm } = normForward(s, l, a, training, noise?.get(l.name)));
       saved.push({ input: h, kernel, weightNorm: wnKernel?.saved ?? null, act: a, norm });
       h = out;
     }
@@ -266,7 +282,8 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const x = g.op('Placeholder', 'train/x', [], { dtype: F32, shape: { shape: [-1, features] } });
   const labels = g.op('Placeholder', 'train/labels', [], { dtype: { type: DT.int32 }, shape: { shape: [-1] } });
   const lr = g.op('Placeholder', 'train/lr', [], { dtype: F32, shape: { shape: [] } });
-  const fwd = forward('train', x, true);
+  const noise = bn && m.batch_norm.noise > 0 ? noiseInputs(g, layers.map((l) => ({ name: l.name, channels: l.units }))) : [];
+  const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();
   grads.set(headKernel, matmul('grad/head/kernel', fwd.last, dLogits, true, false));
@@ -299,6 +316,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     init,
     axes: { axis0, axis1 },
     train: { x, labels, lr, loss, correct, grads, saved: fwd.saved },
+    noise,
     forward,
     statisticsOf,
   });

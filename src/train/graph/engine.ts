@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
-import { Cnn, type Classifier } from '../../model/index.js';
+import type { NoiseDraw } from '../../model/batch-norm.js';
+import { BatchNorm, Cnn, type Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
 import type { Engine } from '../loop.js';
@@ -115,6 +116,12 @@ export class GraphEngine implements Engine {
   private disposed = false;
   /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
   private readonly population: { batcher: EpochBatcher; batches: number; batchSize: number; estimatedAt: number | null } | null;
+  /**
+   * Noisy batch norm: the graph's noise inputs and the model's layer of each. The layer draws the
+   * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
+   * engine's, also when an instrument's training-mode pass on the model made the step's draw first.
+   */
+  private readonly noise: { layer: string; bn: BatchNorm }[];
 
   private constructor(
     private readonly model: Classifier,
@@ -129,6 +136,12 @@ export class GraphEngine implements Engine {
     this.population = graph.signatures.batch_stats
       ? { batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)), batches: config.model.batch_norm.population_batches, batchSize: t.batch_size, estimatedAt: null }
       : null;
+    const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
+    this.noise = (graph.noise ?? []).map(({ layer, channels }, i) => {
+      const bn = bns[i];
+      if (!bn || bn.channels !== channels) throw new Error(`graph noise input ${layer} [${channels}] has no batch norm counterpart in the model`);
+      return { layer, bn };
+    });
   }
 
   get features(): number {
@@ -167,14 +180,22 @@ export class GraphEngine implements Engine {
     const n = y.length;
     const xt = tf.tensor2d(x, [n, this.features]);
     const yt = tf.tensor1d(y, 'int32');
+    const noise: tf.NamedTensorMap = {};
+    for (const { layer, bn } of this.noise) {
+      const { scale, shift } = bn.stepNoise() as NoiseDraw;
+      noise[`noise/${layer}/scale`] = tf.tensor1d(scale);
+      noise[`noise/${layer}/shift`] = tf.tensor1d(shift);
+    }
     try {
-      const out = this.sig.train_step.predict({ x: xt, labels: yt, lr: this.lr });
+      const out = this.sig.train_step.predict({ x: xt, labels: yt, lr: this.lr, ...noise });
       const loss = (out.loss.dataSync() as Float32Array)[0];
       const correct = (out.correct.dataSync() as Float32Array)[0];
       tf.dispose(Object.values(out));
       return { loss, correct };
     } finally {
-      tf.dispose([xt, yt]);
+      tf.dispose([xt, yt, ...Object.values(noise)]);
+      // The step is taken: the next one draws afresh (the eager step's updateMovingStats).
+      for (const { bn } of this.noise) bn.endStepNoise();
     }
   }
 

@@ -15,10 +15,8 @@ export function nextBatches(split: Split, features: number, batchers: EpochBatch
   batchers.forEach((batcher, m) => {
     const { indices, start } = batcher.next();
     const n = batcher.batchSize;
-    const batch = gather(split, features, indices, start, n);
+    const batch = gather(split, features, indices, start, n, { x: x.subarray(m * n * features, (m + 1) * n * features), y: y.subarray(m * n, (m + 1) * n) });
     augmenters?.[m]?.apply(batch.x, n);
-    x.set(batch.x, m * n * features);
-    y.set(batch.y, m * n);
   });
 }
 

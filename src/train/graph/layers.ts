@@ -271,6 +271,37 @@ export function fusedBatchNormGrad(g: GraphBuilder, s: string, dy4: string, x4: 
 }
 
 /**
+ * Noisy batch norm's `train_step` inputs (`model.batch_norm.noise` > 0; see src/model/batch-norm.ts,
+ * BatchNorm): per batch-norm layer, the step's scale s and shift m, [C] each, fed as
+ * `noise/<layer>/scale` and `noise/<layer>/shift` (drawn by the engine, as the eager layer draws them).
+ */
+export interface NoiseInput {
+  layer: string;
+  channels: number;
+  scale: string;
+  shift: string;
+}
+
+/** One scale and one shift placeholder per layer (`train/noise/<layer>/scale`, `.../shift`). */
+export function noiseInputs(g: GraphBuilder, layers: { name: string; channels: number }[]): NoiseInput[] {
+  const placeholder = (name: string, channels: number) => g.op('Placeholder', `train/noise/${name}`, [], { dtype: F32, shape: { shape: [channels] } });
+  return layers.map(({ name, channels }) => ({ layer: name, channels, scale: placeholder(`${name}/scale`, channels), shift: placeholder(`${name}/shift`, channels) }));
+}
+
+/**
+ * Noisy batch norm on the batch norm's training-mode output y (after gamma and beta; [N, C] or
+ * [N, H, W, C], s and m [C] broadcast): y' = s y + m.
+ */
+export function noiseForward(g: GraphBuilder, s: string, y: string, noise: NoiseInput): string {
+  return g.op('AddV2', `${s}/noise/y`, [g.op('Mul', `${s}/noise/scaled`, [y, noise.scale], { T: F32 }), noise.shift], { T: F32 });
+}
+
+/** Its backward pass: dy = s dy' (s and m are constants of the step: no gradient flows into them). */
+export function noiseBackward(g: GraphBuilder, s: string, dy: string, noise: NoiseInput): string {
+  return g.op('Mul', `${s}/noise/dy`, [dy, noise.scale], { T: F32 });
+}
+
+/**
  * Moving averages of batch statistics, updated after the step: running = k running + (1 - k) batch,
  * one per `{ variable, batch }` (the statistic's tensor of this step's training-mode forward pass).
  * `read` gives a variable's value before the step, `handle` its resource; every assignment runs
@@ -488,6 +519,9 @@ export function assembleGraph<Saved>(
     init: { signature: Signature; zero: string };
     axes: { axis0: string; axis1: string };
     train: { x: string; labels: string; lr: string; loss: string; correct: string; grads: Map<string, string>; saved: Saved };
+    /** Noisy batch norm's inputs of `train_step` (none without noise). */
+    noise: NoiseInput[];
+    /** The forward pass (noise-free: the compiler applies the noise to its own training pass). */
     forward: (scope: string, x: string, training: boolean) => { saved: Saved; logits: string };
     statisticsOf: (saved: Saved) => BatchStatistic[];
   },
@@ -519,13 +553,19 @@ export function assembleGraph<Saved>(
     extra = populationSignatures(g, spec(sx, DT.float, [-1, features]), p.statisticsOf(sfwd.saved), vars, p.init.zero);
   }
 
+  const noiseIn: Record<string, TensorSpec> = {};
+  for (const n of p.noise) {
+    noiseIn[`noise/${n.layer}/scale`] = spec(n.scale, DT.float, [n.channels]);
+    noiseIn[`noise/${n.layer}/shift`] = spec(n.shift, DT.float, [n.channels]);
+  }
+
   return {
     nodes: g.nodes,
     variables: vars.list,
     signatures: {
       init: p.init.signature,
       train_step: {
-        inputs: { x: spec(train.x, DT.float, [-1, features]), labels: spec(train.labels, DT.int32, [-1]), lr: spec(train.lr, DT.float, []) },
+        inputs: { x: spec(train.x, DT.float, [-1, features]), labels: spec(train.labels, DT.int32, [-1]), lr: spec(train.lr, DT.float, []), ...noiseIn },
         outputs: { loss: spec(trainLoss, DT.float, []), correct: spec(trainCorrect, DT.float, []) },
       },
       eval: {
@@ -535,5 +575,6 @@ export function assembleGraph<Saved>(
       read: readSig,
       ...extra,
     },
+    ...(p.noise.length ? { noise: p.noise.map(({ layer, channels }) => ({ layer, channels })) } : {}),
   };
 }
