@@ -1,12 +1,40 @@
 import assert from 'node:assert/strict';
+import type { Dataset } from '../src/data/index.js';
+import type { Classifier } from '../src/model/index.js';
+import type { InstrumentName, RunConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
-import type { TrainResult } from '../src/train/loop.js';
+import { train, type TrainResult } from '../src/train/loop.js';
 
-/** What a test keeps of a trained run to compare engines: its metrics rows, result and final weights. */
+/** What a test keeps of a trained run to compare engines. */
 export interface EngineOutcome {
   rows: MetricsRow[];
   result: TrainResult;
+  /** Every final variable by name. */
   weights: Map<string, Float32Array>;
+  /** The engine that trained it, and the fallback note. */
+  engine: string | null;
+  note: string | null;
+  /** The enabled instruments' rows by name. */
+  instruments: Map<string, Record<string, number | string>[]>;
+}
+
+/** Trains `c` on `engine` and keeps what `deviation` compares. */
+export async function trainOutcome(c: RunConfig, engine: 'graph' | 'eager' | 'auto', data: Dataset): Promise<EngineOutcome> {
+  const out: EngineOutcome = { rows: [], result: null as unknown as TrainResult, weights: new Map(), engine: null, note: null, instruments: new Map() };
+  const cfg = structuredClone(c);
+  cfg.train.engine = engine;
+  out.result = await train(cfg, data, {
+    onRow: (r) => out.rows.push(r),
+    onTrained: (m: Classifier) => {
+      for (const [k, v] of m.namedWeights) out.weights.set(k, (v.dataSync() as Float32Array).slice());
+    },
+    onEngine: (e, n) => {
+      out.engine = e;
+      out.note = n;
+    },
+    onInstrument: (name: InstrumentName, _step, r) => out.instruments.set(name, [...(out.instruments.get(name) ?? []), ...r]),
+  });
+  return out;
 }
 
 /** Largest |a - b| / max(1, |b|) over the metrics rows (loss, accuracy), the test result and every weight. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../src/data/index.js';
-import { buildModel, Cnn, type Classifier } from '../src/model/index.js';
+import { buildModel, Cnn } from '../src/model/index.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
@@ -11,8 +11,8 @@ import { graphUnsupported } from '../src/train/graph/compile.js';
 import { compileCnn } from '../src/train/graph/compile-cnn.js';
 import { fusedUnsupported } from '../src/train/graph/compile-fused.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
-import { chooseEngine, train } from '../src/train/loop.js';
-import { deviation, type EngineOutcome } from './engine-compare.js';
+import { chooseEngine } from '../src/train/loop.js';
+import { deviation, trainOutcome } from './engine-compare.js';
 
 /** Tiny images: 6 x 6 x 2, two blocks of 4 channels, a dense layer of 8, 30 steps. */
 const IMAGE: [number, number, number] = [6, 6, 2];
@@ -32,27 +32,7 @@ function mlpConfig(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> =
   return config({ arch: 'mlp', hidden: [16, 8], init: 'glorot_uniform', activation: 'sigmoid', ...model }, { lr: 0.3, ...trainCfg });
 }
 
-interface Outcome extends EngineOutcome {
-  engine: string | null;
-}
-
-async function run(c: RunConfig, engine: 'graph' | 'eager'): Promise<Outcome> {
-  const rows: MetricsRow[] = [];
-  const weights = new Map<string, Float32Array>();
-  let used: string | null = null;
-  const cfg = structuredClone(c);
-  cfg.train.engine = engine;
-  const result = await train(cfg, c.model.arch === 'cnn' ? images : rowsData, {
-    onRow: (r) => rows.push(r),
-    onTrained: (m: Classifier) => {
-      for (const [k, v] of m.namedWeights) weights.set(k, (v.dataSync() as Float32Array).slice());
-    },
-    onEngine: (e) => {
-      used = e;
-    },
-  });
-  return { rows, result, weights, engine: used };
-}
+const run = (c: RunConfig, engine: 'graph' | 'eager') => trainOutcome(c, engine, c.model.arch === 'cnn' ? images : rowsData);
 
 
 /** Synthetic rows as 6 x 6 x 2 images (the cnn reshapes them), and the same rows for the mlp. */

@@ -3,17 +3,16 @@ import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../src/data/index.js';
 import { BatchNorm, drawNoise, noiseSeed } from '../src/model/batch-norm.js';
-import type { Classifier } from '../src/model/index.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
-import type { InstrumentName, ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
+import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { compileCnn } from '../src/train/graph/compile-cnn.js';
 import { fusedUnsupported } from '../src/train/graph/compile-fused.js';
-import { chooseEngine, train } from '../src/train/loop.js';
+import { chooseEngine } from '../src/train/loop.js';
 import { Rng } from '../src/util/rng.js';
-import { deviation, type EngineOutcome } from './engine-compare.js';
+import { deviation, trainOutcome } from './engine-compare.js';
 
 /** Noisy batch norm (`model.batch_norm.noise`) on the graph engine: the eager engine's draws and numbers. */
 
@@ -38,33 +37,10 @@ function cnnConfig(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> =
   return c;
 }
 
-interface Outcome extends EngineOutcome {
-  engine: string | null;
-  instruments: Map<string, Record<string, number | string>[]>;
-}
-
 let rows: Dataset;
 let images: Dataset;
 
-async function run(c: RunConfig, engine: 'graph' | 'eager' | 'auto'): Promise<Outcome> {
-  const metrics: MetricsRow[] = [];
-  const weights = new Map<string, Float32Array>();
-  const instruments = new Map<string, Record<string, number | string>[]>();
-  let used: string | null = null;
-  const cfg = structuredClone(c);
-  cfg.train.engine = engine;
-  const result = await train(cfg, c.model.arch === 'cnn' ? images : rows, {
-    onRow: (r) => metrics.push(r),
-    onTrained: (m: Classifier) => {
-      for (const [k, v] of m.namedWeights) weights.set(k, (v.dataSync() as Float32Array).slice());
-    },
-    onEngine: (e) => {
-      used = e;
-    },
-    onInstrument: (name: InstrumentName, _step, r) => instruments.set(name, [...(instruments.get(name) ?? []), ...r]),
-  });
-  return { rows: metrics, result, weights, engine: used, instruments };
-}
+const run = (c: RunConfig, engine: 'graph' | 'eager' | 'auto') => trainOutcome(c, engine, c.model.arch === 'cnn' ? images : rows);
 
 /** As graph.test.ts and graph-cnn.test.ts: float32 round-off between TensorFlow's fused kernels and tf.js ops. */
 const TOLERANCE = { metrics: 1e-5, weights: 1e-5 };

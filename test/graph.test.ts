@@ -16,8 +16,8 @@ import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { decodeSavedModel, encodeSavedModel, writeSavedModel } from '../src/train/graph/graph-def.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
-import { chooseEngine, train } from '../src/train/loop.js';
-import { deviation, type EngineOutcome } from './engine-compare.js';
+import { chooseEngine } from '../src/train/loop.js';
+import { deviation, trainOutcome } from './engine-compare.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 /** A small synthetic task (the graph and eager engines both train it in well under a second). */
@@ -30,30 +30,7 @@ function config(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> = {}
   return c;
 }
 
-interface Outcome extends EngineOutcome {
-  engine: string | null;
-  note: string | null;
-}
-
-async function run(c: RunConfig, engine: 'graph' | 'eager'): Promise<Outcome> {
-  const rows: MetricsRow[] = [];
-  const weights = new Map<string, Float32Array>();
-  let used: string | null = null;
-  let note: string | null = null;
-  const cfg = structuredClone(c);
-  cfg.train.engine = engine;
-  const result = await train(cfg, data, {
-    onRow: (r) => rows.push(r),
-    onTrained: (m: Mlp) => {
-      for (const [k, v] of m.namedWeights) weights.set(k, (v.dataSync() as Float32Array).slice());
-    },
-    onEngine: (e, n) => {
-      used = e;
-      note = n;
-    },
-  });
-  return { rows, result, weights, engine: used, note };
-}
+const run = (c: RunConfig, engine: 'graph' | 'eager') => trainOutcome(c, engine, data);
 
 
 let data: Dataset;
