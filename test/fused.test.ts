@@ -6,7 +6,7 @@ import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { RunConfig } from '../src/spec/types.js';
 import { readMetrics } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
-import { fuseMembers, memberSlice, type FusedVariable } from '../src/train/graph/compile-fused.js';
+import { compileFusedMlp, fuseMembers, memberSlice, type FusedVariable } from '../src/train/graph/compile-fused.js';
 import { fusedGroups, MAX_FUSED } from '../src/train/fused.js';
 import { bnx, tmpDir, writeSpec } from './helpers.js';
 
@@ -126,6 +126,28 @@ describe('fused sweeps: one graph per group, each member as its unfused run', ()
     assert.ok(metrics < TOLERANCE && weights < TOLERANCE, `metrics ${metrics}, weights ${weights}`);
   });
 
+  // eps 0.1 against 1e-5 changes a layer's output by several percent (its pre-activations' variances are about 0.1 to 1).
+  const epsAxis = 'train.lr,model.batch_norm.eps=[0.1,1e-5],[0.5,1e-3],[2,0.1]';
+
+  it('an eps sweep with batch norm (one eps per member, moving averages) is one group and matches --no-fuse', () => {
+    const { fused, plain, stdout } = runBoth(spec('batch'), [epsAxis]);
+    assert.match(stdout, /runs 1-3 of 3, fused/);
+    const metrics = compareSweeps(fused, plain, 3);
+    const weights = compareWeights(fused, plain);
+    console.log(`# lr x eps sweep, batch norm: max relative deviation fused vs unfused: metrics ${metrics.toExponential(2)}, weights ${weights.toExponential(2)}`);
+    assert.ok(metrics < TOLERANCE && weights < TOLERANCE, `metrics ${metrics}, weights ${weights}`);
+  });
+
+  it('an eps sweep with batch norm after the activation and population statistics matches --no-fuse', () => {
+    const model = '  norm: batch\n  norm_placement: after\n  batch_norm: { inference: population, population_batches: 3 }';
+    const { fused, plain, stdout } = runBoth(spec('batch').replace('  norm: batch', model), [epsAxis]);
+    assert.match(stdout, /runs 1-3 of 3, fused/);
+    const metrics = compareSweeps(fused, plain, 3);
+    const weights = compareWeights(fused, plain);
+    console.log(`# lr x eps sweep, batch norm after, population: max relative deviation metrics ${metrics.toExponential(2)}, weights ${weights.toExponential(2)}`);
+    assert.ok(metrics < TOLERANCE && weights < TOLERANCE, `metrics ${metrics}, weights ${weights}`);
+  });
+
 });
 
 describe('fusedGroups', () => {
@@ -156,6 +178,19 @@ describe('fusedGroups', () => {
       with_((c) => (c.model.init = 'he_normal')),
     ];
     assert.deepEqual(fusedGroups(configs), [[0, 2, 8], [1], [3], [4], [5], [6], [7]]);
+  });
+
+  it('groups an eps sweep with batch norm (and its lr axis) into one group', () => {
+    const eps = [1e-8, 1e-5, 1e-3, 1e-2, 3e-2, 1e-1];
+    const configs = [0.5, 1.5].flatMap((lr) => eps.map((e) => with_((c) => ((c.model.norm = 'batch'), (c.train.lr = lr), (c.model.batch_norm.eps = e)))));
+    assert.deepEqual(fusedGroups(configs), [configs.map((_, i) => i)]);
+  });
+
+  it('compiles members with equal eps without scaling, and different eps with it', () => {
+    const c = with_((c) => (c.model.norm = 'batch'));
+    const scaleOps = (eps: number[]) => compileFusedMlp(c, eps.length, { sharedBatch: true, momentum: false, eps }, 4, 3).nodes.filter((n) => n.name.includes('eps_')).length;
+    assert.equal(scaleOps([1e-3, 1e-3, 1e-3]), 0);
+    assert.ok(scaleOps([1e-3, 1e-5, 1e-3]) > 0);
   });
 
   it('splits a group at MAX_FUSED members', () => {

@@ -62,7 +62,7 @@ export function registerRunCommand(program: Command): void {
     .option('--rerun <states>', `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`)
     .option('--new', 'write to a fresh folder <out>/<name>-N instead of adding to <out>/<name>', false)
     .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
-    .option('--no-fuse', 'train every run alone (by default, graph-engine runs differing only in lr, momentum, seed or init train as one fused graph)')
+    .option('--no-fuse', 'train every run alone (by default, graph-engine runs differing only in lr, momentum, seed, init or batch-norm eps train as one fused graph)')
     .option('--tensorboard <dir>', 'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)')
     .option('--workers <n>', 'train in N processes, each a --shard of the grid, TensorFlow threads split so the cores are used once', '1')
     .action(async (specFile: string, opts: RunOptions) => {

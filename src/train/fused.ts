@@ -8,8 +8,8 @@ import { chooseEngine, DivergedError, pausePoint, RunMetrics, totalSteps, type T
 
 /**
  * The key of the fused group a run may join, or null when it trains alone: runs with equal keys
- * differ at most in train.lr, train.momentum, seed, model.init and model.init_std, and train on
- * the graph engine with a configuration `compileFusedMlp` covers.
+ * differ at most in train.lr, train.momentum, seed, model.init, model.init_std and
+ * model.batch_norm.eps, and train on the graph engine with a configuration `compileFusedMlp` covers.
  */
 export function fuseKey(config: RunConfig): string | null {
   if (fusedUnsupported(config) !== null) return null;
@@ -20,7 +20,8 @@ export function fuseKey(config: RunConfig): string | null {
   }
   const { lr: _lr, momentum: _momentum, ...train } = config.train;
   const { init: _init, init_std: _std, ...model } = config.model;
-  return canonicalJson({ ...config, seed: null, train, model });
+  const { eps: _eps, ...batchNorm } = config.model.batch_norm;
+  return canonicalJson({ ...config, seed: null, train, model: { ...model, batch_norm: batchNorm } });
 }
 
 /**

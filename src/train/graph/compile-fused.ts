@@ -1,6 +1,7 @@
 import type { RunConfig } from '../../spec/types.js';
-import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, movingAverageUpdates, spec, type CompiledGraph, type LayerVars } from './compile.js';
+import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, spec, type CompiledGraph, type LayerVars } from './compile.js';
 import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './graph-def.js';
+import { movingAverageUpdatesOf } from './layers.js';
 
 /**
  * Why a run cannot be a member of a fused group (its reasons on top of `graphUnsupported`), or null.
@@ -58,14 +59,59 @@ export interface FusedGraph {
 
 const I32: Attr = { type: DT.int32 };
 
+/**
+ * Batch norm with each member's own eps through one FusedBatchNormV3, whose epsilon is a single
+ * attribute eps_0 (the first member's). Member m's values enter the op scaled by
+ * a_m = sqrt(eps_0 / eps_m). The op's batch mean and biased variance of a x are a mu and a^2 s2
+ * (mu, s2: those of x), so it computes
+ *   (a x - a mu) / sqrt(a^2 s2 + eps_0) = (x - mu) / sqrt(s2 + eps_0 / a^2) = (x - mu) / sqrt(s2 + eps_m),
+ * member m's own normalization (gamma and beta follow as usual). Hence dL/dx = a dL/d(a x) and
+ * gamma's and beta's gradients are the op's; the batch mean and unbiased variance the op outputs
+ * are divided by a and a^2 before they reach the moving statistics or `batch_stats`, which stay
+ * in the member's own units (its weights, as its unfused run's); in inference mode the op gets
+ * a moving_mean and a^2 moving_variance along with the scaled input. A group whose members share
+ * one eps has no scaling (`of` returns null), so its graph has none of these ops.
+ */
+class EpsScaling {
+  /** `<power>,<channels>` -> the constant [M*C]. */
+  private readonly factors = new Map<string, string>();
+
+  private constructor(
+    private readonly g: GraphBuilder,
+    private readonly eps: number[],
+  ) {}
+
+  /** The scaling of a group whose members have batch norm eps `eps`, or null when they are all equal. */
+  static of(g: GraphBuilder, eps: number[]): EpsScaling | null {
+    return eps.every((e) => e === eps[0]) ? null : new EpsScaling(g, eps);
+  }
+
+  /**
+   * Wide values x [..., M*C] (member m's channels at m*C .. (m+1)*C) times a_m^power, a constant
+   * [M*C] computed in double from eps_0 / eps_m (so a^2 is the ratio itself, not a rounded a
+   * squared) and rounded to float32 once.
+   */
+  times(name: string, x: string, channels: number, power: 1 | 2 | -1 | -2): string {
+    const key = `${power},${channels}`;
+    let factor = this.factors.get(key);
+    if (!factor) {
+      const values = this.eps.flatMap((e) => new Array<number>(channels).fill(Math.pow(this.eps[0] / e, power / 2)));
+      factor = this.g.constFloat(`eps_scale/${power < 0 ? 'inv_' : ''}a${Math.abs(power) === 2 ? '2' : ''}_${channels}`, values, [values.length]);
+      this.factors.set(key, factor);
+    }
+    return this.g.op('Mul', name, [x, factor], { T: F32 });
+  }
+}
+
 interface FusedLayerVars extends LayerVars {
   fanIn: number;
 }
 
 /**
- * M runs of one mlp that differ only in lr, momentum, seed and initial weights, compiled as one
- * graph, each member's math the unfused `compileMlp`'s within float32 round-off. Activations
- * travel between layers "wide", [N, M*C] (example n's features of member m at m*C .. (m+1)*C):
+ * M runs of one mlp that differ only in lr, momentum, seed, initial weights and batch norm's eps
+ * (`options.eps`: each member's `model.batch_norm.eps`, M of them), compiled as one graph, each
+ * member's math the unfused `compileMlp`'s within float32 round-off. Activations travel between
+ * layers "wide", [N, M*C] (example n's features of member m at m*C .. (m+1)*C):
  *
  *   dense     one MatMul per member, [N, C] x [C, C'] (Split of the wide input, Unpack of the
  *             kernels [M, C, C'], ConcatV2 back to wide): measured faster than BatchMatMulV2 on
@@ -74,7 +120,7 @@ interface FusedLayerVars extends LayerVars {
  *             than per-member ones); biases [M*C'] by BiasAdd on the wide values
  *   norm      batch norm per member and channel: FusedBatchNormV3 on the wide values as
  *             [N, 1, 1, M*C] (its channels are the members' channels), gamma, beta and the
- *             moving statistics [M*C]
+ *             moving statistics [M*C]; members' different eps by scaling (see `EpsScaling`)
  *   loss      logits [M, N, K] as [M*N, K], SparseSoftmaxCrossEntropyWithLogits against the
  *             members' labels, mean per member; its backprop times 1/N
  *   backward  the transposes of the forward ops (MatMul with transpose_a / transpose_b)
@@ -83,9 +129,10 @@ interface FusedLayerVars extends LayerVars {
  *             ResourceApplyGradientDescent / ResourceApplyMomentum, which take scalars)
  * Nothing reduces across members, so a member whose values become NaN leaves the others intact.
  */
-export function compileFusedMlp(config: RunConfig, members: number, options: { sharedBatch: boolean; momentum: boolean }, features: number, classes: number): FusedGraph {
+export function compileFusedMlp(config: RunConfig, members: number, options: { sharedBatch: boolean; momentum: boolean; eps: number[] }, features: number, classes: number): FusedGraph {
   const why = fusedUnsupported(config);
   if (why) throw new Error(`fused training does not cover ${why}`);
+  if (options.eps.length !== members) throw new Error(`compileFusedMlp: ${options.eps.length} eps values for ${members} members`);
   const M = members;
   const N = config.train.batch_size;
   const m = config.model;
@@ -93,6 +140,9 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   const before = m.norm_placement === 'before';
   const shared = options.sharedBatch;
   const g = new GraphBuilder();
+  /** FusedBatchNormV3's epsilon attribute: the first member's (see EpsScaling for the others'). */
+  const opEps = options.eps[0];
+  const epsScaling = bn ? EpsScaling.of(g, options.eps) : null;
   const variables: FusedVariable[] = [];
   const handles = new Map<string, string>();
   const reads = new Map<string, string>();
@@ -190,11 +240,18 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
 
   /** Batch norm on wide values v [N, M*C]: each member's channels are channels of one FusedBatchNormV3. */
   const batchNorm = (s: string, l: LayerVars, v: string, training: boolean) => {
-    const x4 = reshape(`${s}/to_nhwc`, v, [-1, 1, 1, M * l.units]);
-    const moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
-    const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
-    return { y: reshape(`${s}/to_wide`, fused, [-1, M * l.units]), x4, fused };
+    const C = l.units;
+    const x4 = reshape(`${s}/to_nhwc`, epsScaling ? epsScaling.times(`${s}/eps_scaled`, v, C, 1) : v, [-1, 1, 1, M * C]);
+    let moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
+    if (moving && epsScaling) moving = [epsScaling.times(`${s}/moving_mean_scaled`, moving[0], C, 1), epsScaling.times(`${s}/moving_variance_scaled`, moving[1], C, 2)];
+    const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, opEps);
+    return { y: reshape(`${s}/to_wide`, fused, [-1, M * C]), x4, fused };
   };
+  /** A training-mode batch norm's batch mean and unbiased variance [M*C] as tensors, in each member's own units. */
+  const batchStatistics = (s: string, l: LayerVars, fused: string): [string, string] =>
+    epsScaling
+      ? [`${epsScaling.times(`${s}/batch_mean`, `${fused}:1`, l.units, -1)}:0`, `${epsScaling.times(`${s}/batch_variance`, `${fused}:2`, l.units, -2)}:0`]
+      : [`${fused}:1`, `${fused}:2`];
 
   /**
    * The forward pass. x: [N, F] for every member (`perMemberX` false) or [M, N, F]; `training`
@@ -258,10 +315,11 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   let dh = concatMembers('grad/head/input', memberMatmuls('grad/head/input', dLogitsMembers, kernelsOf(headKernel), false, true));
   const bnBackward = (s: string, l: LayerVars, sv: LayerSaved, dy: string) => {
     const dy4 = reshape(`${s}/to_nhwc`, dy, [-1, 1, 1, M * l.units]);
-    const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, m.batch_norm.eps);
+    const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, opEps);
     grads.set(l.gamma as string, `${bng}:1`);
     grads.set(l.beta as string, `${bng}:2`);
-    return reshape(`${s}/to_wide`, bng, [-1, M * l.units]);
+    const dx = reshape(`${s}/to_wide`, bng, [-1, M * l.units]);
+    return epsScaling ? epsScaling.times(`${s}/eps_dx`, dx, l.units, 1) : dx;
   };
   for (let i = layers.length - 1; i >= 0; i--) {
     const l = layers[i];
@@ -322,8 +380,14 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   }
   const population = bn && m.batch_norm.inference === 'population';
   if (bn && !population) {
-    const bnLayers = layers.map((l, i) => ({ movingMean: l.movingMean as string, movingVar: l.movingVar as string, fused: fwd.saved[i].fused as string }));
-    updates.push(...movingAverageUpdates(g, m.batch_norm.momentum, bnLayers, read, handle, afterReads));
+    const statistics = layers.flatMap((l, i) => {
+      const [mean, variance] = batchStatistics(`train/${l.name}`, l, fwd.saved[i].fused as string);
+      return [
+        { variable: l.movingMean as string, batch: mean },
+        { variable: l.movingVar as string, batch: variance },
+      ];
+    });
+    updates.push(...movingAverageUpdatesOf(g, m.batch_norm.momentum, statistics, read, handle, afterReads));
   }
   const afterUpdates = updates.map((u) => `^${u}`);
   const trainLoss = g.op('Identity', 'train/loss_out', [loss, ...afterUpdates], { T: F32 });
@@ -349,9 +413,9 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
     const setIn: Record<string, TensorSpec> = {};
     const sets: string[] = [];
     layers.forEach((l, i) => {
-      const fused = sfwd.saved[i].fused as string;
-      statsOut[`${l.name}/mean`] = { tensor: `${fused}:1`, dtype: DT.float, shape: [M * l.units] };
-      statsOut[`${l.name}/variance`] = { tensor: `${fused}:2`, dtype: DT.float, shape: [M * l.units] };
+      const [mean, variance] = batchStatistics(`stats/${l.name}`, l, sfwd.saved[i].fused as string);
+      statsOut[`${l.name}/mean`] = { tensor: mean, dtype: DT.float, shape: [M * l.units] };
+      statsOut[`${l.name}/variance`] = { tensor: variance, dtype: DT.float, shape: [M * l.units] };
       for (const v of [l.movingMean as string, l.movingVar as string]) {
         const p = g.op('Placeholder', `set_stats/${v}`, [], { dtype: F32, shape: { shape: [M * l.units] } });
         setIn[v] = spec(p, DT.float, [M * l.units]);

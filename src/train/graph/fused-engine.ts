@@ -55,7 +55,8 @@ export class FusedGraphEngine {
     if (models.some((m) => !(m instanceof Mlp))) throw new Error('fused training compiles the mlp architecture only');
     const sharedBatch = configs.every((c) => c.seed === configs[0].seed);
     const momentum = configs.some((c) => c.train.momentum > 0);
-    const graph = compileFusedMlp(configs[0], configs.length, { sharedBatch, momentum }, data.features, data.classes);
+    const eps = configs.map((c) => c.model.batch_norm.eps);
+    const graph = compileFusedMlp(configs[0], configs.length, { sharedBatch, momentum, eps }, data.features, data.classes);
     const { sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<keyof FusedGraph['signatures'], Signature>);
     const rates = {
       lr: tf.tensor1d(configs.map((c) => c.train.lr)),
