@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 
 export type BackendName = 'tensorflow' | 'cpu';
 
@@ -24,28 +25,26 @@ let loaded: BackendInfo | null = null;
 /**
  * TensorFlow's thread pools for this process, when the environment does not set them
  * (TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, read once by libtensorflow when it loads):
- * `single`: one intra-op and one inter-op thread; `per-core`: TensorFlow's default, one of each
- * per core.
+ * `unsplit`: one intra-op thread (no op is split across threads) and one inter-op thread per core
+ * (independent ops, such as a layer's weight and input gradients, run side by side);
+ * `per-core`: TensorFlow's default, one of each per core.
  */
-export type ThreadPools = 'single' | 'per-core';
+export type ThreadPools = 'unsplit' | 'per-core';
 
 /**
  * The pools for a process that trains `archs`: a fully connected net's ops are too small to gain
- * from splitting them across threads, and handing them between threads costs more than it saves
- * (measured on the paper's MNIST net, 2 cores: one thread each gave 1.27x the default's steps/s
- * on the graph engine, and the eager engine is faster with it too); convolutions are large enough
- * to use every core.
+ * from splitting them across threads, and handing their pieces between threads costs more than it
+ * saves (measured on the paper's MNIST net with BN, 2 cores, graph engine: 789 steps/s with one
+ * intra-op and one inter-op thread against 621 with the default; a second inter-op thread added
+ * about 7% more, 732 against 686 on average over 4 interleaved pairs); convolutions are large
+ * enough to split (experiments/fashion-cnn.yaml with BN: 38 steps/s with the default, 21 with one
+ * thread).
  */
 export function threadPoolsFor(archs: Iterable<string>): ThreadPools {
   for (const arch of archs) if (arch !== 'mlp') return 'per-core';
-  return 'single';
+  return 'unsplit';
 }
 
-/**
- * Loads the training backend. `tensorflow` (the default) is TensorFlow's native CPU kernels via
- * tfjs-node; it never silently falls back to the pure-JS backend: if the addon does not load, this
- * throws with the setup command to run. `cpu` is the pure-JS backend, only on explicit request.
- */
 export async function initBackend(name: BackendName = 'tensorflow', pools: ThreadPools = 'per-core'): Promise<BackendInfo> {
   if (loaded) {
     if (loaded.backend !== name) throw new Error(`backend ${loaded.backend} is already loaded in this process; cannot switch to ${name}`);
@@ -58,9 +57,9 @@ export async function initBackend(name: BackendName = 'tensorflow', pools: Threa
   // step's tensors (for large ones, fresh pages, zeroed by the kernel, every step). Measured on the
   // paper's MNIST net, graph engine, one thread: 954 steps/s against 789.
   process.env.TF_CPU_ALLOCATOR_USE_BFC ??= 'true';
-  if (pools === 'single') {
+  if (pools === 'unsplit') {
     process.env.TF_NUM_INTRAOP_THREADS ??= '1';
-    process.env.TF_NUM_INTEROP_THREADS ??= '1';
+    process.env.TF_NUM_INTEROP_THREADS ??= String(os.availableParallelism());
   }
   let tensorflow: string | null = null;
   let tfjsNode: string | null = null;
@@ -91,7 +90,7 @@ export async function initBackend(name: BackendName = 'tensorflow', pools: Threa
     threads: {
       intraOp: process.env.TF_NUM_INTRAOP_THREADS ?? 'TensorFlow default (one per core)',
       interOp: process.env.TF_NUM_INTEROP_THREADS ?? 'TensorFlow default (one per core)',
-      cores: (await import('node:os')).availableParallelism(),
+      cores: os.availableParallelism(),
     },
   };
   return loaded;
