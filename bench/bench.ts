@@ -297,27 +297,28 @@ for (const [what, s] of [['`bnx --help`', startup.help], ['`bnx plan experiments
 
 // ---- the paper experiment in full: bnx's command against PyTorch doing the same work ----
 if (flags.paper) {
-  const wall = (cmd: string, args: string[]): { seconds: number; stdout: string } => {
+  /** Seconds a whole command takes. */
+  const wall = (cmd: string, args: string[]): number => {
     const t0 = performance.now();
     const res = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 });
     if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
-    return { seconds: (performance.now() - t0) / 1000, stdout: res.stdout };
+    return (performance.now() - t0) / 1000;
   };
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-paper-'));
   try {
-    const bnxRun = wall(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, '--out', out]);
+    const bnxSeconds = wall(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, '--out', out]);
     const records = fs.readdirSync(path.join(out, paper.batch.name), { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f) === 'run.json');
     const engines = records.map((f) => (JSON.parse(fs.readFileSync(path.join(out, paper.batch.name, f), 'utf8')) as { engine: string }).engine);
     console.log(`\n## The paper experiment in full (experiments/paper-mnist.yaml: 2 runs x ${fmt(paper.batch.train.steps as number)} steps, test set evaluated every ${paper.batch.train.eval_every} steps)\n`);
-    if (!torch) console.log(`bnx run: ${fmt(bnxRun.seconds, 1)} s wall; PyTorch not installed, no comparison`);
+    if (!torch) console.log(`bnx run: ${fmt(bnxSeconds, 1)} s wall; PyTorch not installed, no comparison`);
     else {
-      const torchRun = wall('python3', [path.join(ROOT, 'bench', 'torch_bench.py'), '--paper', '--steps', String(paper.batch.train.steps), '--sweep-steps', '1', '--lrs', '1', '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)]);
-      const met = bnxRun.seconds < torchRun.seconds;
-      console.log('| command | wall time | vs PyTorch |');
+      const torchSeconds = wall('python3', [path.join(ROOT, 'bench', 'torch_bench.py'), '--paper', '--steps', String(paper.batch.train.steps), '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)]);
+      const met = bnxSeconds < torchSeconds;
+      console.log('| command | wall time | speed vs PyTorch |');
       console.log('|---|---|---|');
-      console.log(`| \`python3 bench/torch_bench.py --paper\` (PyTorch CPU, ${torchThreads} threads) | ${fmt(torchRun.seconds, 1)} s | 1.00x |`);
-      console.log(`| \`bnx run experiments/paper-mnist.yaml\` (engines: ${engines.join(', ')}) | ${fmt(bnxRun.seconds, 1)} s | ${fmt(torchRun.seconds / bnxRun.seconds, 2)}x faster |`);
-      console.log(`\ntarget: bnx's full paper run takes less wall time than PyTorch's: ${met ? 'met' : 'NOT met'} (${fmt(bnxRun.seconds, 1)} s vs ${fmt(torchRun.seconds, 1)} s)`);
+      console.log(`| \`python3 bench/torch_bench.py --paper\` (PyTorch CPU, ${torchThreads} threads) | ${fmt(torchSeconds, 1)} s | 1.00x |`);
+      console.log(`| \`bnx run experiments/paper-mnist.yaml\` (engines: ${engines.join(', ')}) | ${fmt(bnxSeconds, 1)} s | ${fmt(torchSeconds / bnxSeconds, 2)}x |`);
+      console.log(`\ntarget: bnx's full paper run takes less wall time than PyTorch's: ${met ? 'met' : 'NOT met'} (${fmt(bnxSeconds, 1)} s vs ${fmt(torchSeconds, 1)} s)`);
     }
   } finally {
     fs.rmSync(out, { recursive: true, force: true });

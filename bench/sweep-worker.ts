@@ -1,7 +1,8 @@
 /**
- * One worker of bench.ts's multi-process sweep row: as a child of `bnx run --workers N` (which sets
- * this process's TensorFlow thread pools through the environment), it trains its shard
- * (`--shard i/N`, round-robin) of the paper spec's learning-rate sweep, fused as `bnx run` fuses it.
+ * One worker of bench.ts's multi-process sweep row, as `bnx run --workers N` would start it: the
+ * parent sets this process's TensorFlow thread pools through the environment (workerThreadEnv), and
+ * it trains its shard (`i/N`, round-robin, as `--shard`) of the paper spec's learning-rate sweep,
+ * fused as `bnx run` fuses it.
  *
  *   node dist/bench/sweep-worker.js <norm> <steps> <shard i/N> <lr,lr,...>
  *

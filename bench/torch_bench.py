@@ -78,8 +78,8 @@ def train(norm: str, lr: float, steps: int, x: torch.Tensor, y: torch.Tensor, ev
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, required=True, help="steps of a single run")
-    parser.add_argument("--sweep-steps", type=int, required=True, help="steps of each sweep point")
-    parser.add_argument("--lrs", required=True, help="comma-separated learning rates of the sweep")
+    parser.add_argument("--sweep-steps", type=int, help="steps of each sweep point (not with --paper)")
+    parser.add_argument("--lrs", help="comma-separated learning rates of the sweep (not with --paper)")
     parser.add_argument("--rounds", type=int, default=2, help="single runs: best of this many")
     parser.add_argument("--lr", type=float, default=0.5, help="learning rate of the single runs")
     parser.add_argument("--threads", type=int, default=2)
@@ -90,12 +90,14 @@ def main() -> None:
     torch.manual_seed(0)
     x = torch.rand(POOL, FEATURES)
     y = torch.randint(0, CLASSES, (POOL,))
-    lrs = [float(v) for v in args.lrs.split(",")]
     norms = ["none", "batch"]
     if args.paper:
         seconds = {norm: train(norm, args.lr, args.steps, x, y, eval_every=500, eval_examples=10_000) for norm in norms}
         print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "paper": seconds}))
         return
+    if args.sweep_steps is None or args.lrs is None:
+        parser.error("--sweep-steps and --lrs are required (unless --paper)")
+    lrs = [float(v) for v in args.lrs.split(",")]
 
     for norm in norms:  # warm-up: allocator, kernels
         train(norm, args.lr, min(200, args.steps), x, y)
