@@ -108,7 +108,7 @@ export class EagerEngine implements Engine {
 
   constructor(
     private readonly model: Classifier,
-    private readonly config: RunConfig,
+    config: RunConfig,
     private readonly data: Dataset,
   ) {
     const t = config.train;

@@ -3,6 +3,7 @@ import { graphUnsupported, type CompiledGraph } from './compile.js';
 import { GraphBuilder, type Attr } from './graph-def.js';
 import {
   activationBackward,
+  addNormVariables,
   assembleGraph,
   activationForward,
   F32,
@@ -25,6 +26,7 @@ import {
   type BatchStatistic,
   type GroupNormSaved,
   type GroupView,
+  type NormVariables,
   type NoiseInput,
   type WeightNormSaved,
 } from './layers.js';
@@ -112,6 +114,7 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
   const meanOnly = wn && m.weight_norm.mean_only_bn;
   // Weight norm places its (mean-only batch) norm before the activation, as the Cnn.
   const before = wn || m.norm_placement === 'before';
+  const normVariables: NormVariables = bn ? 'batch' : ln || gn ? 'affine' : meanOnly ? 'mean_only' : null;
   const activation = m.activation;
   const { channels, kernel: k, pool } = m.cnn;
   const g = new GraphBuilder();
@@ -126,17 +129,11 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     const kernel = vars.add(`${name}/${wn ? 'v' : 'kernel'}`, [k, k, cin, cout]);
     const gain = wn ? vars.add(`${name}/g`, [cout]) : null;
     const bias = (bn && before) || meanOnly ? null : vars.add(`${name}/bias`, [cout]);
-    const [gamma, beta, movingMean, movingVar] = bn
-      ? [vars.add(`${name}/norm/gamma`, [cout]), vars.add(`${name}/norm/beta`, [cout]), vars.add(`${name}/norm/moving_mean`, [cout]), vars.add(`${name}/norm/moving_variance`, [cout])]
-      : ln || gn
-        ? [vars.add(`${name}/norm/gamma`, [cout]), vars.add(`${name}/norm/beta`, [cout]), null, null]
-        : meanOnly
-          ? [null, vars.add(`${name}/norm/beta`, [cout]), vars.add(`${name}/norm/moving_mean`, [cout]), null]
-          : [null, null, null, null];
+    const norm = addNormVariables(vars, name, cout, normVariables);
     if (m.norm === 'group' && cout % m.group_norm.groups !== 0) throw new Error(`compileCnn: ${m.group_norm.groups} groups do not divide the ${cout} channels of block ${i + 1}`);
     const blockPool = pool > 1 && height >= pool && width >= pool ? pool : 1;
     if (pool > 1 && blockPool === 1) throw new Error(`compileCnn: block ${i + 1} gets ${height} x ${width} images, smaller than the ${pool} x ${pool} pooling window`);
-    blocks.push({ name, height, width, cin, cout, pool: blockPool, kernel, g: gain, bias, gamma, beta, movingMean, movingVar });
+    blocks.push({ name, height, width, cin, cout, pool: blockPool, kernel, g: gain, bias, ...norm });
     [height, width, cin] = [Math.floor(height / blockPool), Math.floor(width / blockPool), cout];
   });
   const outShape = [height, width, cin];

@@ -1,7 +1,7 @@
 import type { RunConfig } from '../../spec/types.js';
 import { F32, fusedBatchNorm, fusedBatchNormGrad, graphUnsupported, spec, type CompiledGraph, type LayerVars } from './compile.js';
 import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './graph-def.js';
-import { movingAverageUpdatesOf } from './layers.js';
+import { activationBackward, activationForward, initSignature, movingAverageUpdatesOf, populationSignatures, readSignature, statisticPairs, type BatchStatistic, type VariableAccess } from './layers.js';
 
 /**
  * Why a run cannot be a member of a fused group (its reasons on top of `graphUnsupported`), or null.
@@ -184,20 +184,15 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   }
 
   // ---- init ----
-  const initInputs: Record<string, TensorSpec> = {};
-  const assigns: string[] = [];
-  for (const v of variables) {
-    const p = g.op('Placeholder', `init/${v.name}`, [], { dtype: F32, shape: { shape: v.shape } });
-    initInputs[v.name] = spec(p, DT.float, v.shape);
-    assigns.push(g.op('AssignVariableOp', `init/assign/${v.name}`, [handle(v.name), p], { dtype: F32 }));
-  }
-  const zero = g.scalar('init/zero', 0);
-  for (const [name, slot] of slots) {
-    const shape = shapeOf(name).shape;
-    const zeros = g.op('Fill', `init/zeros/${name}`, [g.constInt(`init/shape/${name}`, shape, [shape.length]), zero], { T: F32, index_type: I32 });
-    assigns.push(g.op('AssignVariableOp', `init/assign_slot/${name}`, [slot, zeros], { dtype: F32 }));
-  }
-  const initDone = g.op('Identity', 'init/done', [zero, ...assigns.map((a) => `^${a}`)], { T: F32 });
+  const access: VariableAccess = { list: variables, read, handle };
+  const init = initSignature(g, access, {
+    initAssigns: (zero) =>
+      [...slots].map(([name, slot]) => {
+        const shape = shapeOf(name).shape;
+        const zeros = g.op('Fill', `init/zeros/${name}`, [g.constInt(`init/shape/${name}`, shape, [shape.length]), zero], { T: F32, index_type: I32 });
+        return g.op('AssignVariableOp', `init/assign_slot/${name}`, [slot, zeros], { dtype: F32 });
+      }),
+  });
 
   // ---- shared pieces ----
   const consts = new Map<string, string>();
@@ -224,11 +219,6 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   /** One MatMul per member: a_m b_m (each operand optionally transposed). */
   const memberMatmuls = (name: string, a: string[], b: string[], ta = false, tb = false) => a.map((am, k) => matmul(`${name}/m${k}`, am, b[k], ta, tb));
   const activation = m.activation;
-  const act = (scope: string, z: string): string => {
-    if (activation === 'linear') return z;
-    const op = { sigmoid: 'Sigmoid', relu: 'Relu', tanh: 'Tanh' }[activation];
-    return g.op(op, `${scope}/${activation}`, [z], { T: F32 });
-  };
 
   interface LayerSaved {
     /** The layer's input, each member's [N, C] (a first layer of `columns` layout: x [N, F]). */
@@ -247,11 +237,18 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
     const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, opEps);
     return { y: reshape(`${s}/to_wide`, fused, [-1, M * C]), x4, fused };
   };
-  /** A training-mode batch norm's batch mean and unbiased variance [M*C] as tensors, in each member's own units. */
-  const batchStatistics = (s: string, l: LayerVars, fused: string): [string, string] =>
-    epsScaling
-      ? [`${epsScaling.times(`${s}/batch_mean`, `${fused}:1`, l.units, -1)}:0`, `${epsScaling.times(`${s}/batch_variance`, `${fused}:2`, l.units, -2)}:0`]
-      : [`${fused}:1`, `${fused}:2`];
+  /**
+   * A training-mode forward pass's batch statistics per layer: the batch means and unbiased
+   * variances [M*C] as tensors, in each member's own units.
+   */
+  const statisticsOf = (scope: string, saved: LayerSaved[]): BatchStatistic[] =>
+    layers.map((l, i) => {
+      const [s, fused] = [`${scope}/${l.name}`, saved[i].fused as string];
+      const [mean, variance] = epsScaling
+        ? [`${epsScaling.times(`${s}/batch_mean`, `${fused}:1`, l.units, -1)}:0`, `${epsScaling.times(`${s}/batch_variance`, `${fused}:2`, l.units, -2)}:0`]
+        : [`${fused}:1`, `${fused}:2`];
+      return { layer: l.name, channels: M * l.units, mean, variance, movingMean: l.movingMean as string, movingVar: l.movingVar };
+    });
 
   /**
    * The forward pass. x: [N, F] for every member (`perMemberX` false) or [M, N, F]; `training`
@@ -274,7 +271,7 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
       if (l.bias) z = g.op('BiasAdd', `${s}/bias_add`, [z, read(l.bias)], { T: F32 });
       let norm: { y: string; x4: string; fused: string } | null = null;
       if (l.gamma && before) z = (norm = batchNorm(s, l, z, training)).y;
-      const a = act(s, z);
+      const a = activationForward(g, activation, s, z);
       let out = a;
       if (l.gamma && !before) out = (norm = batchNorm(s, l, a, training)).y;
       saved.push({ input, act: a, x4: norm?.x4 ?? null, fused: norm?.fused ?? null });
@@ -326,11 +323,7 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
     const sv = fwd.saved[i];
     const s = `grad/${l.name}`;
     if (sv.fused && !before) dh = bnBackward(s, l, sv, dh);
-    let dz: string;
-    if (activation === 'sigmoid') dz = g.op('SigmoidGrad', `${s}/sigmoid`, [sv.act, dh], { T: F32 });
-    else if (activation === 'tanh') dz = g.op('TanhGrad', `${s}/tanh`, [sv.act, dh], { T: F32 });
-    else if (activation === 'relu') dz = g.op('ReluGrad', `${s}/relu`, [dh, sv.act], { T: F32 });
-    else dz = dh;
+    let dz = activationBackward(g, activation, s, sv.act, dh);
     if (sv.fused && before) dz = bnBackward(s, l, sv, dz);
     if (l.bias) grads.set(l.bias, g.op('BiasAddGrad', `${s}/bias`, [dz], { T: F32 }));
     if (i === 0 && shapeOf(l.kernel).layout === 'columns') {
@@ -379,16 +372,7 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
     }
   }
   const population = bn && m.batch_norm.inference === 'population';
-  if (bn && !population) {
-    const statistics = layers.flatMap((l, i) => {
-      const [mean, variance] = batchStatistics(`train/${l.name}`, l, fwd.saved[i].fused as string);
-      return [
-        { variable: l.movingMean as string, batch: mean },
-        { variable: l.movingVar as string, batch: variance },
-      ];
-    });
-    updates.push(...movingAverageUpdatesOf(g, m.batch_norm.momentum, statistics, read, handle, afterReads));
-  }
+  if (bn && !population) updates.push(...movingAverageUpdatesOf(g, m.batch_norm.momentum, statisticPairs(statisticsOf('train', fwd.saved)), read, handle, afterReads));
   const afterUpdates = updates.map((u) => `^${u}`);
   const trainLoss = g.op('Identity', 'train/loss_out', [loss, ...afterUpdates], { T: F32 });
   const trainCorrect = g.op('Identity', 'train/correct_out', [correct, ...afterUpdates], { T: F32 });
@@ -400,30 +384,12 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
   const ev = lossAndCorrect('eval', efwd.logits, tiledLabels('eval', elabels));
   const lossSum = g.op('Sum', 'eval/loss_sum', [reshape('eval/ce_mn', ev.ce, [M, -1]), axis1], { T: F32, Tidx: I32, keep_dims: { b: false } });
 
-  // ---- read ----
-  const readOutputs: Record<string, TensorSpec> = {};
-  for (const v of variables) readOutputs[v.name] = spec(g.op('Identity', `out/${v.name}`, [read(v.name)], { T: F32 }), DT.float, v.shape);
-
   // ---- population statistics (Algorithm 2) ----
-  const extra: Partial<Record<'batch_stats' | 'set_stats', Signature>> = {};
+  let extra: Partial<Record<'batch_stats' | 'set_stats', Signature>> = {};
   if (population) {
     const sx = g.op('Placeholder', 'stats/x', [], { dtype: F32, shape: { shape: shared ? [-1, features] : [M, -1, features] } });
     const sfwd = forward('stats', sx, !shared, true);
-    const statsOut: Record<string, TensorSpec> = {};
-    const setIn: Record<string, TensorSpec> = {};
-    const sets: string[] = [];
-    layers.forEach((l, i) => {
-      const [mean, variance] = batchStatistics(`stats/${l.name}`, l, sfwd.saved[i].fused as string);
-      statsOut[`${l.name}/mean`] = { tensor: mean, dtype: DT.float, shape: [M * l.units] };
-      statsOut[`${l.name}/variance`] = { tensor: variance, dtype: DT.float, shape: [M * l.units] };
-      for (const v of [l.movingMean as string, l.movingVar as string]) {
-        const p = g.op('Placeholder', `set_stats/${v}`, [], { dtype: F32, shape: { shape: [M * l.units] } });
-        setIn[v] = spec(p, DT.float, [M * l.units]);
-        sets.push(g.op('AssignVariableOp', `set_stats/assign/${v}`, [handle(v), p], { dtype: F32 }));
-      }
-    });
-    extra.batch_stats = { inputs: { x: spec(sx, DT.float, shared ? [-1, features] : [M, -1, features]) }, outputs: statsOut };
-    extra.set_stats = { inputs: setIn, outputs: { done: spec(g.op('Identity', 'set_stats/done', [zero, ...sets.map((a) => `^${a}`)], { T: F32 }), DT.float, []) } };
+    extra = populationSignatures(g, spec(sx, DT.float, shared ? [-1, features] : [M, -1, features]), statisticsOf('stats', sfwd.saved), access, init.zero);
   }
 
   const trainInputs: Record<string, TensorSpec> = {
@@ -436,13 +402,13 @@ export function compileFusedMlp(config: RunConfig, members: number, options: { s
     nodes: g.nodes,
     variables,
     signatures: {
-      init: { inputs: initInputs, outputs: { done: spec(initDone, DT.float, []) } },
+      init: init.signature,
       train_step: { inputs: trainInputs, outputs: { loss: spec(trainLoss, DT.float, [M]), correct: spec(trainCorrect, DT.float, [M]) } },
       eval: {
         inputs: { x: spec(ex, DT.float, [-1, features]), labels: spec(elabels, DT.int32, [-1]) },
         outputs: { loss_sum: spec(lossSum, DT.float, [M]), correct: spec(ev.correct, DT.float, [M]) },
       },
-      read: { inputs: {}, outputs: readOutputs },
+      read: readSignature(g, access),
       ...extra,
     },
   };

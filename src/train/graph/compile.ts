@@ -3,6 +3,7 @@ import { GRADIENT_INSTRUMENTS } from '../instruments/index.js';
 import { DT, GraphBuilder, type NodeDef, type Signature } from './graph-def.js';
 import {
   activationBackward,
+  addNormVariables,
   assembleGraph,
   activationForward,
   F32,
@@ -25,11 +26,12 @@ import {
   type GraphVariable,
   type GroupNormSaved,
   type GroupView,
+  type NormVariables,
   type NoiseInput,
   type WeightNormSaved,
 } from './layers.js';
 
-export { F32, fusedBatchNorm, fusedBatchNormGrad, movingAverageUpdates, spec, type GraphVariable } from './layers.js';
+export { F32, fusedBatchNorm, fusedBatchNormGrad, spec, type GraphVariable } from './layers.js';
 
 /**
  * Why the graph compiler cannot compile a run yet (`instruments.ics`, ...), or null when it can.
@@ -128,6 +130,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   const wn = m.norm === 'weight';
   const meanOnly = wn && m.weight_norm.mean_only_bn;
   const before = wn || m.norm_placement === 'before';
+  const normVariables: NormVariables = bn ? 'batch' : ln ? 'affine' : meanOnly ? 'mean_only' : null;
   const g = new GraphBuilder();
   const vars = new GraphVariables(g);
   const read = (name: string) => vars.read(name);
@@ -141,14 +144,7 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     const gain = wn ? vars.add(`${name}/g`, [units]) : null;
     // Batch norm before the activation drops the dense bias (beta replaces it), as the Mlp; so does mean-only batch norm.
     const bias = (bn && before) || meanOnly ? null : vars.add(`${name}/bias`, [units]);
-    const [gamma, beta, movingMean, movingVar] = bn
-      ? [vars.add(`${name}/norm/gamma`, [units]), vars.add(`${name}/norm/beta`, [units]), vars.add(`${name}/norm/moving_mean`, [units]), vars.add(`${name}/norm/moving_variance`, [units])]
-      : ln
-        ? [vars.add(`${name}/norm/gamma`, [units]), vars.add(`${name}/norm/beta`, [units]), null, null]
-        : meanOnly
-          ? [null, vars.add(`${name}/norm/beta`, [units]), vars.add(`${name}/norm/moving_mean`, [units]), null]
-          : [null, null, null, null];
-    layers.push({ name, units, kernel, g: gain, bias, gamma, beta, movingMean, movingVar });
+    layers.push({ name, units, kernel, g: gain, bias, ...addNormVariables(vars, name, units, normVariables) });
     fanIn = units;
   });
   const headKernel = vars.add('head/kernel', [fanIn, classes]);

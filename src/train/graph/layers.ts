@@ -25,8 +25,18 @@ export interface GraphVariable {
 /** Inference statistics (never updated by the optimizer): batch norm's and mean-only batch norm's. */
 const isStatistic = (name: string) => name.endsWith('/moving_mean') || name.endsWith('/moving_variance');
 
+/**
+ * What the signatures need of a compiler's variables: names and shapes, and a read and a handle
+ * each. GraphVariables is one; the fused compiler's member-stacked variables are another.
+ */
+export interface VariableAccess {
+  readonly list: readonly GraphVariable[];
+  read(name: string): string;
+  handle(name: string): string;
+}
+
 /** The model's variables (resource handles and one read each), in the order they were added. */
-export class GraphVariables {
+export class GraphVariables implements VariableAccess {
   readonly list: GraphVariable[] = [];
   private readonly handles = new Map<string, string>();
   private readonly reads = new Map<string, string>();
@@ -181,11 +191,28 @@ export class GraphOptimizer {
   }
 }
 
+/** Which variables a layer's normalization has: see `addNormVariables`. */
+export type NormVariables = 'batch' | 'affine' | 'mean_only' | null;
+
 /**
- * `init`: one input per model variable (by name); sets them and resets the optimizer's state.
- * Returns the signature and its `init/zero` scalar (for other signatures' `done` outputs).
+ * A layer's normalization variables, `<layer>/norm/...` in the model's `namedWeights` order:
+ * `batch` gamma, beta, moving_mean, moving_variance; `affine` (layer, group, instance norm) gamma
+ * and beta; `mean_only` beta and moving_mean; null none. Each is [channels]; null where absent.
  */
-export function initSignature(g: GraphBuilder, vars: GraphVariables, optimizer: GraphOptimizer): { signature: Signature; zero: string } {
+export function addNormVariables(vars: GraphVariables, layer: string, channels: number, kind: NormVariables): { gamma: string | null; beta: string | null; movingMean: string | null; movingVar: string | null } {
+  const add = (name: string) => vars.add(`${layer}/norm/${name}`, [channels]);
+  if (kind === 'batch') return { gamma: add('gamma'), beta: add('beta'), movingMean: add('moving_mean'), movingVar: add('moving_variance') };
+  if (kind === 'affine') return { gamma: add('gamma'), beta: add('beta'), movingMean: null, movingVar: null };
+  if (kind === 'mean_only') return { gamma: null, beta: add('beta'), movingMean: add('moving_mean'), movingVar: null };
+  return { gamma: null, beta: null, movingMean: null, movingVar: null };
+}
+
+/**
+ * `init`: one input per model variable (by name); sets them and resets the optimizer's state
+ * (`optimizer.initAssigns`). Returns the signature and its `init/zero` scalar (for other
+ * signatures' `done` outputs).
+ */
+export function initSignature(g: GraphBuilder, vars: VariableAccess, optimizer: { initAssigns(zero: string): string[] }): { signature: Signature; zero: string } {
   const inputs: Record<string, TensorSpec> = {};
   const assigns: string[] = [];
   for (const v of vars.list) {
@@ -200,7 +227,7 @@ export function initSignature(g: GraphBuilder, vars: GraphVariables, optimizer: 
 }
 
 /** `read`: every model variable by name. */
-export function readSignature(g: GraphBuilder, vars: GraphVariables): Signature {
+export function readSignature(g: GraphBuilder, vars: VariableAccess): Signature {
   const outputs: Record<string, TensorSpec> = {};
   for (const v of vars.list) outputs[v.name] = spec(g.op('Identity', `out/${v.name}`, [vars.read(v.name)], { T: F32 }), DT.float, v.shape);
   return { inputs: {}, outputs };
@@ -325,25 +352,6 @@ export function movingAverageUpdatesOf(
 }
 
 /**
- * Batch norm's moving averages from each layer's training-mode `fused` op (outputs 1 and 2: the
- * batch mean and the unbiased batch variance m/(m-1) s2): see `movingAverageUpdatesOf`.
- */
-export function movingAverageUpdates(
-  g: GraphBuilder,
-  k: number,
-  layers: { movingMean: string; movingVar: string; fused: string }[],
-  read: (v: string) => string,
-  handle: (v: string) => string,
-  afterReads: string[],
-): string[] {
-  const statistics = layers.flatMap((l) => [
-    { variable: l.movingMean, batch: `${l.fused}:1` },
-    { variable: l.movingVar, batch: `${l.fused}:2` },
-  ]);
-  return movingAverageUpdatesOf(g, k, statistics, read, handle, afterReads);
-}
-
-/**
  * One batch-statistics layer's statistics in a training-mode forward pass: the batch mean [C] and
  * (batch norm) the unbiased batch variance [C], as tensors (`node:k`), and the inference
  * variables they feed.
@@ -375,7 +383,7 @@ export function populationSignatures(
   g: GraphBuilder,
   x: TensorSpec,
   statistics: BatchStatistic[],
-  vars: GraphVariables,
+  vars: VariableAccess,
   zero: string,
 ): { batch_stats: Signature; set_stats: Signature } {
   const statsOut: Record<string, TensorSpec> = {};
