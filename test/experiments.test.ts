@@ -56,7 +56,7 @@ describe('the experiment library (experiments/*.yaml)', () => {
       const out = tmpDir('bnx-experiment-');
       try {
         const res = bnx(['run', path.join(DIR, file), '--out', out, ...sets([...SMOKE, ...(PER_SPEC[file] ?? [])])]);
-        assert.equal(res.code, 0, `exit ${res.code}\n${res.stderr}`);
+        assert.equal(res.code, 0, `exit ${res.code} (signal ${res.signal})\n${res.stderr}`);
         const [name] = fs.readdirSync(out);
         const rows = summaryRows(path.join(out, name, 'summary.csv'));
         assert.ok(rows.length >= 1);

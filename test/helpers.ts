@@ -14,6 +14,8 @@ export function tmpDir(prefix = 'bnx-test-'): string {
 
 export interface CliResult {
   code: number | null;
+  /** The signal that ended the process (code is then null). */
+  signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
 }
@@ -21,7 +23,7 @@ export interface CliResult {
 /** Runs the real `bnx` executable, as a user would. */
 export function bnx(args: string[], cwd = ROOT): CliResult {
   const res = spawnSync(process.execPath, [BNX, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
-  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+  return { code: res.status, signal: res.signal, stdout: res.stdout, stderr: res.stderr };
 }
 
 /** Writes a spec file into a temp dir and returns its path. */
