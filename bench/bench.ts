@@ -28,10 +28,10 @@ import { EpochBatcher, gather, loadDataset, type Dataset } from '../src/data/ind
 import { expandGrid } from '../src/spec/expand.js';
 import { loadSpec } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
-import { describeBackend, initBackend, threadPoolsFor } from '../src/train/backend.js';
+import { describeBackend, initBackend } from '../src/train/backend.js';
 import { workerThreadEnv } from '../src/cli/workers.js';
-import { fusedGroups, trainFused } from '../src/train/fused.js';
-import { train, type TrainHooks } from '../src/train/loop.js';
+import { trainingGroups } from '../src/train/groups.js';
+import { train, trainGroup, type TrainHooks } from '../src/train/loop.js';
 import { PAPER_SPEC, ROOT, sweepConfig } from './paper.js';
 
 /** The sweep's learning rates (log-spaced around the paper spec's 0.5). */
@@ -64,8 +64,8 @@ type Norm = 'none' | 'batch';
 const NORMS: Norm[] = ['none', 'batch'];
 type Engine = 'graph' | 'eager';
 
-// The thread pools `bnx run` gives a process training mlp runs.
-const backend = await initBackend('tensorflow', threadPoolsFor(['mlp']));
+// The thread pools `bnx run` gives a process.
+const backend = await initBackend('tensorflow');
 const paper = Object.fromEntries(expandGrid(loadSpec(PAPER_SPEC)).map((r) => [r.config.model.norm, r.config])) as Record<Norm, RunConfig>;
 const data = loadDataset(paper.batch.data);
 
@@ -121,10 +121,10 @@ async function layersRun(norm: Norm, _engine: 'layers', lr: number, n: number): 
 /** bnx's fused sweep: the learning rates as one graph (`bnx run` fuses such runs by default); returns seconds. */
 async function fusedSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
   const configs = lrs.map((lr) => runConfig(norm, 'graph', lr, n));
-  const groups = fusedGroups(configs);
-  if (groups.length !== 1) throw new Error(`the ${norm} sweep does not fuse into one group (${groups.length} groups)`);
+  const groups = trainingGroups(configs);
+  if (groups.length !== 1) throw new Error(`the ${norm} sweep does not form one group (${groups.length} groups)`);
   const t0 = performance.now();
-  await trainFused(configs, data, { members: configs.map(() => ({})) });
+  await trainGroup(configs, data, { members: configs.map(() => ({})) });
   return (performance.now() - t0) / 1000;
 }
 

@@ -1,8 +1,8 @@
 /**
  * One worker of bench.ts's multi-process sweep row, as `bnx run --workers N` would start it: the
- * parent sets this process's TensorFlow thread pools through the environment (workerThreadEnv), and
+ * parent sets this process's TensorFlow inter-op pool through the environment (workerThreadEnv), and
  * it trains its shard (`i/N`, round-robin, as `--shard`) of the paper spec's learning-rate sweep,
- * fused as `bnx run` fuses it.
+ * grouped as `bnx run` groups it.
  *
  *   node dist/bench/sweep-worker.js <norm> <steps> <shard i/N> <lr,lr,...>
  *
@@ -16,14 +16,14 @@ import { expandGrid } from '../src/spec/expand.js';
 import { loadSpec } from '../src/spec/load.js';
 import { parseShard, selectShard } from '../src/spec/shard.js';
 import type { RunConfig } from '../src/spec/types.js';
-import { initBackend, threadPoolsFor } from '../src/train/backend.js';
-import { fusedGroups, trainFused } from '../src/train/fused.js';
-import { train } from '../src/train/loop.js';
+import { initBackend } from '../src/train/backend.js';
+import { trainingGroups } from '../src/train/groups.js';
+import { trainGroup } from '../src/train/loop.js';
 import { PAPER_SPEC, sweepConfig } from './paper.js';
 
 const [norm, stepsText, shardText, lrsText] = process.argv.slice(2);
 const steps = Number(stepsText);
-await initBackend('tensorflow', threadPoolsFor(['mlp']));
+await initBackend('tensorflow');
 const paper = expandGrid(loadSpec(PAPER_SPEC)).find((r) => r.config.model.norm === norm)?.config as RunConfig;
 const data = loadDataset(paper.data);
 const configs = selectShard(
@@ -33,9 +33,8 @@ const configs = selectShard(
 
 console.log('ready');
 await new Promise<void>((resolve) => readline.createInterface({ input: process.stdin }).once('line', () => resolve()));
-for (const group of fusedGroups(configs)) {
+for (const group of trainingGroups(configs)) {
   const members = group.map((i) => configs[i]);
-  if (members.length > 1) await trainFused(members, data, { members: members.map(() => ({})) });
-  else await train(members[0], data);
+  await trainGroup(members, data, { members: members.map(() => ({})) });
 }
 console.log('done');

@@ -12,8 +12,10 @@ export * from './data/index.js';
 // Normalization layers (math and conventions in their doc comments), models, folding, saved weights.
 export * from './model/index.js';
 export { initBackend, describeBackend, type BackendInfo, type BackendName } from './train/backend.js';
-export { train, totalSteps, type TrainHooks, type TrainResult } from './train/loop.js';
-export { chooseEngine, EagerEngine, type Engine, type EngineKind } from './train/loop.js';
+export { train, trainGroup, totalSteps, type TrainHooks, type GroupHooks, type RunHooks, type TrainResult } from './train/loop.js';
+export { chooseEngine, type Engine, type EngineKind, type Batch } from './train/engine.js';
+export { EagerEngine } from './train/eager-engine.js';
+export { trainingGroups, groupKey } from './train/groups.js';
 export { GraphEngine } from './train/graph/engine.js';
 export { compileMlp, graphUnsupported, type CompiledGraph, type GraphVariable } from './train/graph/compile.js';
 export { compileCnn } from './train/graph/compile-cnn.js';

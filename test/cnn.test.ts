@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { loadDataset, MNIST_FILES, writeCifarBatch, writeIdx, CIFAR10_FILES, type Dataset } from '../src/data/index.js';
+import { loadDataset, writeCifarBatch, CIFAR10_FILES, type Dataset } from '../src/data/index.js';
 import { InputError } from '../src/errors.js';
 import { exportRun } from '../src/cli/export.js';
 import { Cnn, Conv2D, loadWeights, saveWeights } from '../src/model/index.js';
@@ -12,41 +12,7 @@ import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig } from '../src/spec/types.js';
 import { initBackend } from '../src/train/backend.js';
 import { train } from '../src/train/loop.js';
-import { bnx, tmpDir, writeSpec } from './helpers.js';
-
-/**
- * An easy image task: 8x8 images, class c in 0..3 lights up quadrant c (value 200 + noise) over
- * a noisy dark background. Written as Fashion-MNIST IDX files, or as CIFAR-10 batches (32x32x3,
- * the quadrant lit in every channel).
- */
-function quadrantImages(n: number, side: number, channels: number, rng: Rng): { x: Uint8Array; y: Uint8Array } {
-  const x = new Uint8Array(n * side * side * channels);
-  const y = new Uint8Array(n);
-  const half = side / 2;
-  for (let i = 0; i < n; i++) {
-    const c = i % 4;
-    y[i] = c;
-    for (let r = 0; r < side; r++) {
-      for (let col = 0; col < side; col++) {
-        const lit = Math.floor(r / half) * 2 + Math.floor(col / half) === c;
-        for (let k = 0; k < channels; k++) x[((i * side + r) * side + col) * channels + k] = Math.min(255, (lit ? 150 : 20) + rng.int(80));
-      }
-    }
-  }
-  return { x, y };
-}
-
-function writeFashionQuadrants(dir: string): void {
-  const rng = new Rng(7);
-  for (const [images, labels, n] of [
-    [MNIST_FILES.trainImages, MNIST_FILES.trainLabels, 400],
-    [MNIST_FILES.testImages, MNIST_FILES.testLabels, 100],
-  ] as const) {
-    const { x, y } = quadrantImages(n, 8, 1, rng);
-    writeIdx(path.join(dir, images), [n, 8, 8], x);
-    writeIdx(path.join(dir, labels), [n], y);
-  }
-}
+import { bnx, quadrantImages, tmpDir, writeFashionQuadrants, writeSpec } from './helpers.js';
 
 function writeCifarQuadrants(dir: string): void {
   const rng = new Rng(8);

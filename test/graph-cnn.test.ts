@@ -9,9 +9,9 @@ import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
 import { graphUnsupported } from '../src/train/graph/compile.js';
 import { compileCnn } from '../src/train/graph/compile-cnn.js';
-import { fusedUnsupported } from '../src/train/graph/compile-fused.js';
+import { groupKey } from '../src/train/groups.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
-import { chooseEngine } from '../src/train/loop.js';
+import { chooseEngine } from '../src/train/engine.js';
 import { deviation, trainOutcome } from './engine-compare.js';
 
 /** Tiny images: 6 x 6 x 2, two blocks of 4 channels, a dense layer of 8, 30 steps. */
@@ -123,13 +123,13 @@ describe('graph engine: cnn and weight norm', () => {
   it('init restarts Adam on a cnn: the same weights repeat the same steps', async () => {
     const c = config({ norm: 'group', group_norm: { groups: 2, eps: 1e-5 } }, { optimizer: 'adam', lr: 0.01 });
     const model = buildModel(c.model, images.inputShape, images.classes, c.seed);
-    const engine = await GraphEngine.create(c, model, images);
+    const engine = await GraphEngine.create([{ config: c, model }], images);
     const n = c.train.batch_size;
     const f = images.features;
-    const losses = () => Array.from({ length: 4 }, (_, k) => engine.step(images.train.x.subarray(k * n * f, (k + 1) * n * f), images.train.y.subarray(k * n, (k + 1) * n)).loss);
+    const losses = () => Array.from({ length: 4 }, (_, k) => engine.step([{ x: images.train.x.subarray(k * n * f, (k + 1) * n * f), y: images.train.y.subarray(k * n, (k + 1) * n) }])[0].loss);
     try {
       const first = losses();
-      engine.assign(model);
+      engine.assign();
       assert.deepEqual(losses(), first);
     } finally {
       engine.dispose();
@@ -137,7 +137,7 @@ describe('graph engine: cnn and weight norm', () => {
     }
   });
 
-  it('auto picks the graph engine for cnns and weight norm; fused sweeps stay mlp with none or batch norm', () => {
+  it('auto picks the graph engine for cnns and weight norm; they train in groups too', () => {
     const covered = [
       ...(['none', 'batch', 'layer', 'group', 'instance', 'weight'] as const).map((norm) => config({ norm })),
       config({ norm: 'batch', norm_placement: 'after', batch_norm: { ...bn, inference: 'population' } }),
@@ -149,9 +149,7 @@ describe('graph engine: cnn and weight norm', () => {
       assert.deepEqual(chooseEngine(c), { kind: 'graph', note: null }, `${c.model.arch} ${c.model.norm}`);
       assert.equal(graphUnsupported(c), null);
     }
-    assert.equal(fusedUnsupported(config({ norm: 'batch' })), 'model.arch=cnn');
-    assert.equal(fusedUnsupported(config({ norm: 'none' })), 'model.arch=cnn');
-    assert.equal(fusedUnsupported(mlpConfig({ norm: 'weight' })), 'model.norm=weight');
+    for (const c of covered) assert.notEqual(groupKey(c), null, `${c.model.arch} ${c.model.norm}`);
     // Still eager: the gradient instruments.
     const ics = config({ norm: 'batch' });
     ics.instruments.ics = { ...ics.instruments.ics, enabled: true };

@@ -9,8 +9,8 @@ import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { compileCnn } from '../src/train/graph/compile-cnn.js';
-import { fusedUnsupported } from '../src/train/graph/compile-fused.js';
-import { chooseEngine } from '../src/train/loop.js';
+import { groupKey } from '../src/train/groups.js';
+import { chooseEngine } from '../src/train/engine.js';
 import { Rng } from '../src/util/rng.js';
 import { deviation, trainOutcome } from './engine-compare.js';
 
@@ -82,13 +82,12 @@ describe('graph engine: noisy batch norm', () => {
     }
   });
 
-  it('auto picks the graph engine for noisy batch norm; fused sweeps still reject it; the graph takes the noise as train_step inputs', () => {
+  it('auto picks the graph engine for noisy batch norm, which trains in groups too; the graph takes the noise as train_step inputs', () => {
     for (const c of [mlpConfig({}), mlpConfig({ norm_placement: 'after', batch_norm: noisy(0.2, { inference: 'population' }) }), cnnConfig({})]) {
       assert.equal(graphUnsupported(c), null);
       assert.deepEqual(chooseEngine(c), { kind: 'graph', note: null });
     }
-    assert.equal(fusedUnsupported(mlpConfig({})), 'model.batch_norm.noise');
-    assert.equal(fusedUnsupported(mlpConfig({}, { momentum: 0.9 })), 'model.batch_norm.noise');
+    assert.equal(groupKey(mlpConfig({})), groupKey(mlpConfig({}, { momentum: 0.9 })));
 
     const mlp = compileMlp(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), 72, 3);
     const inputs = mlp.signatures.train_step.inputs;

@@ -16,7 +16,7 @@ import { initBackend } from '../src/train/backend.js';
 import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
 import { decodeSavedModel, encodeSavedModel, writeSavedModel } from '../src/train/graph/graph-def.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
-import { chooseEngine } from '../src/train/loop.js';
+import { chooseEngine } from '../src/train/engine.js';
 import { deviation, trainOutcome } from './engine-compare.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
@@ -113,13 +113,13 @@ describe('graph engine', () => {
   it('init zeroes the optimizer state: Adam restarted from the same weights repeats its steps exactly', async () => {
     const c = config({ norm: 'batch' }, { optimizer: 'adam', lr: 0.01 });
     const model = buildModel(c.model, data.inputShape, data.classes, c.seed) as Mlp;
-    const engine = await GraphEngine.create(c, model, data);
+    const engine = await GraphEngine.create([{ config: c, model }], data);
     const n = c.train.batch_size;
     const losses = () =>
-      Array.from({ length: 5 }, (_, k) => engine.step(data.train.x.subarray(k * n * data.features, (k + 1) * n * data.features), data.train.y.subarray(k * n, (k + 1) * n)).loss);
+      Array.from({ length: 5 }, (_, k) => engine.step([{ x: data.train.x.subarray(k * n * data.features, (k + 1) * n * data.features), y: data.train.y.subarray(k * n, (k + 1) * n) }])[0].loss);
     try {
       const first = losses();
-      engine.assign(model); // the model still holds the initial weights: the graph trained its own copies
+      engine.assign(); // the model still holds the initial weights: the graph trained its own copies
       assert.deepEqual(losses(), first);
       assert.ok(first[4] < first[0]);
     } finally {

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MNIST_FILES, writeIdx } from '../src/data/index.js';
+import { Rng } from '../src/util/rng.js';
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,3 +51,37 @@ train:
   eval_every: 20
   log_every: 10
 `;
+
+/**
+ * An easy image task: 8x8 images, class c in 0..3 lights up quadrant c (value 200 + noise) over
+ * a noisy dark background. Written as Fashion-MNIST IDX files, or as CIFAR-10 batches (32x32x3,
+ * the quadrant lit in every channel).
+ */
+export function quadrantImages(n: number, side: number, channels: number, rng: Rng): { x: Uint8Array; y: Uint8Array } {
+  const x = new Uint8Array(n * side * side * channels);
+  const y = new Uint8Array(n);
+  const half = side / 2;
+  for (let i = 0; i < n; i++) {
+    const c = i % 4;
+    y[i] = c;
+    for (let r = 0; r < side; r++) {
+      for (let col = 0; col < side; col++) {
+        const lit = Math.floor(r / half) * 2 + Math.floor(col / half) === c;
+        for (let k = 0; k < channels; k++) x[((i * side + r) * side + col) * channels + k] = Math.min(255, (lit ? 150 : 20) + rng.int(80));
+      }
+    }
+  }
+  return { x, y };
+}
+
+export function writeFashionQuadrants(dir: string): void {
+  const rng = new Rng(7);
+  for (const [images, labels, n] of [
+    [MNIST_FILES.trainImages, MNIST_FILES.trainLabels, 400],
+    [MNIST_FILES.testImages, MNIST_FILES.testLabels, 100],
+  ] as const) {
+    const { x, y } = quadrantImages(n, 8, 1, rng);
+    writeIdx(path.join(dir, images), [n, 8, 8], x);
+    writeIdx(path.join(dir, labels), [n], y);
+  }
+}

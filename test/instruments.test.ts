@@ -15,7 +15,8 @@ import { initBackend } from '../src/train/backend.js';
 import { percentiles } from '../src/train/instruments/index.js';
 import { InternalCovariateShift } from '../src/train/instruments/ics.js';
 import { nonlinearityInputs } from '../src/train/instruments/layers.js';
-import { chooseEngine, train } from '../src/train/loop.js';
+import { chooseEngine } from '../src/train/engine.js';
+import { train } from '../src/train/loop.js';
 import { bnx, ROOT, tmpDir, writeSpec } from './helpers.js';
 
 type Row = Record<string, string>;

@@ -7,7 +7,7 @@ import { BatchNorm } from '../src/model/index.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { applyOverrides, loadSpec, parseOverride } from '../src/spec/load.js';
 import { initBackend } from '../src/train/backend.js';
-import { chooseEngine } from '../src/train/loop.js';
+import { chooseEngine } from '../src/train/engine.js';
 import { Rng } from '../src/util/rng.js';
 import { ROOT } from './helpers.js';
 import { checkGradients, randomTensor } from './norm-helpers.js';

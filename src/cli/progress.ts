@@ -21,7 +21,7 @@ function runNumbers(indices: number[]): string {
 }
 
 /**
- * A progress bar per run (per fused group: the members' mean loss) on a terminal (step, loss,
+ * A progress bar per run (per group of runs trained together: the members' mean loss) on a terminal (step, loss,
  * speed); plain lines when stdout is not a TTY (CI logs, pipes): one at the start, one every 10%
  * of the steps, one at the end.
  */
@@ -38,7 +38,7 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
     nextLine = Math.max(1, Math.floor(steps / 10));
     if (runs.length === 1) log(`[${indices[0] + 1}/${n}] ${runs[0].id}  ${paramsText(runs[0])}`);
     else {
-      log(`[runs ${runNumbers(indices)} of ${n}, fused: ${runs.length} runs in one graph]`);
+      log(`[runs ${runNumbers(indices)} of ${n}, together: ${runs.length} runs stepped by one engine]`);
       for (const run of runs) log(`  ${run.id}  ${paramsText(run)}`);
     }
     if (tty) {
@@ -54,7 +54,7 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
       log(`[${i + 1}/${n}] ${run.id}: ${why}`);
     },
     start: (run, i, n, steps) => begin([run], [i], n, steps),
-    startFused: begin,
+    startGroup: begin,
     step(step, loss) {
       const speed = (step / ((performance.now() - started) / 1000)).toFixed(0);
       if (bar) {

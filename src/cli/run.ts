@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../errors.js';
@@ -23,6 +24,7 @@ interface RunOptions {
   tensorboard?: string;
   fuse: boolean;
   workers: string;
+  sweepDir?: string;
 }
 
 function parseRerun(text: string): Set<RunStatus> {
@@ -41,12 +43,16 @@ function freshDir(out: string, name: string): string {
   }
 }
 
-/** `--workers N`: 1 trains in this process; more split the grid into that many shards (at most one per run). */
+/**
+ * `--workers N|auto`: 1 trains in this process; more split the grid into that many shards (at most
+ * one per run). `auto` (the default): one per core, at most one per run; 1 with `--shard` (a shard
+ * is one worker's slice already).
+ */
 function parseWorkers(opts: RunOptions, runs: number): number {
+  if (opts.workers === 'auto') return opts.shard !== undefined ? 1 : Math.min(os.availableParallelism(), Math.max(runs, 1));
   const n = Number(opts.workers);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InputError(`--workers ${opts.workers}`, 'must be an integer from 1 to 64');
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InputError(`--workers ${opts.workers}`, 'must be auto or an integer from 1 to 64');
   if (n > 1 && opts.shard !== undefined) throw new InputError(`--workers ${opts.workers}`, 'the workers are shards of the grid already; give --shard or --workers, not both');
-  if (n > 1 && opts.new) throw new InputError(`--workers ${opts.workers}`, 'cannot be combined with --new (each worker would pick its own fresh folder); give a new --out instead');
   return Math.min(n, Math.max(runs, 1));
 }
 
@@ -62,9 +68,10 @@ export function registerRunCommand(program: Command): void {
     .option('--rerun <states>', `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`)
     .option('--new', 'write to a fresh folder <out>/<name>-N instead of adding to <out>/<name>', false)
     .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
-    .option('--no-fuse', 'train every run alone (by default, graph-engine runs differing only in lr, momentum, seed, init or batch-norm eps train as one fused graph)')
+    .option('--no-fuse', 'train every run alone (by default, graph-engine runs with the same data and schedule are stepped together by one engine; the numbers are the same either way)')
     .option('--tensorboard <dir>', 'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)')
-    .option('--workers <n>', 'train in N processes, each a --shard of the grid, TensorFlow threads split so the cores are used once', '1')
+    .option('--workers <n>', 'train in N processes, each a --shard of the grid (auto: one per core, at most one per run; the numbers are the same either way)', 'auto')
+    .addOption(new Option('--sweep-dir <dir>', 'the sweep folder itself (set by --new for its workers)').hideHelp())
     .action(async (specFile: string, opts: RunOptions) => {
       const { runs, spec } = planFrom(specFile, opts.set);
       const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
@@ -82,18 +89,19 @@ export function registerRunCommand(program: Command): void {
         throw new InputError(where, 'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu');
       }
       const workers = parseWorkers(opts, mine.length);
+      const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
       if (workers > 1) {
         console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`);
-        const { runWorkers, withoutWorkersOption } = await import('./workers.js');
-        process.exitCode = await runWorkers(withoutWorkersOption(process.argv.slice(2)), workers);
-        const dir = specDir(opts.out, spec.name);
+        const { runWorkers, workerArgs } = await import('./workers.js');
+        // --new: the fresh folder is chosen (and taken) here, once for every worker.
+        if (opts.new) fs.mkdirSync(dir, { recursive: true });
+        process.exitCode = await runWorkers(workerArgs(process.argv.slice(2), opts.new ? dir : null), workers);
         console.log(`results: ${dir}${path.sep}  summary: ${path.join(dir, 'summary.csv')}`);
         return;
       }
-      const dir = opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name);
-      const { describeBackend, initBackend, threadPoolsFor } = await import('../train/backend.js');
+      const { describeBackend, initBackend } = await import('../train/backend.js');
       const { runSweep } = await import('../train/sweep.js');
-      const backend = await initBackend(opts.backend, threadPoolsFor(mine.map((r) => r.config.model.arch)));
+      const backend = await initBackend(opts.backend);
       if (backend.backend === 'cpu') {
         console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');
       }

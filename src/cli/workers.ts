@@ -4,10 +4,10 @@ import readline from 'node:readline';
 
 /**
  * `bnx run --workers N`: N child processes of the same command, child i with `--shard i/N`, so the
- * grid is split as for a cluster (round-robin, deterministic; each child fuses what it can of its
- * slice). TensorFlow's thread pools are sized so the machine's cores are used once: each child gets
- * cores / N intra-op threads and one inter-op thread (TF_NUM_INTRAOP_THREADS /
- * TF_NUM_INTEROP_THREADS, read by libtensorflow when the backend starts). Each child's output is
+ * grid is split as for a cluster (round-robin, deterministic; each child trains together what it
+ * can of its slice). Every process runs each op on one thread (src/train/backend.ts), so a run's
+ * numbers are those it has alone; the children's inter-op pools split the machine's cores
+ * (TF_NUM_INTEROP_THREADS, read by libtensorflow when the backend starts). Each child's output is
  * prefixed `[w<i>]`. Ctrl-C and SIGTERM reach every child, which stop after their current step as
  * a single process does. Returns the worst exit code (interrupted 130/143 over failed 1 over 0).
  */
@@ -45,18 +45,20 @@ export async function runWorkers(args: string[], workers: number): Promise<numbe
   }
 }
 
-/** A worker's TensorFlow thread pools, so that `workers` processes use the machine's cores once. */
+/** A worker's TensorFlow inter-op pool, so that `workers` processes use the machine's cores once. */
 export function workerThreadEnv(workers: number): Record<string, string> {
-  const threads = Math.max(1, Math.floor(os.availableParallelism() / workers));
-  return { TF_NUM_INTRAOP_THREADS: String(threads), TF_NUM_INTEROP_THREADS: '1' };
+  return { TF_NUM_INTEROP_THREADS: String(Math.max(1, Math.floor(os.availableParallelism() / workers))) };
 }
 
-/** The command line without `--workers N` / `--workers=N` (the children run the rest as it is). */
-export function withoutWorkersOption(args: string[]): string[] {
+/**
+ * A worker's command line: the parent's without `--workers N` (and `--new`, whose fresh folder the
+ * parent chose: `sweepDir`, passed as `--sweep-dir`); the children run the rest as it is.
+ */
+export function workerArgs(args: string[], sweepDir: string | null): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--workers') i++;
-    else if (!args[i].startsWith('--workers=')) out.push(args[i]);
+    else if (!args[i].startsWith('--workers=') && !(sweepDir !== null && args[i] === '--new')) out.push(args[i]);
   }
-  return out;
+  return sweepDir === null ? out : [...out, '--sweep-dir', sweepDir];
 }

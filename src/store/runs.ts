@@ -4,6 +4,7 @@ import { stringify } from 'csv-stringify/sync';
 import { stringify as toYaml } from 'yaml';
 import { getPath } from '../spec/load.js';
 import type { RunConfig } from '../spec/types.js';
+import type { Numerics } from '../train/backend.js';
 import { fixed } from './csv-format.js';
 import { writeFileAtomic } from './files.js';
 
@@ -33,6 +34,12 @@ export interface RunRecord {
   /** The training engine (`train.engine`): `graph` or `eager`; null until training starts. */
   engine: 'graph' | 'eager' | null;
   versions: { bnx: string; tensorflow: string | null; tfjs: string; tfjs_node: string | null; node: string };
+  /**
+   * What the run's numbers depend on besides its config: the engine, the TensorFlow build, bnx,
+   * the intra-op threads, the CPU. Same id and same numerics: same bytes, however the run was
+   * scheduled. Null in run.json files written before bnx recorded it.
+   */
+  numerics: Numerics | null;
   dataset: { name: string; source: string; train: number; val: number; test: number } | null;
   parameters: number | null;
   final: { train_loss: number; val_loss: number; val_acc: number } | null;
@@ -69,6 +76,7 @@ export function writeConfig(dir: string, config: RunConfig): void {
 export function readRecord(dir: string): RunRecord {
   const record = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.record), 'utf8')) as RunRecord;
   record.instruments ??= null;
+  record.numerics ??= null;
   return record;
 }
 

@@ -11,8 +11,17 @@ export interface BackendInfo {
   tensorflow: string | null;
   tfjs: string;
   tfjsNode: string | null;
-  /** TensorFlow's thread pools, as configured by the environment (TF reads these at load). */
-  threads: { intraOp: string; interOp: string; cores: number };
+  /** TensorFlow's thread pools (TF reads them from the environment when it loads). */
+  threads: {
+    /** Always INTRA_OP_THREADS: see `initBackend`. */
+    intraOp: number;
+    interOp: number;
+    cores: number;
+    /** A TF_NUM_INTRAOP_THREADS from the environment that bnx replaced, for the backend line. */
+    ignoredIntraOp: string | null;
+  };
+  /** The CPU model the kernels ran on (os.cpus()): its instruction set picks oneDNN's code paths. */
+  cpu: string;
 }
 
 /** The native backend could not be loaded: the message says how to fix it. */
@@ -23,29 +32,31 @@ export class BackendUnavailableError extends Error {
 let loaded: BackendInfo | null = null;
 
 /**
- * TensorFlow's thread pools for this process, when the environment does not set them
- * (TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, read once by libtensorflow when it loads):
- * `unsplit`: one intra-op thread (no op is split across threads) and one inter-op thread per core
- * (independent ops, such as a layer's weight and input gradients, run side by side);
- * `per-core`: TensorFlow's default, one of each per core.
+ * Every op runs on one thread: the same op on the same values then gives the same bits in any
+ * process. An op split across an intra-op pool sums its pieces in an order that depends on the
+ * pool's size (a convolution's filter gradient, a reduction), so a run's numbers would depend on
+ * how many threads the process that trained it had: alone or in `--workers`, on a laptop or in a
+ * Slurm task. Parallelism comes from elsewhere: the inter-op pool runs independent ops side by side
+ * (a layer's weight and input gradients; the members of a training group), and `--workers` runs
+ * processes side by side. Measured on the paper's MNIST net, a fully connected net gains nothing
+ * from split ops (789 steps/s with one intra-op thread against 621 with one per core); the
+ * Fashion-MNIST cnn alone trains at about half the speed it has with one intra-op thread per core
+ * (see `npm run bench` and docs), which a sweep of several runs gets back from its members and workers.
  */
-export type ThreadPools = 'unsplit' | 'per-core';
+export const INTRA_OP_THREADS = 1;
 
-/**
- * The pools for a process that trains `archs`: a fully connected net's ops are too small to gain
- * from splitting them across threads, and handing their pieces between threads costs more than it
- * saves (measured on the paper's MNIST net with BN, 2 cores, graph engine: 789 steps/s with one
- * intra-op and one inter-op thread against 621 with the default; a second inter-op thread added
- * about 7% more, 732 against 686 on average over 4 interleaved pairs); convolutions are large
- * enough to split (experiments/fashion-cnn.yaml with BN: 38 steps/s with the default, 21 with one
- * thread).
- */
-export function threadPoolsFor(archs: Iterable<string>): ThreadPools {
-  for (const arch of archs) if (arch !== 'mlp') return 'per-core';
-  return 'unsplit';
+/** Inter-op threads for a process that has the machine to itself: one per core. */
+export function defaultInterOpThreads(): number {
+  return os.availableParallelism();
 }
 
-export async function initBackend(name: BackendName = 'tensorflow', pools: ThreadPools = 'per-core'): Promise<BackendInfo> {
+/**
+ * Loads the backend once per process. TensorFlow's intra-op pool is always INTRA_OP_THREADS (a
+ * different TF_NUM_INTRAOP_THREADS in the environment is replaced, and the backend line says so);
+ * its inter-op pool is TF_NUM_INTEROP_THREADS when the environment sets it (`--workers` does),
+ * else one thread per core: it does not change the numbers, only how many ops run at once.
+ */
+export async function initBackend(name: BackendName = 'tensorflow'): Promise<BackendInfo> {
   if (loaded) {
     if (loaded.backend !== name) throw new Error(`backend ${loaded.backend} is already loaded in this process; cannot switch to ${name}`);
     return loaded;
@@ -57,10 +68,10 @@ export async function initBackend(name: BackendName = 'tensorflow', pools: Threa
   // step's tensors (for large ones, fresh pages, zeroed by the kernel, every step). Measured on the
   // paper's MNIST net, graph engine, one thread: 954 steps/s against 789.
   process.env.TF_CPU_ALLOCATOR_USE_BFC ??= 'true';
-  if (pools === 'unsplit') {
-    process.env.TF_NUM_INTRAOP_THREADS ??= '1';
-    process.env.TF_NUM_INTEROP_THREADS ??= String(os.availableParallelism());
-  }
+  const askedIntraOp = process.env.TF_NUM_INTRAOP_THREADS;
+  process.env.TF_NUM_INTRAOP_THREADS = String(INTRA_OP_THREADS);
+  const interOp = Number(process.env.TF_NUM_INTEROP_THREADS);
+  if (!Number.isInteger(interOp) || interOp < 1) process.env.TF_NUM_INTEROP_THREADS = String(defaultInterOpThreads());
   let tensorflow: string | null = null;
   let tfjsNode: string | null = null;
   if (name === 'tensorflow') {
@@ -88,21 +99,41 @@ export async function initBackend(name: BackendName = 'tensorflow', pools: Threa
     tfjs: tf.version.tfjs,
     tfjsNode,
     threads: {
-      intraOp: process.env.TF_NUM_INTRAOP_THREADS ?? 'TensorFlow default (one per core)',
-      interOp: process.env.TF_NUM_INTEROP_THREADS ?? 'TensorFlow default (one per core)',
+      intraOp: INTRA_OP_THREADS,
+      interOp: Number(process.env.TF_NUM_INTEROP_THREADS),
       cores: os.availableParallelism(),
+      ignoredIntraOp: askedIntraOp !== undefined && askedIntraOp !== String(INTRA_OP_THREADS) ? askedIntraOp : null,
     },
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
   };
   return loaded;
 }
 
 /**
  * A one-line label for logs and run records: `tensorflow (native TensorFlow 2.21.0 CPU kernels via
- * tfjs-node 4.22.0; threads intra-op 1, inter-op 1)`; the threads part only when they are set.
+ * tfjs-node 4.22.0; threads intra-op 1, inter-op 2)`.
  */
 export function describeBackend(info: BackendInfo): string {
   if (info.backend !== 'tensorflow') return 'cpu (PURE-JS backend: slow, not TensorFlow; chosen with --backend cpu)';
-  const { intraOp, interOp } = info.threads;
-  const threads = /^\d+$/.test(intraOp) || /^\d+$/.test(interOp) ? `; threads intra-op ${intraOp}, inter-op ${interOp}` : '';
-  return `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode}${threads})`;
+  const { intraOp, interOp, ignoredIntraOp } = info.threads;
+  const ignored = ignoredIntraOp === null ? '' : ` (TF_NUM_INTRAOP_THREADS=${ignoredIntraOp} ignored: a run's numbers must not depend on the process)`;
+  return `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode}; threads intra-op ${intraOp}${ignored}, inter-op ${interOp})`;
+}
+
+/**
+ * What a run's numbers depend on besides its configuration (run.json's `numerics`): two runs with
+ * the same id and equal numerics have the same bytes; `bnx diff` says so when they differ.
+ */
+export interface Numerics {
+  engine: 'graph' | 'eager' | null;
+  backend: BackendName;
+  tensorflow: string | null;
+  tfjs_node: string | null;
+  bnx: string;
+  intra_op_threads: number;
+  cpu: string;
+}
+
+export function numericsOf(info: BackendInfo, engine: Numerics['engine'], bnx: string): Numerics {
+  return { engine, backend: info.backend, tensorflow: info.tensorflow, tfjs_node: info.tfjsNode, bnx, intra_op_threads: info.threads.intraOp, cpu: info.cpu };
 }

@@ -21,32 +21,35 @@ export function correctCount(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
 export const EVAL_CHUNK = 2000;
 
 /**
- * Mean loss and accuracy over the first `limit` examples of a split (all when null), feeding it in
- * chunks to `chunkTotals`, which returns the chunk's summed loss and its correct count. Both
- * engines evaluate through this, so they chunk (and round) the same way.
+ * Mean loss and accuracy of each of `members` models over the first `limit` examples of a split
+ * (all when null), feeding it in chunks to `chunkTotals`, which returns each member's summed loss
+ * and correct count on the chunk. Both engines evaluate through this, so they chunk (and round)
+ * the same way, whatever the number of members.
  */
 export function evaluateInChunks(
   split: Split,
   features: number,
   limit: number | null,
-  chunkTotals: (x: tf.Tensor2D, y: tf.Tensor1D) => { lossSum: number; correct: number },
-): EvalResult {
+  members: number,
+  chunkTotals: (x: tf.Tensor2D, y: tf.Tensor1D) => { lossSum: number; correct: number }[],
+): EvalResult[] {
   const n = limit === null ? split.n : Math.min(limit, split.n);
-  let lossSum = 0;
-  let correct = 0;
+  const lossSums = new Array<number>(members).fill(0);
+  const corrects = new Array<number>(members).fill(0);
   for (let start = 0; start < n; start += EVAL_CHUNK) {
     const count = Math.min(EVAL_CHUNK, n - start);
     const x = tf.tensor2d(split.x.subarray(start * features, (start + count) * features), [count, features]);
     const y = tf.tensor1d(split.y.subarray(start, start + count), 'int32');
     try {
-      const totals = chunkTotals(x, y);
-      lossSum += totals.lossSum;
-      correct += totals.correct;
+      chunkTotals(x, y).forEach((totals, m) => {
+        lossSums[m] += totals.lossSum;
+        corrects[m] += totals.correct;
+      });
     } finally {
       tf.dispose([x, y]);
     }
   }
-  return { loss: lossSum / n, acc: correct / n };
+  return lossSums.map((lossSum, m) => ({ loss: lossSum / n, acc: corrects[m] / n }));
 }
 
 /**
@@ -54,15 +57,16 @@ export function evaluateInChunks(
  * averages, or the population estimate of `PopulationStatistics`) on the first `limit` examples.
  */
 export function evaluate(model: Classifier, split: Split, features: number, limit: number | null): EvalResult {
-  return evaluateInChunks(split, features, limit, (x, y) => {
+  const [result] = evaluateInChunks(split, features, limit, 1, (x, y) => {
     const [l, c] = tf.tidy(() => {
       const logits = model.forward(x, false);
       return [tf.mul(crossEntropy(logits, y, model.classes), y.shape[0]), correctCount(logits, y)];
     });
     const totals = { lossSum: (l.dataSync() as Float32Array)[0], correct: (c.dataSync() as Float32Array)[0] };
     tf.dispose([l, c]);
-    return totals;
+    return [totals];
   });
+  return result;
 }
 
 /** Seed of the population batches' shuffle, derived from the run's seed. */

@@ -1,10 +1,11 @@
-import * as tf from '@tensorflow/tfjs';
-import { Augmenter, augments, EpochBatcher, gather, type Dataset, type Split } from '../data/index.js';
+import { Augmenter, augments, EpochBatcher, gather, type Dataset } from '../data/index.js';
 import { buildModel, type Classifier } from '../model/index.js';
+import { canonicalJson } from '../spec/expand.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import type { MetricsRow } from '../store/metrics.js';
-import { correctCount, crossEntropy, evaluate, PopulationStatistics, type EvalResult } from './evaluate.js';
-import { graphUnsupported } from './graph/compile.js';
+import { EagerEngine } from './eager-engine.js';
+import { chooseEngine, type Batch, type Engine, type EngineKind } from './engine.js';
+import type { EvalResult } from './evaluate.js';
 import { GraphEngine } from './graph/engine.js';
 import { InstrumentRunner } from './instruments/index.js';
 
@@ -24,13 +25,10 @@ export class InterruptedError extends Error {
   override name = 'InterruptedError';
 }
 
-export interface TrainHooks {
+/** What the loop tells about one run (a member of its group). */
+export interface RunHooks {
   /** A metrics row, every `log_every` steps, at every evaluation and at the last step. */
   onRow?(row: MetricsRow): void;
-  /** After every step: for progress display. */
-  onStep?(step: number, totalSteps: number, loss: number): void;
-  /** Checked between steps; when it returns true, training stops with InterruptedError. */
-  shouldStop?(): boolean;
   /**
    * After the last step and the test evaluation, before the model is disposed: the trained model
    * with its final inference statistics (e.g. to save its weights for `bnx export`).
@@ -47,6 +45,19 @@ export interface TrainHooks {
   /** Once, however training ends, when an instrument is enabled: the wall time each enabled instrument took, in seconds. */
   onInstrumentOverhead?(seconds: Partial<Record<InstrumentName, number>>): void;
 }
+
+/** What the loop tells about a group as a whole, and asks of it. */
+export interface GroupHooks {
+  /** Member m's hooks. */
+  members: RunHooks[];
+  /** After every step: the mean loss of the members still training, for progress display. */
+  onStep?(step: number, totalSteps: number, loss: number): void;
+  /** Checked between steps; when it returns true, training stops with InterruptedError (every member). */
+  shouldStop?(): boolean;
+}
+
+/** A run trained alone: its hooks and the group's in one. */
+export interface TrainHooks extends RunHooks, Omit<GroupHooks, 'members'> {}
 
 /** How often the loop lets the event loop run, so that signals (Ctrl-C) are seen mid-run. */
 const YIELD_EVERY_MS = 100;
@@ -77,99 +88,6 @@ export interface TrainResult {
 export function totalSteps(config: RunConfig, trainExamples: number): number {
   const t = config.train;
   return t.steps ?? (t.epochs as number) * Math.floor(trainExamples / t.batch_size);
-}
-
-/** Which engine trains a run: `graph` (one native call per step, see src/train/graph/) or `eager`. */
-export type EngineKind = 'graph' | 'eager';
-
-/**
- * A training engine: the loop below drives it. Both engines start from the same model (its seeded
- * initial weights) and see the same batches, so they give the same metrics within float32 round-off.
- */
-export interface Engine {
-  readonly kind: EngineKind;
-  /** One optimizer step on a batch (x: [n * features], y: [n]): the loss before the update and the correct count. */
-  step(x: Float32Array, y: Int32Array): { loss: number; correct: number };
-  /** Inference-mode loss and accuracy on the first `limit` examples, at training step `step`. */
-  evaluate(split: Split, limit: number | null, step: number): EvalResult;
-  /** The model holding the trained variables (weights, gamma/beta, inference statistics). */
-  weights(): Classifier;
-  dispose(): void;
-}
-
-/**
- * The eager engine: TensorFlow.js ops one by one, gradients by tf.variableGrads (batch norm's
- * closed-form backward pass in a tf.customGrad), the optimizers of tf.train.
- */
-export class EagerEngine implements Engine {
-  readonly kind = 'eager' as const;
-  private readonly optimizer: tf.Optimizer;
-  private readonly population: PopulationStatistics | null;
-
-  constructor(
-    private readonly model: Classifier,
-    config: RunConfig,
-    private readonly data: Dataset,
-  ) {
-    const t = config.train;
-    this.optimizer =
-      t.optimizer === 'adam'
-        ? tf.train.adam(t.lr, t.adam.beta1, t.adam.beta2, t.adam.epsilon)
-        : t.momentum > 0
-          ? tf.train.momentum(t.lr, t.momentum)
-          : tf.train.sgd(t.lr);
-    // model.batch_norm.inference: population: Algorithm 2's statistics, re-estimated before every evaluation.
-    this.population = model.usesPopulationStatistics
-      ? new PopulationStatistics(model, data.train, data.features, t.batch_size, config.model.batch_norm.population_batches, config.seed)
-      : null;
-  }
-
-  step(xs: Float32Array, ys: Int32Array): { loss: number; correct: number } {
-    const model = this.model;
-    const [loss, correct] = tf.tidy(() => {
-      const x = tf.tensor2d(xs, [ys.length, this.data.features]);
-      const y = tf.tensor1d(ys, 'int32');
-      let count: tf.Scalar | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const logits = model.forward(x, true);
-        count = tf.keep(correctCount(logits, y));
-        return crossEntropy(logits, y, this.data.classes);
-      }, model.trainable);
-      this.optimizer.applyGradients(grads);
-      return [value, count as tf.Scalar];
-    });
-    model.updateMovingStats();
-    const result = { loss: (loss.dataSync() as Float32Array)[0], correct: (correct.dataSync() as Float32Array)[0] };
-    tf.dispose([loss, correct]);
-    return result;
-  }
-
-  evaluate(split: Split, limit: number | null, step: number): EvalResult {
-    this.population?.estimate(step);
-    return evaluate(this.model, split, this.data.features, limit);
-  }
-
-  weights(): Classifier {
-    return this.model;
-  }
-
-  dispose(): void {
-    this.optimizer.dispose();
-  }
-}
-
-/**
- * The engine that trains a run. `train.engine: auto` takes the graph engine where its compiler
- * covers the run (and the native backend is loaded), else the eager one, with a one-line note why.
- * `graph` asked for explicitly on a run it does not cover is an error.
- */
-export function chooseEngine(config: RunConfig): { kind: EngineKind; note: string | null } {
-  const asked = config.train.engine;
-  if (asked === 'eager') return { kind: 'eager', note: null };
-  const why = tf.getBackend() !== 'tensorflow' ? `the ${tf.getBackend()} backend (it needs tensorflow)` : graphUnsupported(config);
-  if (why === null) return { kind: 'graph', note: null };
-  if (asked === 'graph') throw new Error(`train.engine=graph: the graph engine does not cover ${why} yet; use train.engine=auto or eager`);
-  return { kind: 'eager', note: `engine: eager (graph engine does not cover ${why} yet)` };
 }
 
 /**
@@ -247,61 +165,144 @@ export class RunMetrics {
 }
 
 /**
- * The training loop: mini-batch SGD on the run's dataset through the run's engine, logging training
- * metrics every `log_every` steps and validation metrics every `eval_every` steps. Deterministic for
- * a given config: weights and batch order come from the run's seed.
+ * Where a member's batches come from: its seeded epoch shuffle (and augmentation). Members whose
+ * seed, batch size and augmentation agree draw the same batches: they share one feeder, and the
+ * engine gets the batch once.
  */
-export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const t = config.train;
-  const features = data.features;
-  // model.arch: mlp or cnn (a cnn reshapes the [N, features] rows to data.inputShape itself).
-  const model = buildModel(config.model, data.inputShape, data.classes, config.seed);
-  // data.augment: random crops and flips of each training batch, from their own seeded stream.
-  const augmenter = augments(config.data.augment) ? new Augmenter(data.inputShape, config.data.augment, config.seed) : null;
-  const batcher = new EpochBatcher(data.train.n, t.batch_size, config.seed);
-  const steps = totalSteps(config, data.train.n);
+class Feeder {
+  private readonly batcher: EpochBatcher;
+  private readonly augmenter: Augmenter | null;
+  /** One buffer for every step: each step's tensors are disposed before the next one fills it. */
+  readonly batch: Batch;
 
-  const metrics = new RunMetrics(config, data.train.n);
+  constructor(
+    config: RunConfig,
+    private readonly data: Dataset,
+  ) {
+    const n = config.train.batch_size;
+    this.batcher = new EpochBatcher(data.train.n, n, config.seed);
+    // data.augment: random crops and flips of each training batch, from their own seeded stream.
+    this.augmenter = augments(config.data.augment) ? new Augmenter(data.inputShape, config.data.augment, config.seed) : null;
+    this.batch = { x: new Float32Array(n * data.features), y: new Int32Array(n) };
+  }
+
+  static key(config: RunConfig): string {
+    return canonicalJson({ seed: config.seed, batch_size: config.train.batch_size, augment: config.data.augment });
+  }
+
+  next(): Batch {
+    const { indices, start } = this.batcher.next();
+    const n = this.batcher.batchSize;
+    gather(this.data.train, this.data.features, indices, start, n, this.batch);
+    this.augmenter?.apply(this.batch.x, n);
+    return this.batch;
+  }
+}
+
+/** One member of a training group: its model, its batches, its metrics, its instruments. */
+class Member {
+  readonly metrics: RunMetrics;
+  /** Set when the member diverged: it is no longer reported (its values stay its own in the engine). */
+  diverged: DivergedError | null = null;
+  instruments: InstrumentRunner | null = null;
+
+  constructor(
+    readonly config: RunConfig,
+    readonly hooks: RunHooks,
+    readonly model: Classifier,
+    readonly feeder: Feeder,
+    data: Dataset,
+  ) {
+    this.metrics = new RunMetrics(config, data.train.n);
+  }
+}
+
+/**
+ * The training loop, for a group of runs (`trainingGroups`; a run alone is a group of one):
+ * mini-batch SGD on the dataset through one engine that steps every member, logging training
+ * metrics every `log_every` steps and validation metrics every `eval_every` steps. Deterministic
+ * for each member's config: its weights and batch order come from its seed, and its arithmetic is
+ * its own, so a member's rows and weights are those it has trained alone. The members share the
+ * schedule (steps, log_every, eval_every, eval_limit: see `groupKey`). A member that diverges gets
+ * its DivergedError as its outcome and the others go on; an interruption or a fault ends every
+ * member (thrown).
+ */
+export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: GroupHooks): Promise<(TrainResult | DivergedError)[]> {
+  const t = configs[0].train;
+  const steps = totalSteps(configs[0], data.train.n);
+  const feeders = new Map<string, Feeder>();
+  const members: Member[] = [];
   const pause = pausePoint(hooks.shouldStop);
   let engine: Engine | null = null;
-  let instruments: InstrumentRunner | null = null;
-
   try {
-    // instruments: measured between steps, their time kept apart (see src/train/instruments/).
-    instruments = InstrumentRunner.create(config, data, (name, step, m) => hooks.onInstrument?.(name, step, m.rows, m.activations));
-    const choice = chooseEngine(config);
-    hooks.onEngine?.(choice.kind, choice.note);
-    engine = choice.kind === 'graph' ? await GraphEngine.create(config, model, data) : new EagerEngine(model, config, data);
-    // One batch buffer for every step: each step's tensors are disposed before the next one fills it.
-    const batchBuffer = { x: new Float32Array(t.batch_size * features), y: new Int32Array(t.batch_size) };
+    configs.forEach((config, m) => {
+      const key = Feeder.key(config);
+      const feeder = feeders.get(key) ?? (feeders.set(key, new Feeder(config, data)).get(key) as Feeder);
+      // model.arch: mlp or cnn (a cnn reshapes the [N, features] rows to data.inputShape itself).
+      members.push(new Member(config, hooks.members[m], buildModel(config.model, data.inputShape, data.classes, config.seed), feeder, data));
+    });
+    for (const s of members) {
+      // instruments: measured between steps, their time kept apart (see src/train/instruments/).
+      s.instruments = InstrumentRunner.create(s.config, data, (name, step, m) => s.hooks.onInstrument?.(name, step, m.rows, m.activations));
+    }
+    const choices = configs.map(chooseEngine);
+    if (choices.some((c) => c.kind !== choices[0].kind)) throw new Error('trainGroup: the members of a group train on one engine');
+    members.forEach((s, m) => s.hooks.onEngine?.(choices[m].kind, choices[m].note));
+    engine = choices[0].kind === 'graph' ? await GraphEngine.create(members, data) : new EagerEngine(members, data);
+    const live = engine;
     for (let step = 1; step <= steps; step++) {
-      const { indices, start } = batcher.next();
-      const batch = gather(data.train, features, indices, start, t.batch_size, batchBuffer);
-      augmenter?.apply(batch.x, t.batch_size);
-      instruments?.beforeStep(step, model, batch);
-      const { loss, correct } = engine.step(batch.x, batch.y);
-      const diverged = metrics.add(step, loss, correct);
-      hooks.onStep?.(step, steps, loss);
-      if (diverged) {
-        hooks.onRow?.(diverged.row);
-        throw diverged.error;
+      for (const feeder of feeders.values()) feeder.next();
+      const batches = members.map((s) => s.feeder.batch);
+      for (const s of members) if (!s.diverged) s.instruments?.beforeStep(step, s.model, s.feeder.batch);
+      const outcomes = live.step(batches);
+      let lossTotal = 0;
+      let reporting = 0;
+      for (const [m, s] of members.entries()) {
+        if (s.diverged) continue;
+        const { loss, correct } = outcomes[m];
+        lossTotal += loss;
+        reporting++;
+        const diverged = s.metrics.add(step, loss, correct);
+        if (diverged) {
+          s.hooks.onRow?.(diverged.row);
+          s.diverged = diverged.error;
+        }
       }
+      if (reporting > 0) hooks.onStep?.(step, steps, lossTotal / reporting);
+      if (members.every((s) => s.diverged)) break;
       await pause(step);
 
-      if (metrics.rowDue(step, steps)) {
-        const val = metrics.evalDue(step, steps) ? engine.evaluate(data.val, t.eval_limit, step) : null;
-        const row = metrics.row(step, val); // always: it also keeps the final and best values
-        hooks.onRow?.(row);
+      const lead = members[0].metrics;
+      if (lead.rowDue(step, steps)) {
+        const vals = lead.evalDue(step, steps) ? live.evaluate(data.val, t.eval_limit, step) : null;
+        for (const [m, s] of members.entries()) {
+          if (s.diverged) continue;
+          const row = s.metrics.row(step, vals?.[m] ?? null); // always: it also keeps the final and best values
+          s.hooks.onRow?.(row);
+        }
       }
-      const current = engine;
-      instruments?.afterStep(step, () => current.weights(), batch);
+      members.forEach((s, m) => {
+        if (!s.diverged) s.instruments?.afterStep(step, () => live.weights(m), s.feeder.batch);
+      });
     }
-    const test = engine.evaluate(data.test, null, steps);
-    hooks.onTrained?.(engine.weights());
-    return metrics.result(steps, engine.kind, test, model.parameterCount);
+    const tests = members.some((s) => !s.diverged) ? live.evaluate(data.test, null, steps) : [];
+    return members.map((s, m) => {
+      if (s.diverged) return s.diverged;
+      s.hooks.onTrained?.(live.weights(m));
+      return s.metrics.result(steps, live.kind, tests[m], s.model.parameterCount);
+    });
   } finally {
     engine?.dispose();
-    model.dispose();
-    if (instruments) hooks.onInstrumentOverhead?.(instruments.overhead());
+    for (const s of members) {
+      s.model.dispose();
+      if (s.instruments) s.hooks.onInstrumentOverhead?.(s.instruments.overhead());
+    }
   }
+}
+
+/** One run trained alone (a group of one): its result, or DivergedError thrown when it diverged. */
+export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const [outcome] = await trainGroup([config], data, { members: [hooks], onStep: hooks.onStep, shouldStop: hooks.shouldStop });
+  if (outcome instanceof DivergedError) throw outcome;
+  return outcome;
 }

@@ -13,16 +13,16 @@ import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary,
 import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from '../store/sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../version.js';
-import { describeBackend, type BackendInfo } from './backend.js';
-import { fusedGroups, trainFused, type FusedHooks } from './fused.js';
-import { DivergedError, InterruptedError, totalSteps, train, type TrainHooks, type TrainResult } from './loop.js';
+import { describeBackend, numericsOf, type BackendInfo } from './backend.js';
+import { trainingGroups } from './groups.js';
+import { DivergedError, InterruptedError, totalSteps, trainGroup, type RunHooks, type TrainResult } from './loop.js';
 
 /** What the CLI shows while a sweep runs. */
 export interface SweepReporter {
   skip(run: PlannedRun, index: number, count: number, why: string): void;
   start(run: PlannedRun, index: number, count: number, steps: number): void;
-  /** A fused group starts (one graph for the runs at these indices); `step` then reports the group. */
-  startFused?(runs: PlannedRun[], indices: number[], count: number, steps: number): void;
+  /** A group of several runs starts (one engine steps the runs at these indices); `step` then reports the group. */
+  startGroup?(runs: PlannedRun[], indices: number[], count: number, steps: number): void;
   step(step: number, loss: number): void;
   /** One line about the run being trained (e.g. why it trains on the eager engine). */
   note?(line: string): void;
@@ -45,7 +45,7 @@ export interface SweepOptions {
    * `<dir>/<sweep folder name>/<run id>/`. Output only: not part of the runs' configs or ids.
    */
   tensorboard?: string;
-  /** false: every run trains alone (`--no-fuse`); by default runs that fuse train as one graph (see fusedGroups). */
+  /** false: every run trains alone (`--no-fuse`); by default runs that can train together do (see trainingGroups). */
   fuse?: boolean;
   /** Recorded in sweep.json: the spec file, its text, the overrides, the shard. */
   invocation?: { spec: string; specText: string; overrides: string[]; shard: string | null };
@@ -129,9 +129,8 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     lock.release();
     return null;
   };
-  // Runs that fuse (see fusedGroups) train as one graph per group; the others one by one. Fused runs
-  // have no hooks for --tensorboard's event files.
-  const groups = opts.fuse === false || opts.tensorboard ? runs.map((_, i) => [i]) : fusedGroups(runs.map((r) => r.config));
+  // Runs that can train together (see trainingGroups) do, one engine stepping them all; the others alone.
+  const groups = opts.fuse === false ? runs.map((_, i) => [i]) : trainingGroups(runs.map((r) => r.config));
   for (const group of groups) {
     if (opts.shouldStop?.()) {
       interrupted = true;
@@ -143,10 +142,7 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
         const c = claim(i);
         if (c) claimed.push(c);
       }
-      const trained =
-        claimed.length > 1 ? await trainGroup(claimed, datasets, opts, runs.length)
-        : claimed.length === 1 ? [await trainOne(claimed[0].run, claimed[0].runDir, datasets, opts, claimed[0].index, runs.length)]
-        : [];
+      const trained = claimed.length > 0 ? await trainClaimed(claimed, datasets, opts, runs.length) : [];
       for (const record of trained) {
         records.push(record);
         if (record.status === 'failed') failed++;
@@ -186,6 +182,7 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
     backend: describeBackend(b),
     engine: null,
     versions: { bnx: BNX_VERSION, tensorflow: b.tensorflow, tfjs: b.tfjs, tfjs_node: b.tfjsNode, node: process.versions.node },
+    numerics: numericsOf(b, null, BNX_VERSION),
     dataset: data ? { name: data.name, source: data.source, train: data.train.n, val: data.val.n, test: data.test.n } : null,
     parameters: null,
     final: null,
@@ -202,7 +199,7 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
  * With `train.tensorboard` or `--tensorboard`: opens the run's event file and chains the run's
  * hooks to also write its metrics rows and instrument measurements there. The caller closes it.
  */
-function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, hooks: TrainHooks): TensorBoardWriter | null {
+function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, hooks: RunHooks): TensorBoardWriter | null {
   if (!run.config.train.tensorboard && !opts.tensorboard) return null;
   const board = TensorBoardWriter.open(tensorboardDir(runDir, opts.tensorboard));
   const { onRow, onInstrument } = hooks;
@@ -215,90 +212,6 @@ function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, ho
     board.instrument(name, step, rows, activations);
   };
   return board;
-}
-
-/**
- * What every trained run writes, fused or not: metrics rows appended to metrics.csv (and counted in
- * run.json's steps_done), the engine recorded once chosen, the trained weights for `bnx export`.
- */
-function runFileHooks(record: RunRecord, runDir: string, writer: MetricsWriter): Pick<TrainHooks, 'onRow' | 'onEngine' | 'onTrained'> {
-  return {
-    onRow: (row) => {
-      writer.append(row);
-      record.steps_done = row.step;
-    },
-    onEngine: (engine) => {
-      record.engine = engine;
-      writeRecord(runDir, record);
-    },
-    onTrained: (model) => saveWeights(model, runDir), // weights.json/.bin
-  };
-}
-
-/**
- * The end of a run however it ended: closes its files (`close`; a failure there fails the run),
- * stamps the end time and wall time, writes the final run.json.
- */
-function endRun(runDir: string, record: RunRecord, wallSeconds: number, close: () => void): void {
-  try {
-    close();
-  } catch (e) {
-    record.status = 'failed';
-    record.error ??= describeFault(e);
-  }
-  record.ended_at = new Date().toISOString();
-  record.wall_time_s = Math.round(wallSeconds * 10) / 10;
-  writeFinalRecord(runDir, record);
-}
-
-async function trainOne(run: PlannedRun, runDir: string, datasets: Map<string, Dataset>, opts: SweepOptions, index: number, count: number): Promise<RunRecord> {
-  const started = performance.now();
-  let record = newRecord(run, 'running', opts.backend, null);
-  let writer: MetricsWriter | null = null;
-  let board: TensorBoardWriter | null = null;
-  // instruments: one CSV each, and the seconds each took (a share of the wall time at the end).
-  const instrumentCsvs = new Map<InstrumentName, InstrumentCsv>();
-  let instrumentSeconds: Partial<Record<InstrumentName, number>> | null = null;
-  try {
-    const data = datasetFor(run, datasets);
-    record = newRecord(run, 'running', opts.backend, data);
-    opts.reporter?.start(run, index, count, record.steps_total);
-    writeConfig(runDir, run.config);
-    writeRecord(runDir, record);
-    writer = new MetricsWriter(path.join(runDir, RUN_FILES.metrics));
-    for (const name of enabledInstruments(run.config)) instrumentCsvs.set(name, new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)));
-    const files = runFileHooks(record, runDir, writer);
-    const hooks: TrainHooks = {
-      ...files,
-      onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
-      shouldStop: opts.shouldStop,
-      onEngine: (engine, note) => {
-        files.onEngine?.(engine, note);
-        if (note) opts.reporter?.note?.(note);
-      },
-      onInstrument: (name, _step, measured) => instrumentCsvs.get(name)?.append(measured),
-      onInstrumentOverhead: (seconds) => (instrumentSeconds = seconds),
-    };
-    board = openTensorBoard(run, runDir, opts, hooks);
-    const result = await train(run.config, data, hooks);
-    completeRecord(record, result);
-  } catch (e) {
-    failRecord(record, e);
-  } finally {
-    const wall = (performance.now() - started) / 1000;
-    record.instruments = instrumentOverhead(instrumentSeconds, wall);
-    // Also on interruption and failure: what was logged stays readable.
-    endRun(runDir, record, wall, () => {
-      try {
-        board?.close();
-        for (const csv of instrumentCsvs.values()) csv.close();
-      } finally {
-        writer?.close();
-      }
-    });
-  }
-  opts.reporter?.finish(record);
-  return record;
 }
 
 /** A run locked by this process for training. */
@@ -351,42 +264,108 @@ function writeFinalRecord(runDir: string, record: RunRecord): void {
 }
 
 /**
- * Trains the claimed runs of one fused group (`fusedGroups`) as one graph. Each member gets what
- * trainOne gives a run (fused runs have no instruments or TensorBoard): its record, config.yaml,
- * metrics.csv and weights; its wall time is the group's. A member that diverges is recorded
- * diverged while the others go on.
+ * Trains the claimed runs of one group (`trainingGroups`; often a group of one). Each run gets its
+ * record, config.yaml, metrics.csv, instrument CSVs, TensorBoard events and weights, as if it
+ * trained alone; its wall time is the group's. A member that diverges is recorded diverged while
+ * the others go on.
  */
-async function trainGroup(claimed: ClaimedRun[], datasets: Map<string, Dataset>, opts: SweepOptions, count: number): Promise<RunRecord[]> {
+async function trainClaimed(claimed: ClaimedRun[], datasets: Map<string, Dataset>, opts: SweepOptions, count: number): Promise<RunRecord[]> {
   const started = performance.now();
-  const members = claimed.map((c) => ({ ...c, record: newRecord(c.run, 'running', opts.backend, null), writer: null as MetricsWriter | null }));
+  const members = claimed.map((c) => new RunFiles(c, opts));
   let outcomes: (TrainResult | DivergedError)[] = [];
   let fault: unknown = null;
   try {
     const data = datasetFor(claimed[0].run, datasets);
     const steps = totalSteps(claimed[0].run.config, data.train.n);
-    if (opts.reporter?.startFused) opts.reporter.startFused(claimed.map((c) => c.run), claimed.map((c) => c.index), count, steps);
+    if (claimed.length > 1 && opts.reporter?.startGroup) opts.reporter.startGroup(claimed.map((c) => c.run), claimed.map((c) => c.index), count, steps);
     else opts.reporter?.start(claimed[0].run, claimed[0].index, count, steps);
-    for (const m of members) {
-      m.record = newRecord(m.run, 'running', opts.backend, data);
-      writeConfig(m.runDir, m.run.config);
-      writeRecord(m.runDir, m.record);
-      m.writer = new MetricsWriter(path.join(m.runDir, RUN_FILES.metrics));
-    }
-    const hooks: FusedHooks = {
-      members: members.map((m) => runFileHooks(m.record, m.runDir, m.writer as MetricsWriter)),
-      onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
-      shouldStop: opts.shouldStop,
-    };
-    outcomes = await trainFused(claimed.map((c) => c.run.config), data, hooks);
+    const hooks = members.map((m) => m.open(data));
+    outcomes = await trainGroup(
+      claimed.map((c) => c.run.config),
+      data,
+      { members: hooks, onStep: (step, _total, loss) => opts.reporter?.step(step, loss), shouldStop: opts.shouldStop },
+    );
   } catch (e) {
     fault = e;
   }
+  const wall = (performance.now() - started) / 1000;
   for (const [k, m] of members.entries()) {
     const outcome = outcomes[k];
     if (outcome && !(outcome instanceof DivergedError)) completeRecord(m.record, outcome);
     else failRecord(m.record, outcome ?? fault);
-    endRun(m.runDir, m.record, (performance.now() - started) / 1000, () => m.writer?.close());
+    m.close(wall);
     opts.reporter?.finish(m.record);
   }
   return members.map((m) => m.record);
+}
+
+/**
+ * What one trained run writes, whatever its group: run.json (running, then its outcome),
+ * config.yaml, metrics.csv rows (counted in steps_done), one CSV per instrument (and their time in
+ * run.json), TensorBoard events when asked, the engine once chosen, the trained weights.
+ */
+class RunFiles {
+  record: RunRecord;
+  private writer: MetricsWriter | null = null;
+  private board: TensorBoardWriter | null = null;
+  private readonly instrumentCsvs = new Map<InstrumentName, InstrumentCsv>();
+  private instrumentSeconds: Partial<Record<InstrumentName, number>> | null = null;
+
+  constructor(
+    private readonly claimed: ClaimedRun,
+    private readonly opts: SweepOptions,
+  ) {
+    this.record = newRecord(claimed.run, 'running', opts.backend, null);
+  }
+
+  /** Opens the run's files and returns the hooks that write them. */
+  open(data: Dataset): RunHooks {
+    const { run, runDir } = this.claimed;
+    const record = (this.record = newRecord(run, 'running', this.opts.backend, data));
+    writeConfig(runDir, run.config);
+    writeRecord(runDir, record);
+    const writer = (this.writer = new MetricsWriter(path.join(runDir, RUN_FILES.metrics)));
+    for (const name of enabledInstruments(run.config)) this.instrumentCsvs.set(name, new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)));
+    const hooks: RunHooks = {
+      onRow: (row) => {
+        writer.append(row);
+        record.steps_done = row.step;
+      },
+      onEngine: (engine, note) => {
+        record.engine = engine;
+        record.numerics = numericsOf(this.opts.backend, engine, BNX_VERSION);
+        writeRecord(runDir, record);
+        if (note) this.opts.reporter?.note?.(note);
+      },
+      onTrained: (model) => saveWeights(model, runDir), // weights.json/.bin
+      onInstrument: (name, _step, measured) => this.instrumentCsvs.get(name)?.append(measured),
+      onInstrumentOverhead: (seconds) => (this.instrumentSeconds = seconds),
+    };
+    this.board = openTensorBoard(run, runDir, this.opts, hooks);
+    return hooks;
+  }
+
+  /**
+   * The end of the run however it ended: closes its files (a failure there fails the run), stamps
+   * the end time, the wall time and the instruments' share of it, writes the final run.json.
+   * Also on interruption and failure: what was logged stays readable.
+   */
+  close(wallSeconds: number): void {
+    const record = this.record;
+    record.instruments = instrumentOverhead(this.instrumentSeconds, wallSeconds);
+    try {
+      try {
+        this.board?.close();
+        for (const csv of this.instrumentCsvs.values()) csv.close();
+      } finally {
+        this.writer?.close();
+      }
+    } catch (e) {
+      record.status = 'failed';
+      record.error ??= describeFault(e);
+    }
+    record.ended_at = new Date().toISOString();
+    record.wall_time_s = Math.round(wallSeconds * 10) / 10;
+    writeFinalRecord(this.claimed.runDir, record);
+  }
 }

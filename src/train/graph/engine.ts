@@ -7,19 +7,19 @@ import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index
 import type { NoiseDraw } from '../../model/batch-norm.js';
 import { BatchNorm, Cnn, type Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
+import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
-import type { Engine } from '../loop.js';
 import { compileMlp, type CompiledGraph } from './compile.js';
 import { compileCnn } from './compile-cnn.js';
 import { isAlive } from '../../store/lock.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
+import { groupGraph, memberKey, type GroupGraph, type GroupSignatureName } from './members.js';
 
 /** What tfjs-node's SavedModel runtime gives back: one signature of one session. */
 export interface SavedModelSignature {
   predict(inputs: tf.NamedTensorMap): tf.NamedTensorMap;
   dispose(): void;
 }
-type SignatureName = 'init' | 'train_step' | 'eval' | 'read' | 'batch_stats' | 'set_stats';
 type LoadSavedModel = (dir: string, tags: string[], signature: string) => Promise<SavedModelSignature>;
 
 function loadSavedModelFn(): LoadSavedModel {
@@ -80,21 +80,21 @@ export async function loadGraph<K extends string>(nodes: NodeDef[], signatures: 
 
 /**
  * Algorithm 2 through the `batch_stats` and `set_stats` signatures: each moving_mean/variance
- * becomes the mean over `batches` training mini-batches (from `nextBatch`: the `x` input first,
- * other tensors to dispose after) of the batch means and unbiased variances, summed in float32 as
- * the eager tf.add does.
+ * becomes the mean over `batches` training mini-batches (from `nextBatch`: the `batch_stats`
+ * inputs, disposed after use) of the batch means and unbiased variances, summed in float32 as
+ * the eager tf.add does. Output `<prefix><layer>/mean` feeds input `<prefix><layer>/norm/moving_mean`.
  */
-export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature; set_stats?: SavedModelSignature }, batches: number, nextBatch: () => tf.Tensor[]): void {
+export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature; set_stats?: SavedModelSignature }, batches: number, nextBatch: () => tf.NamedTensorMap): void {
   const sums = new Map<string, Float32Array>();
   for (let b = 0; b < batches; b++) {
-    const tensors = nextBatch();
-    const out = (sig.batch_stats as SavedModelSignature).predict({ x: tensors[0] });
+    const inputs = nextBatch();
+    const out = (sig.batch_stats as SavedModelSignature).predict(inputs);
     for (const [k, t] of Object.entries(out)) {
       const v = t.dataSync() as Float32Array;
       const sum = sums.get(k) ?? (sums.set(k, new Float32Array(v.length)).get(k) as Float32Array);
       for (let i = 0; i < v.length; i++) sum[i] += v[i];
     }
-    tf.dispose([...tensors, ...Object.values(out)]);
+    tf.dispose([...Object.values(inputs), ...Object.values(out)]);
   }
   const inputs: tf.NamedTensorMap = {};
   for (const [k, sum] of sums) {
@@ -105,156 +105,215 @@ export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature
   tf.dispose([...Object.values(inputs), ...Object.values(done)]);
 }
 
-/**
- * The graph engine: a run's training step compiled to one TensorFlow graph (see `compileMlp` and `compileCnn`),
- * written as a SavedModel to a temporary folder and executed through tfjs-node's SavedModel
- * runtime, one native call per step. The four signatures share one session (same path and tags),
- * so the variables `init` sets are those `train_step` updates and `read` returns.
- */
-export class GraphEngine implements Engine {
-  readonly kind = 'graph' as const;
-  private disposed = false;
-  /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
-  private readonly population: { batcher: EpochBatcher; batches: number; batchSize: number; estimatedAt: number | null } | null;
+/** One member of the graph engine: its model, its learning rate, its noise and population state. */
+interface GraphMember {
+  model: Classifier;
+  graph: CompiledGraph;
+  lr: tf.Scalar;
   /**
    * Noisy batch norm: the graph's noise inputs and the model's layer of each. The layer draws the
    * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
    * engine's, also when an instrument's training-mode pass on the model made the step's draw first.
    */
-  private readonly noise: { layer: string; bn: BatchNorm }[];
+  noise: { layer: string; bn: BatchNorm }[];
+  /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
+  population: { batcher: EpochBatcher; batches: number; batchSize: number } | null;
+}
+
+/** The graph a model trains with: `compileCnn` for a Cnn, `compileMlp` for an Mlp. */
+export function compileRun(config: RunConfig, model: Classifier, data: Dataset): CompiledGraph {
+  return model instanceof Cnn ? compileCnn(config, model.inputShape, data.classes) : compileMlp(config, data.features, data.classes);
+}
+
+/**
+ * The graph engine: each member's training step compiled to TensorFlow ops (see `compileMlp` and
+ * `compileCnn`), the members' graphs side by side in one graph (`groupGraph`), written as a
+ * SavedModel to a temporary folder and executed through tfjs-node's SavedModel runtime: one
+ * native call steps every member. The signatures share one session (same path and tags), so the
+ * variables `init` sets are those `train_step` updates and `read` returns. TensorFlow runs the
+ * members' independent ops side by side on its inter-op threads.
+ */
+export class GraphEngine implements Engine {
+  readonly kind = 'graph' as const;
+  private disposed = false;
+  /** The training step at which the population statistics were last estimated. */
+  private estimatedAt: number | null = null;
+  /** `read`'s values of every member, until the next step changes them. */
+  private readCache: tf.NamedTensorMap | null = null;
 
   private constructor(
-    private readonly model: Classifier,
-    readonly graph: CompiledGraph,
-    private readonly dir: string,
-    private readonly sig: Partial<Record<SignatureName, SavedModelSignature>> & Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
-    private readonly lr: tf.Scalar,
+    private readonly list: GraphMember[],
+    readonly graph: GroupGraph,
+    private readonly sig: Partial<Record<GroupSignatureName, SavedModelSignature>> & Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
+    private readonly unload: () => void,
     private readonly data: Dataset,
-    config: RunConfig,
-  ) {
-    const t = config.train;
-    this.population = graph.signatures.batch_stats
-      ? { batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)), batches: config.model.batch_norm.population_batches, batchSize: t.batch_size, estimatedAt: null }
-      : null;
-    const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
-    this.noise = (graph.noise ?? []).map(({ layer, channels }, i) => {
-      const bn = bns[i];
-      if (!bn || bn.channels !== channels) throw new Error(`graph noise input ${layer} [${channels}] has no batch norm counterpart in the model`);
-      return { layer, bn };
-    });
+  ) {}
+
+  get members(): number {
+    return this.list.length;
   }
 
-  get features(): number {
-    return this.data.features;
-  }
-
-  /** Compiles the run, loads it and sets its variables to the model's (initial) values. */
-  static async create(config: RunConfig, model: Classifier, data: Dataset): Promise<GraphEngine> {
-    const graph = model instanceof Cnn ? compileCnn(config, model.inputShape, data.classes) : compileMlp(config, data.features, data.classes);
-    const { dir, sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<SignatureName, Signature>);
+  /** Compiles the members, loads their graph and sets each member's variables to its model's (initial) values. */
+  static async create(members: { config: RunConfig; model: Classifier }[], data: Dataset): Promise<GraphEngine> {
+    const graph = groupGraph(members.map(({ config, model }) => compileRun(config, model, data)));
+    const { sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<GroupSignatureName, Signature>);
+    const list: GraphMember[] = [];
+    const engine = new GraphEngine(list, graph, sig as GraphEngine['sig'], unload, data);
     try {
-      const engine = new GraphEngine(model, graph, dir, sig as Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>, tf.scalar(config.train.lr), data, config);
-      engine.assign(model);
+      members.forEach(({ config, model }, k) => {
+        const compiled = graph.members[k];
+        const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
+        const noise = (compiled.noise ?? []).map(({ layer, channels }, i) => {
+          const bn = bns[i];
+          if (!bn || bn.channels !== channels) throw new Error(`graph noise input ${layer} [${channels}] has no batch norm counterpart in the model`);
+          return { layer, bn };
+        });
+        const t = config.train;
+        const population = compiled.signatures.batch_stats
+          ? { batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)), batches: config.model.batch_norm.population_batches, batchSize: t.batch_size }
+          : null;
+        list.push({ model, graph: compiled, lr: tf.scalar(t.lr), noise, population });
+      });
+      engine.assign();
       return engine;
     } catch (e) {
-      unload();
+      engine.dispose();
       throw e;
     }
   }
 
-  /** Sets every graph variable to the model's value (and zeroes the optimizer's slots). */
-  assign(model: Classifier): void {
-    const named = model.namedWeights;
+  /** Sets every member's graph variables to its model's current values (and zeroes the optimizers' slots). */
+  assign(): void {
+    this.dropReadCache();
     const inputs: tf.NamedTensorMap = {};
-    for (const v of this.graph.variables) {
-      const w = named.get(v.name);
-      if (!w || w.shape.join(',') !== v.shape.join(',')) throw new Error(`graph variable ${v.name} [${v.shape}] has no counterpart in the model`);
-      inputs[v.name] = w;
-    }
-    const out = this.sig.init.predict(inputs);
-    tf.dispose(Object.values(out));
+    this.list.forEach(({ model, graph }, k) => {
+      const named = model.namedWeights;
+      for (const v of graph.variables) {
+        const w = named.get(v.name);
+        if (!w || w.shape.join(',') !== v.shape.join(',')) throw new Error(`graph variable ${v.name} [${v.shape}] has no counterpart in the model`);
+        inputs[memberKey(k, v.name)] = w;
+      }
+    });
+    tf.dispose(Object.values(this.sig.init.predict(inputs)));
   }
 
-  /** One training step on a batch: x [n * features], y [n]. Returns the loss before the update and the correct count. */
-  step(x: Float32Array, y: Int32Array): { loss: number; correct: number } {
-    const n = y.length;
-    const xt = tf.tensor2d(x, [n, this.features]);
-    const yt = tf.tensor1d(y, 'int32');
-    const noise: tf.NamedTensorMap = {};
-    for (const { layer, bn } of this.noise) {
-      const { scale, shift } = bn.stepNoise() as NoiseDraw;
-      noise[`noise/${layer}/scale`] = tf.tensor1d(scale);
-      noise[`noise/${layer}/shift`] = tf.tensor1d(shift);
-    }
+  /** Each distinct batch as tensors, once (members sharing a Batch object share its tensors). */
+  private static batchTensors(batches: Batch[], features: number): Map<Batch, [tf.Tensor2D, tf.Tensor1D]> {
+    const tensors = new Map<Batch, [tf.Tensor2D, tf.Tensor1D]>();
+    for (const b of batches) if (!tensors.has(b)) tensors.set(b, [tf.tensor2d(b.x, [b.y.length, features]), tf.tensor1d(b.y, 'int32')]);
+    return tensors;
+  }
+
+  step(batches: Batch[]): StepOutcome[] {
+    this.dropReadCache();
+    const tensors = GraphEngine.batchTensors(batches, this.data.features);
+    const inputs: tf.NamedTensorMap = {};
+    const noise: tf.Tensor[] = [];
     try {
-      const out = this.sig.train_step.predict({ x: xt, labels: yt, lr: this.lr, ...noise });
-      const loss = (out.loss.dataSync() as Float32Array)[0];
-      const correct = (out.correct.dataSync() as Float32Array)[0];
+      this.list.forEach((m, k) => {
+        const [x, labels] = tensors.get(batches[k]) as [tf.Tensor2D, tf.Tensor1D];
+        inputs[memberKey(k, 'x')] = x;
+        inputs[memberKey(k, 'labels')] = labels;
+        inputs[memberKey(k, 'lr')] = m.lr;
+        for (const { layer, bn } of m.noise) {
+          const { scale, shift } = bn.stepNoise() as NoiseDraw;
+          const [s, t] = [tf.tensor1d(scale), tf.tensor1d(shift)];
+          noise.push(s, t);
+          inputs[memberKey(k, `noise/${layer}/scale`)] = s;
+          inputs[memberKey(k, `noise/${layer}/shift`)] = t;
+        }
+      });
+      const out = this.sig.train_step.predict(inputs);
+      const outcomes = this.list.map((_, k) => ({
+        loss: (out[memberKey(k, 'loss')].dataSync() as Float32Array)[0],
+        correct: (out[memberKey(k, 'correct')].dataSync() as Float32Array)[0],
+      }));
       tf.dispose(Object.values(out));
-      return { loss, correct };
+      return outcomes;
     } finally {
-      tf.dispose([xt, yt, ...Object.values(noise)]);
+      tf.dispose([...[...tensors.values()].flat(), ...noise]);
       // The step is taken: the next one draws afresh (the eager step's updateMovingStats).
-      for (const { bn } of this.noise) bn.endStepNoise();
+      for (const m of this.list) for (const { bn } of m.noise) bn.endStepNoise();
     }
   }
 
   /**
-   * Algorithm 2, as the eager `PopulationStatistics.estimate`: the inference statistics become the
-   * mean over `population_batches` training mini-batches (of their own shuffle) of the batch means
-   * and of the unbiased batch variances, with the weights fixed. Once per training step.
+   * Algorithm 2, as the eager `PopulationStatistics.estimate`, for every member with
+   * `inference: population`: its inference statistics become the mean over `population_batches`
+   * training mini-batches (of its own shuffle) of the batch means and of the unbiased batch
+   * variances, with the weights fixed. Once per training step.
    */
   private estimatePopulation(step: number): void {
-    const p = this.population;
-    if (!p || p.estimatedAt === step) return;
-    setPopulationStatistics(this.sig, p.batches, () => {
-      const { indices, start } = p.batcher.next();
-      const batch = gather(this.data.train, this.features, indices, start, p.batchSize);
-      return [tf.tensor2d(batch.x, [p.batchSize, this.features])];
+    const members = this.list.map((m, k) => ({ k, p: m.population })).filter((m) => m.p !== null);
+    if (members.length === 0 || this.estimatedAt === step) return;
+    this.dropReadCache();
+    const f = this.data.features;
+    const batches = (members[0].p as NonNullable<GraphMember['population']>).batches;
+    setPopulationStatistics(this.sig, batches, () => {
+      const inputs: tf.NamedTensorMap = {};
+      for (const { k, p } of members) {
+        const { batcher, batchSize } = p as NonNullable<GraphMember['population']>;
+        const { indices, start } = batcher.next();
+        inputs[memberKey(k, 'x')] = tf.tensor2d(gather(this.data.train, f, indices, start, batchSize).x, [batchSize, f]);
+      }
+      return inputs;
     });
-    p.estimatedAt = step;
+    this.estimatedAt = step;
   }
 
   /**
-   * Mean loss and accuracy in inference mode (batch norm: the moving averages, or the population
-   * estimate taken at training step `step`) on the first `limit` examples, chunked as the eager
-   * `evaluate`.
+   * Every member's mean loss and accuracy in inference mode (batch norm: the moving averages, or
+   * the population estimate taken at training step `step`) on the first `limit` examples, chunked
+   * as the eager `evaluate`; every member sees the same chunk tensors.
    */
-  evaluate(split: Split, limit: number | null, step: number): EvalResult {
+  evaluate(split: Split, limit: number | null, step: number): EvalResult[] {
     this.estimatePopulation(step);
-    return evaluateInChunks(split, this.features, limit, (x, labels) => {
-      const out = this.sig.eval.predict({ x, labels });
-      const totals = { lossSum: (out.loss_sum.dataSync() as Float32Array)[0], correct: (out.correct.dataSync() as Float32Array)[0] };
+    return evaluateInChunks(split, this.data.features, limit, this.members, (x, labels) => {
+      const inputs: tf.NamedTensorMap = {};
+      this.list.forEach((_, k) => {
+        inputs[memberKey(k, 'x')] = x;
+        inputs[memberKey(k, 'labels')] = labels;
+      });
+      const out = this.sig.eval.predict(inputs);
+      const totals = this.list.map((_, k) => ({
+        lossSum: (out[memberKey(k, 'loss_sum')].dataSync() as Float32Array)[0],
+        correct: (out[memberKey(k, 'correct')].dataSync() as Float32Array)[0],
+      }));
       tf.dispose(Object.values(out));
       return totals;
     });
   }
 
-  /** Every variable's current value, by the model's `namedWeights` name. */
-  read(): Map<string, Float32Array> {
-    const out = this.sig.read.predict({});
+  /** Member m's variables' current values, by the model's `namedWeights` name. */
+  read(member: number): Map<string, Float32Array> {
+    this.readCache ??= this.sig.read.predict({});
     const values = new Map<string, Float32Array>();
-    for (const v of this.graph.variables) values.set(v.name, out[v.name].dataSync() as Float32Array);
-    tf.dispose(Object.values(out));
+    for (const v of this.list[member].graph.variables) values.set(v.name, this.readCache[memberKey(member, v.name)].dataSync() as Float32Array);
     return values;
   }
 
-  /** The run's model with the graph's current variables copied into it (for `onTrained`: saved weights, export). */
-  weights(): Classifier {
-    const values = this.read();
-    for (const [name, w] of this.model.namedWeights) {
+  private dropReadCache(): void {
+    if (this.readCache) tf.dispose(Object.values(this.readCache));
+    this.readCache = null;
+  }
+
+  /** Member m's model with its graph variables copied into it (for `onTrained`: saved weights, export; instruments). */
+  weights(member: number): Classifier {
+    const values = this.read(member);
+    const model = this.list[member].model;
+    for (const [name, w] of model.namedWeights) {
       const v = values.get(name);
       if (!v) throw new Error(`model variable ${name} is not in the graph`);
       tf.tidy(() => w.assign(tf.tensor(v, w.shape)));
     }
-    return this.model;
+    return model;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const s of Object.values(this.sig)) s.dispose();
-    this.lr.dispose();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    this.dropReadCache();
+    this.unload();
+    tf.dispose(this.list.map((m) => m.lr));
   }
 }
