@@ -77,6 +77,12 @@ export interface PairDiff {
   a: RunRef;
   b: RunRef;
   config: ConfigDiff[];
+  /**
+   * When the configs are identical: the run.json `numerics` fields (engine, TensorFlow, bnx,
+   * threads, CPU) that differ, which then explain any difference in the numbers; empty when they
+   * are equal (the numbers should then be the same bytes), null when either run did not record them.
+   */
+  numerics: ConfigDiff[] | null;
   steps: StepRow[];
   values: ValueDiff[];
   targets: TargetDiff[];
@@ -181,7 +187,14 @@ export function diffRuns(a: LoadedRun, b: LoadedRun, opts: DiffOptions = {}, lab
       better: better(name, x, y),
     };
   });
-  return { label, a: ref(a), b: ref(b), config: configDiff(a, b), steps: stepRows(a, b), values, targets: targetDiffs(a, b, opts) };
+  const config = configDiff(a, b);
+  return { label, a: ref(a), b: ref(b), config, numerics: config.length === 0 ? numericsDiff(a, b) : null, steps: stepRows(a, b), values, targets: targetDiffs(a, b, opts) };
+}
+
+function numericsDiff(a: LoadedRun, b: LoadedRun): ConfigDiff[] | null {
+  const [na, nb] = [a.record?.numerics, b.record?.numerics];
+  if (!na || !nb) return null;
+  return (Object.keys(na) as (keyof typeof na)[]).filter((k) => na[k] !== nb[k]).map((k) => ({ key: k, a: na[k], b: nb[k] }));
 }
 
 /**
@@ -378,8 +391,11 @@ function formatPair(p: PairDiff, opts: { allSteps?: boolean; maxSteps?: number }
     out.push('config (keys that differ)', formatTable(['key', 'A', 'B'], p.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]), { indent: '  ' }), '');
   } else if (!p.a.spec || !p.b.spec) {
     out.push(`config: not known for ${!p.a.spec ? 'A' : 'B'} (a bare metrics CSV has no run.json)`, '');
+  } else if (p.numerics && p.numerics.length > 0) {
+    const what = p.numerics.map((d) => `${d.key} ${formatValue(d.a)} vs ${formatValue(d.b)}`).join('; ');
+    out.push(`config: identical, but computed under different numerics (${what}): differences below come from that, not from the config`, '');
   } else {
-    out.push('config: identical', '');
+    out.push(`config: identical${p.numerics ? ', numerics identical (same engine, TensorFlow, bnx, threads and CPU: the numbers should be the same bytes)' : ''}`, '');
   }
   const evalRows = p.steps.filter((s) => (s.a.val_acc !== null || s.a.val_loss !== null) && (s.b.val_acc !== null || s.b.val_loss !== null));
   const base = evalRows.length > 0 && !opts.allSteps ? evalRows : p.steps;

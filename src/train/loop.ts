@@ -202,8 +202,11 @@ class Feeder {
 /** One member of a training group: its model, its batches, its metrics, its instruments. */
 class Member {
   readonly metrics: RunMetrics;
-  /** Set when the member diverged: it is no longer reported (its values stay its own in the engine). */
-  diverged: DivergedError | null = null;
+  /**
+   * Set when the member diverged (DivergedError) or one of its own hooks failed (its files: a full
+   * disk, ...): it is no longer reported, and the others go on (its values stay its own in the engine).
+   */
+  ended: Error | null = null;
   instruments: InstrumentRunner | null = null;
 
   constructor(
@@ -215,6 +218,16 @@ class Member {
   ) {
     this.metrics = new RunMetrics(config, data.train.n);
   }
+
+  /** Runs one of the member's hooks; a fault there ends this member only. */
+  report(call: () => void): void {
+    if (this.ended) return;
+    try {
+      call();
+    } catch (e) {
+      this.ended = e instanceof Error ? e : new Error(String(e));
+    }
+  }
 }
 
 /**
@@ -224,10 +237,10 @@ class Member {
  * for each member's config: its weights and batch order come from its seed, and its arithmetic is
  * its own, so a member's rows and weights are those it has trained alone. The members share the
  * schedule (steps, log_every, eval_every, eval_limit: see `groupKey`). A member that diverges gets
- * its DivergedError as its outcome and the others go on; an interruption or a fault ends every
- * member (thrown).
+ * its DivergedError as its outcome, one whose own hooks fail (writing its files) that error, and
+ * the others go on; an interruption or a fault of the engine ends every member (thrown).
  */
-export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: GroupHooks): Promise<(TrainResult | DivergedError)[]> {
+export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: GroupHooks): Promise<(TrainResult | Error)[]> {
   const t = configs[0].train;
   const steps = totalSteps(configs[0], data.train.n);
   const feeders = new Map<string, Feeder>();
@@ -247,49 +260,46 @@ export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: Gro
     }
     const choices = configs.map(chooseEngine);
     if (choices.some((c) => c.kind !== choices[0].kind)) throw new Error('trainGroup: the members of a group train on one engine');
-    members.forEach((s, m) => s.hooks.onEngine?.(choices[m].kind, choices[m].note));
+    members.forEach((s, m) => s.report(() => s.hooks.onEngine?.(choices[m].kind, choices[m].note)));
     engine = choices[0].kind === 'graph' ? await GraphEngine.create(members, data) : new EagerEngine(members, data);
     const live = engine;
     for (let step = 1; step <= steps; step++) {
       for (const feeder of feeders.values()) feeder.next();
       const batches = members.map((s) => s.feeder.batch);
-      for (const s of members) if (!s.diverged) s.instruments?.beforeStep(step, s.model, s.feeder.batch);
+      for (const s of members) s.report(() => s.instruments?.beforeStep(step, s.model, s.feeder.batch));
       const outcomes = live.step(batches);
       let lossTotal = 0;
       let reporting = 0;
       for (const [m, s] of members.entries()) {
-        if (s.diverged) continue;
+        if (s.ended) continue;
         const { loss, correct } = outcomes[m];
         lossTotal += loss;
         reporting++;
         const diverged = s.metrics.add(step, loss, correct);
         if (diverged) {
-          s.hooks.onRow?.(diverged.row);
-          s.diverged = diverged.error;
+          s.report(() => s.hooks.onRow?.(diverged.row));
+          s.ended ??= diverged.error;
         }
       }
       if (reporting > 0) hooks.onStep?.(step, steps, lossTotal / reporting);
-      if (members.every((s) => s.diverged)) break;
+      if (members.every((s) => s.ended)) break;
       await pause(step);
 
       const lead = members[0].metrics;
       if (lead.rowDue(step, steps)) {
         const vals = lead.evalDue(step, steps) ? live.evaluate(data.val, t.eval_limit, step) : null;
         for (const [m, s] of members.entries()) {
-          if (s.diverged) continue;
+          if (s.ended) continue;
           const row = s.metrics.row(step, vals?.[m] ?? null); // always: it also keeps the final and best values
-          s.hooks.onRow?.(row);
+          s.report(() => s.hooks.onRow?.(row));
         }
       }
-      members.forEach((s, m) => {
-        if (!s.diverged) s.instruments?.afterStep(step, () => live.weights(m), s.feeder.batch);
-      });
+      members.forEach((s, m) => s.report(() => s.instruments?.afterStep(step, () => live.weights(m), s.feeder.batch)));
     }
-    const tests = members.some((s) => !s.diverged) ? live.evaluate(data.test, null, steps) : [];
+    const tests = members.some((s) => !s.ended) ? live.evaluate(data.test, null, steps) : [];
     return members.map((s, m) => {
-      if (s.diverged) return s.diverged;
-      s.hooks.onTrained?.(live.weights(m));
-      return s.metrics.result(steps, live.kind, tests[m], s.model.parameterCount);
+      s.report(() => s.hooks.onTrained?.(live.weights(m)));
+      return s.ended ?? s.metrics.result(steps, live.kind, tests[m], s.model.parameterCount);
     });
   } finally {
     engine?.dispose();
@@ -300,9 +310,9 @@ export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: Gro
   }
 }
 
-/** One run trained alone (a group of one): its result, or DivergedError thrown when it diverged. */
+/** One run trained alone (a group of one): its result; DivergedError (or its hooks' fault) thrown. */
 export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks = {}): Promise<TrainResult> {
   const [outcome] = await trainGroup([config], data, { members: [hooks], onStep: hooks.onStep, shouldStop: hooks.shouldStop });
-  if (outcome instanceof DivergedError) throw outcome;
+  if (outcome instanceof Error) throw outcome;
   return outcome;
 }

@@ -6,7 +6,7 @@ import { describeFault } from '../store/files.js';
 import { withLock, tryLock } from '../store/lock.js';
 import { MetricsWriter } from '../store/metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from '../store/instrument-csv.js';
-import type { InstrumentName } from '../spec/types.js';
+import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { enabledInstruments } from './instruments/index.js';
 import { TensorBoardWriter, tensorboardDir } from '../store/tensorboard.js';
 import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary, type RunRecord, type RunStatus } from '../store/runs.js';
@@ -272,27 +272,38 @@ function writeFinalRecord(runDir: string, record: RunRecord): void {
 async function trainClaimed(claimed: ClaimedRun[], datasets: Map<string, Dataset>, opts: SweepOptions, count: number): Promise<RunRecord[]> {
   const started = performance.now();
   const members = claimed.map((c) => new RunFiles(c, opts));
-  let outcomes: (TrainResult | DivergedError)[] = [];
-  let fault: unknown = null;
+  /** Each member's outcome; a fault that ends the whole group (data, engine, interruption) ends those still without one. */
+  const outcomes = new Map<RunFiles, TrainResult | Error>();
   try {
     const data = datasetFor(claimed[0].run, datasets);
     const steps = totalSteps(claimed[0].run.config, data.train.n);
     if (claimed.length > 1 && opts.reporter?.startGroup) opts.reporter.startGroup(claimed.map((c) => c.run), claimed.map((c) => c.index), count, steps);
     else opts.reporter?.start(claimed[0].run, claimed[0].index, count, steps);
-    const hooks = members.map((m) => m.open(data));
-    outcomes = await trainGroup(
-      claimed.map((c) => c.run.config),
-      data,
-      { members: hooks, onStep: (step, _total, loss) => opts.reporter?.step(step, loss), shouldStop: opts.shouldStop },
-    );
+    // A run whose files cannot be opened (a full disk, a file where its folder should be) fails alone.
+    const training: { files: RunFiles; hooks: RunHooks }[] = [];
+    for (const files of members) {
+      try {
+        training.push({ files, hooks: files.open(data) });
+      } catch (e) {
+        outcomes.set(files, e instanceof Error ? e : new Error(String(e)));
+      }
+    }
+    if (training.length > 0) {
+      const results = await trainGroup(
+        training.map((t) => t.files.config),
+        data,
+        { members: training.map((t) => t.hooks), onStep: (step, _total, loss) => opts.reporter?.step(step, loss), shouldStop: opts.shouldStop },
+      );
+      training.forEach((t, k) => outcomes.set(t.files, results[k]));
+    }
   } catch (e) {
-    fault = e;
+    for (const m of members) if (!outcomes.has(m)) outcomes.set(m, e instanceof Error ? e : new Error(String(e)));
   }
   const wall = (performance.now() - started) / 1000;
-  for (const [k, m] of members.entries()) {
-    const outcome = outcomes[k];
-    if (outcome && !(outcome instanceof DivergedError)) completeRecord(m.record, outcome);
-    else failRecord(m.record, outcome ?? fault);
+  for (const m of members) {
+    const outcome = outcomes.get(m) as TrainResult | Error;
+    if (outcome instanceof Error) failRecord(m.record, outcome);
+    else completeRecord(m.record, outcome);
     m.close(wall);
     opts.reporter?.finish(m.record);
   }
@@ -316,6 +327,10 @@ class RunFiles {
     private readonly opts: SweepOptions,
   ) {
     this.record = newRecord(claimed.run, 'running', opts.backend, null);
+  }
+
+  get config(): RunConfig {
+    return this.claimed.run.config;
   }
 
   /** Opens the run's files and returns the hooks that write them. */
