@@ -30,7 +30,7 @@ import { expandGrid } from '../src/spec/expand.js';
 import { loadSpec } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
 import { describeBackend, initBackend } from '../src/train/backend.js';
-import { workerThreadEnv } from '../src/cli/workers.js';
+import { workerThreadEnv } from '../src/launch/workers.js';
 import { trainingGroups } from '../src/train/groups.js';
 import { train, trainGroup, type TrainHooks } from '../src/train/loop.js';
 import { PAPER_SPEC, ROOT, sweepConfig } from './paper.js';

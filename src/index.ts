@@ -2,8 +2,8 @@
  * bnx as a library: spec loading and grid expansion, datasets, normalization layers and models,
  * the training loop, and reading results.
  */
-export { InputError } from './errors.js';
-export { BNX_VERSION } from './version.js';
+export { InputError } from './util/errors.js';
+export { BNX_VERSION } from './util/version.js';
 export type * from './spec/types.js';
 export { loadSpec, parseOverride, applyOverrides, type Spec, type GridAxis, type Override } from './spec/load.js';
 export { expandGrid, configHash, runId, type PlannedRun } from './spec/expand.js';
@@ -24,8 +24,8 @@ export { evaluate, PopulationStatistics, type EvalResult } from './train/evaluat
 // Instruments: measurements taken while training, each into its own CSV (see README, "Instruments").
 export { InstrumentRunner, enabledInstruments, percentiles, probeSeed, GRADIENT_INSTRUMENTS, type Instrument, type InstrumentRow, type Measurement } from './train/instruments/index.js';
 export { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './store/instrument-csv.js';
-export { exportRun, type ExportReport } from './cli/export.js';
-export { runSweep, type SweepOptions, type SweepResult, type SweepReporter } from './train/sweep.js';
+export { exportRun, type ExportReport } from './analyze/export.js';
+export { runSweep, type SweepOptions, type SweepResult, type SweepReporter } from './store/sweep.js';
 export * from './store/index.js';
 export * from './analyze/index.js';
 // TensorBoard event files: writing them for a run, reading them back (TFRecord framing, CRC-checked).

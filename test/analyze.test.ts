@@ -14,7 +14,7 @@ import { fluctuation, stepsToReach } from '../src/analyze/stats.js';
 import { sweepChartSpec, sweepPoints } from '../src/analyze/sweep-chart.js';
 import { CommanderError } from 'commander';
 import { buildProgram } from '../src/cli/main.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { readMetrics, type MetricsRow } from '../src/store/metrics.js';
 import { bnx, ROOT, tmpDir } from './helpers.js';
 

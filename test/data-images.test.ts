@@ -18,7 +18,7 @@ import {
   writeCifarBatch,
   writeIdx,
 } from '../src/data/index.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { configHash, expandGrid, trainSetSize } from '../src/spec/expand.js';
 import { applyOverrides, loadSpec, parseOverride } from '../src/spec/load.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EpochBatcher, gather, loadDataset, mnistDir, readIdx, writeIdx, type Split } from '../src/data/index.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { DataConfig } from '../src/spec/types.js';
 

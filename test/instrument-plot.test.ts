@@ -8,7 +8,7 @@ import { renderSvg } from '../src/analyze/chart.js';
 import { instrumentChartSpec, instrumentTermCharts } from '../src/analyze/instrument-chart.js';
 import { loadSweep } from '../src/analyze/results.js';
 import { buildProgram } from '../src/cli/main.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { loadInstrument, readInstrumentCsv } from '../src/index.js';
 import { bnx, ROOT, tmpDir } from './helpers.js';
 

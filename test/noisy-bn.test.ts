@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { BatchNorm } from '../src/model/index.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { applyOverrides, loadSpec, parseOverride } from '../src/spec/load.js';

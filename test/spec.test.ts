@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { applyOverrides, loadSpec, parseOverride } from '../src/spec/load.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { ROOT, tmpDir, writeSpec, TINY_SPEC } from './helpers.js';

@@ -4,11 +4,11 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { crc32c, eventFiles, readEventFile, readEventLog, readRecords, type EventLog } from '../src/analyze/tensorboard.js';
 import { planFrom } from '../src/cli/plan.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { readMetrics, type MetricsRow } from '../src/store/metrics.js';
 import { TENSORBOARD_SUBDIR, TensorBoardWriter, tensorboardDir } from '../src/store/tensorboard.js';
 import { initBackend, type BackendInfo } from '../src/train/backend.js';
-import { runSweep } from '../src/train/sweep.js';
+import { runSweep } from '../src/store/sweep.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 const runDirs = (dir: string) =>

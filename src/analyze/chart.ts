@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { runLabels, type LoadedRun } from './results.js';
 import { series, type Metric } from './stats.js';
 

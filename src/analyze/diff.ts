@@ -1,5 +1,5 @@
 import { stringify } from 'csv-stringify/sync';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { fixed } from '../store/csv-format.js';
 import type { MetricsRow } from '../store/metrics.js';
 import { datasetOf, formatValue, runConfig, runLabels, sameValue, shortKeys, varyingKeys, type LoadedRun, type LoadedSweep } from './results.js';

@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import type { InstrumentName } from '../spec/types.js';
 import { chartBase, legendOf, termChart, xTitle, type TermSeries, type VegaLiteSpec } from './chart.js';
 import { percentileColumns, type InstrumentRuns, type InstrumentTable } from './instruments.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { INSTRUMENT_NAMES, type InstrumentName } from '../spec/types.js';
 import { parseCell } from '../store/csv-format.js';
 import { INSTRUMENT_COLUMNS, instrumentCsvPath } from '../store/instrument-csv.js';

@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { formatValue, runConfig, sameValue, shortKeys, type LoadedRun } from './results.js';
 import { fmt, fmtInt, fmtTime, runValues, type RunValues } from './stats.js';
 import { formatTable } from './table.js';

@@ -1,6 +1,6 @@
 import { stringify as toYaml } from 'yaml';
 import { setPath } from '../spec/load.js';
-import { BNX_VERSION } from '../version.js';
+import { BNX_VERSION } from '../util/version.js';
 import { chartSpec, metricTitle, renderSvg, type XAxis } from './chart.js';
 import { diffRuns, normPairs, ratioText, targetName, thin, type PairDiff, type TargetDiff } from './diff.js';
 import { formatListing, listResults, type RunListing } from './ls.js';

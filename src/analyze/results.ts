@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { METRICS_COLUMNS, readMetrics, type MetricsRow } from '../store/metrics.js';
 import { listRuns, readRecord, RUN_FILES, type RunRecord } from '../store/runs.js';
 

@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { chartBase, legendOf, termChart, type VegaLiteSpec } from './chart.js';
 import { formatValue, runConfig, sameValue, shortKeys, varyingKeys, type LoadedRun } from './results.js';
 import { runValues, type ComparedValue } from './stats.js';

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as protobuf from 'protobufjs';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { EVENT_FILE_MARK, eventSchema } from '../store/tensorboard.js';
 
 /**

@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { InputError } from '../errors.js';
-import { writeFileAtomic } from '../store/files.js';
+import { InputError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/files.js';
 import { chartSpec, metricTitle, renderPng, renderSvg, termChartOf, X_AXES, type VegaLiteSpec, type XAxis } from '../analyze/chart.js';
 import { INSTRUMENT_TITLES, instrumentChartSpec, instrumentLayers, instrumentTermCharts } from '../analyze/instrument-chart.js';
 import { loadInstrument, missingInstrumentLine } from '../analyze/instruments.js';

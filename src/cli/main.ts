@@ -1,8 +1,8 @@
 import { Command, CommanderError } from 'commander';
-import { EXIT_BAD_INPUT, InputError } from '../errors.js';
+import { EXIT_BAD_INPUT, InputError } from '../util/errors.js';
 import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
-import { describeFault } from '../store/files.js';
-import { BNX_VERSION } from '../version.js';
+import { describeFault } from '../util/files.js';
+import { BNX_VERSION } from '../util/version.js';
 import { registerAnalyzeCommands } from './analyze.js';
 import { registerExportCommand } from './export.js';
 import { registerJobCommands } from './jobs.js';

@@ -2,7 +2,7 @@ import cliProgress from 'cli-progress';
 import { formatValue } from '../analyze/results.js';
 import type { PlannedRun } from '../spec/expand.js';
 import type { RunRecord } from '../store/runs.js';
-import type { SweepReporter } from '../train/sweep.js';
+import type { SweepReporter } from '../store/sweep.js';
 import { fixed } from '../store/csv-format.js';
 
 const paramsText = (run: PlannedRun) => Object.entries(run.params).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ') || '(base config)';

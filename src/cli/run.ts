@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { parseShard, selectShard } from '../spec/shard.js';
 import type { RunStatus } from '../store/runs.js';
 import { specDir } from '../store/runs.js';
 import type { BackendName } from '../train/backend.js';
-import { BNX_VERSION } from '../version.js';
+import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
 import { collect, planFrom } from './plan.js';
 import { makeReporter } from './progress.js';
@@ -105,7 +105,7 @@ export function registerRunCommand(program: Command): void {
       const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
       if (workers > 1) {
         console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`);
-        const { runWorkers, workerArgs } = await import('./workers.js');
+        const { runWorkers, workerArgs } = await import('../launch/workers.js');
         // --new: the fresh folder is chosen (and taken) here, once for every worker.
         if (opts.new) fs.mkdirSync(dir, { recursive: true });
         process.exitCode = await runWorkers(workerArgs(process.argv.slice(2), opts.new ? dir : null), workers);
@@ -113,7 +113,7 @@ export function registerRunCommand(program: Command): void {
         return;
       }
       const { describeBackend, initBackend } = await import('../train/backend.js');
-      const { runSweep } = await import('../train/sweep.js');
+      const { runSweep } = await import('../store/sweep.js');
       const backend = await initBackend(opts.backend);
       if (backend.backend === 'cpu') {
         console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');

@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 
 export const CIFAR_SIDE = 32;
 export const CIFAR_CHANNELS = 3;

@@ -2,7 +2,7 @@
  * Datasets as flat typed arrays: MNIST from IDX files and a synthetic classification task, split
  * into train / validation / test and preprocessed with statistics of the training split only.
  */
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import type { DataConfig, SyntheticConfig } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
 import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, readCifarBatch, readCifarBatches, type CifarBatch } from './cifar.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { writeFileAtomic } from '../store/files.js';
+import { writeFileAtomic } from '../util/files.js';
 
 const MAX_REDIRECTS = 5;
 /** Give up on a silent connection after this long (ms); a slow but moving download is fine. */

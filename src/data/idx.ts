@@ -5,7 +5,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 
 export interface IdxFile {
   dims: number[];

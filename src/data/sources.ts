@@ -12,7 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import type { DatasetName } from '../spec/types.js';
 import { downloadSync } from './download.js';
 

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { writeFileAtomic } from '../store/files.js';
+import { writeFileAtomic } from '../util/files.js';
 import type { Classifier } from './classifier.js';
 
 /** Files a trained model is saved to, in its run directory. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { axisKeys, checkRunConfig, deepMerge, instrumentsFromList, setPath, type Spec } from './load.js';
 import { modelConfigProblem } from './model-checks.js';
 import { DEFAULT_CONFIG } from './schema.js';

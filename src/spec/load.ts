@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { ErrorObject } from 'ajv';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { configKeyPaths, DEFAULT_CONFIG, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
 import { specValidators } from './validators.js';
 import { INSTRUMENT_NAMES, type RunConfig } from './types.js';

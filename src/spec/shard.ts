@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 
 /** A parsed `--shard I/N`: this process runs slice I (0-based) of N. */
 export interface Shard {

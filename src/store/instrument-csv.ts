@@ -1,34 +1,12 @@
 import path from 'node:path';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
+export { INSTRUMENT_COLUMNS, instrumentColumns, percentileColumn } from '../train/instruments/columns.js';
 import { significant } from './csv-format.js';
 import { CsvLines } from './csv-lines.js';
 
 /** `<run dir>/<instrument name>.csv`. */
 export function instrumentCsvPath(runDir: string, name: InstrumentName): string {
   return path.join(runDir, `${name}.csv`);
-}
-
-/**
- * The leading columns of each instrument's CSV, in order. activation_percentiles has one more
- * column per configured percentile after these (`p15`, `p50`, `p2.5`: see percentileColumn).
- * Here, not with the instruments, so that reading results does not load TensorFlow.
- */
-export const INSTRUMENT_COLUMNS: Record<InstrumentName, readonly string[]> = {
-  activation_percentiles: ['step', 'layer'],
-  ics: ['step', 'layer', 'l2', 'cosine', 'grad_norm'],
-  smoothness: ['step', 'step_size', 'loss', 'loss_change', 'grad_change', 'beta'],
-  eval_gap: ['step', 'val_loss_train_mode', 'val_loss_inference', 'gap'],
-};
-
-/** `p15`, `p50`, `p85`, `p2.5`: the column of one configured percentile. */
-export function percentileColumn(q: number): string {
-  return `p${q}`;
-}
-
-/** The columns of a run's `<run dir>/<name>.csv`, in order. */
-export function instrumentColumns(config: RunConfig, name: InstrumentName): string[] {
-  const extra = name === 'activation_percentiles' ? config.instruments.activation_percentiles.percentiles.map(percentileColumn) : [];
-  return [...INSTRUMENT_COLUMNS[name], ...extra];
 }
 
 /** Significant digits of instrument values: gradient norms and their changes span many orders of magnitude. */

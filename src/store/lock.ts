@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
+import { isAlive } from '../util/process.js';
 
 /** Who holds a lock: enough to tell whether the holder is still alive. */
 interface LockOwner {
@@ -9,16 +10,6 @@ interface LockOwner {
 }
 
 export type LockResult = { ok: true; release: () => void } | { ok: false; owner: LockOwner };
-
-/** True if `pid` is a live process on this host (signal 0 checks existence without signalling). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readOwner(file: string): LockOwner | null {
   try {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { withLock } from './lock.js';
 import { listRuns, RUN_FILES, type RunRecord } from './runs.js';
 import { pointLabel, readIndex, SWEEP_INDEX, SWEEP_LOCK, writeIndex, type SweepIndex } from './sweep-index.js';

@@ -2,21 +2,12 @@ import fs from 'node:fs';
 import { parse } from 'csv-parse/sync';
 import { fixed, parseCell, significant } from './csv-format.js';
 import { CsvLines } from './csv-lines.js';
+import type { MetricsRow } from '../train/metrics.js';
 
 /** Columns of metrics.csv, in order. val_* are empty on rows without an evaluation. */
 export const METRICS_COLUMNS = ['step', 'epoch', 'train_loss', 'train_acc', 'val_loss', 'val_acc', 'lr'] as const;
 
-export interface MetricsRow {
-  step: number;
-  /** Fractional epochs completed: step * batch_size / training examples. */
-  epoch: number;
-  /** Mean training loss / accuracy over the mini-batches since the previous row. */
-  train_loss: number;
-  train_acc: number;
-  val_loss: number | null;
-  val_acc: number | null;
-  lr: number;
-}
+export type { MetricsRow };
 
 /** Appends metrics rows to a CSV file as they are produced, each a whole line (see CsvLines). */
 export class MetricsWriter {

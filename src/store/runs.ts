@@ -6,7 +6,7 @@ import { getPath } from '../spec/load.js';
 import type { RunConfig } from '../spec/types.js';
 import type { Numerics } from '../train/backend.js';
 import { fixed } from './csv-format.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../util/files.js';
 
 /**
  * pending: planned, not started; running: a process is training it (or died doing so, which a

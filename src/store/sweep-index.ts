@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError } from '../util/errors.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../util/files.js';
 import { readRecord, RUN_FILES } from './runs.js';
 
 /**

@@ -4,8 +4,8 @@ import { createRequire } from 'node:module';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type * as protobuf from 'protobufjs';
 import type { InstrumentName } from '../spec/types.js';
-import { EVENT_PROTO } from '../train/graph/proto/event-proto.js';
-import { SAVED_MODEL_PROTO } from '../train/graph/proto/saved-model-proto.js';
+import { EVENT_PROTO } from '../util/proto/event-proto.js';
+import { SAVED_MODEL_PROTO } from '../util/proto/saved-model-proto.js';
 import { METRICS_COLUMNS, type MetricsRow } from './metrics.js';
 
 /** Without `--tensorboard DIR`, a run's event files go to this folder inside its run folder. */

@@ -2,23 +2,13 @@ import { Augmenter, augments, EpochBatcher, gather, type Dataset } from '../data
 import { buildModel, type Classifier } from '../model/index.js';
 import { canonicalJson } from '../spec/expand.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
-import type { MetricsRow } from '../store/metrics.js';
 import { EagerEngine } from './eager-engine.js';
 import { chooseEngine, type Batch, type Engine, type EngineKind } from './engine.js';
-import type { EvalResult } from './evaluate.js';
+import { DivergedError, RunMetrics, type MetricsRow, type TrainResult } from './metrics.js';
 import { GraphEngine } from './graph/engine.js';
 import { InstrumentRunner } from './instruments/index.js';
 
-/** The loss became NaN/Inf or exceeded `train.max_loss`: a result (the run diverged), not an error. */
-export class DivergedError extends Error {
-  override name = 'DivergedError';
-  constructor(
-    readonly step: number,
-    readonly loss: number,
-  ) {
-    super(`diverged at step ${step}: training loss ${loss}`);
-  }
-}
+export { DivergedError, RunMetrics, type MetricsRow, type TrainResult };
 
 /** Training was asked to stop (Ctrl-C): the run is interrupted, not failed. */
 export class InterruptedError extends Error {
@@ -76,92 +66,9 @@ export function pausePoint(shouldStop?: () => boolean): (step: number) => Promis
   };
 }
 
-export interface TrainResult {
-  steps: number;
-  engine: EngineKind;
-  final: { train_loss: number; val_loss: number; val_acc: number };
-  best: { val_loss: number; val_loss_step: number; val_acc: number; val_acc_step: number };
-  test: EvalResult;
-  parameters: number;
-}
-
 export function totalSteps(config: RunConfig, trainExamples: number): number {
   const t = config.train;
   return t.steps ?? (t.epochs as number) * Math.floor(trainExamples / t.batch_size);
-}
-
-/**
- * One run's training metrics as the loop reports them: the running training loss and accuracy
- * between rows, the last and best evaluations, the rows of metrics.csv and the final result.
- * The unfused and fused loops both keep one per run, so their rows are the same.
- */
-export class RunMetrics {
-  private lossSum = 0;
-  private correctSum = 0;
-  private sinceRow = 0;
-  private lastTrainLoss = NaN;
-  private lastVal: EvalResult = { loss: NaN, acc: NaN };
-  private readonly best = { val_loss: Infinity, val_loss_step: 0, val_acc: -Infinity, val_acc_step: 0 };
-
-  constructor(
-    private readonly config: RunConfig,
-    private readonly trainExamples: number,
-  ) {}
-
-  private epoch(step: number): number {
-    return (step * this.config.train.batch_size) / this.trainExamples;
-  }
-
-  /**
-   * Adds a step's loss (before the update) and correct count. When the loss is NaN/Inf or above
-   * `train.max_loss`, returns the error and the row that keeps the evidence (the step where it happened).
-   */
-  add(step: number, loss: number, correct: number): { error: DivergedError; row: MetricsRow } | null {
-    this.correctSum += correct;
-    this.lossSum += loss;
-    this.sinceRow++;
-    const t = this.config.train;
-    if (Number.isFinite(loss) && (t.max_loss === null || loss <= t.max_loss)) return null;
-    return { error: new DivergedError(step, loss), row: { step, epoch: this.epoch(step), train_loss: loss, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr } };
-  }
-
-  /** Validation every `eval_every` steps and at the last step. */
-  evalDue(step: number, steps: number): boolean {
-    return step % this.config.train.eval_every === 0 || step === steps;
-  }
-
-  /** A row every `log_every` steps and at every evaluation. */
-  rowDue(step: number, steps: number): boolean {
-    return step % this.config.train.log_every === 0 || this.evalDue(step, steps);
-  }
-
-  /** The row of a log or evaluation step (`val`: this step's evaluation, if any); restarts the running means. */
-  row(step: number, val: EvalResult | null): MetricsRow {
-    if (val) {
-      this.lastVal = val;
-      if (val.loss < this.best.val_loss) [this.best.val_loss, this.best.val_loss_step] = [val.loss, step];
-      if (val.acc > this.best.val_acc) [this.best.val_acc, this.best.val_acc_step] = [val.acc, step];
-    }
-    this.lastTrainLoss = this.lossSum / this.sinceRow;
-    const row = {
-      step,
-      epoch: this.epoch(step),
-      train_loss: this.lastTrainLoss,
-      train_acc: this.correctSum / (this.sinceRow * this.config.train.batch_size),
-      val_loss: val?.loss ?? null,
-      val_acc: val?.acc ?? null,
-      lr: this.config.train.lr,
-    };
-    this.lossSum = 0;
-    this.correctSum = 0;
-    this.sinceRow = 0;
-    return row;
-  }
-
-  result(steps: number, engine: EngineKind, test: EvalResult, parameters: number): TrainResult {
-    const last = { train_loss: this.lastTrainLoss, val_loss: this.lastVal.loss, val_acc: this.lastVal.acc };
-    return { steps, engine, final: last, best: { ...this.best }, test, parameters };
-  }
 }
 
 /**

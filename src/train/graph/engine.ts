@@ -11,7 +11,7 @@ import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
 import { compileMlp, type CompiledGraph } from './compile.js';
 import { compileCnn } from './compile-cnn.js';
-import { isAlive } from '../../store/lock.js';
+import { isAlive } from '../../util/process.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
 import { groupGraph, memberKey, type GroupGraph, type GroupSignatureName } from './members.js';
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type * as protobuf from 'protobufjs';
-import { SAVED_MODEL_PROTO } from './proto/saved-model-proto.js';
+import { SAVED_MODEL_PROTO } from '../../util/proto/saved-model-proto.js';
 
 /** TensorFlow DataType enum values (types.proto) that bnx graphs use. */
 export const DT = { float: 1, int32: 3, bool: 10, resource: 20 } as const;

@@ -4,7 +4,7 @@ import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import { Rng } from '../../util/rng.js';
 import type { Instrument, InstrumentRow, Measurement } from './instrument.js';
-import { percentileColumn } from '../../store/instrument-csv.js';
+import { percentileColumn } from './columns.js';
 import { nonlinearityInputs } from './layers.js';
 
 /** Seed of the probe batch's permutation: from the run seed only, so BN and no-BN runs of a seed share the probe. */

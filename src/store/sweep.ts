@@ -2,20 +2,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { describeFault } from '../store/files.js';
-import { withLock, tryLock } from '../store/lock.js';
-import { MetricsWriter } from '../store/metrics.js';
-import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from '../store/instrument-csv.js';
+import { describeFault } from '../util/files.js';
+import { withLock, tryLock } from './lock.js';
+import { MetricsWriter } from './metrics.js';
+import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
-import { enabledInstruments } from './instruments/index.js';
-import { TensorBoardWriter, tensorboardDir } from '../store/tensorboard.js';
-import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary, type RunRecord, type RunStatus } from '../store/runs.js';
-import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from '../store/sweep-index.js';
+import { enabledInstruments } from '../train/instruments/index.js';
+import { TensorBoardWriter, tensorboardDir } from './tensorboard.js';
+import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary, type RunRecord, type RunStatus } from './runs.js';
+import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
-import { BNX_VERSION } from '../version.js';
-import { describeBackend, numericsOf, type BackendInfo } from './backend.js';
-import { trainingGroups } from './groups.js';
-import { DivergedError, InterruptedError, totalSteps, trainGroup, type RunHooks, type TrainResult } from './loop.js';
+import { BNX_VERSION } from '../util/version.js';
+import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
+import { trainingGroups } from '../train/groups.js';
+import { DivergedError, InterruptedError, totalSteps, trainGroup, type RunHooks, type TrainResult } from '../train/loop.js';
 
 /** What the CLI shows while a sweep runs. */
 export interface SweepReporter {
