@@ -25,7 +25,7 @@ import readline from 'node:readline';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
-import { EpochBatcher, gather, loadDataset, type Dataset } from '../src/data/index.js';
+import { EpochBatcher, gather, loadDataset } from '../src/data/index.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { loadSpec } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
@@ -67,7 +67,9 @@ type Engine = 'graph' | 'eager';
 
 // The thread pools `bnx run` gives a process.
 const backend = await initBackend('tensorflow');
-const paper = Object.fromEntries(expandGrid(loadSpec(PAPER_SPEC)).map((r) => [r.config.model.norm, r.config])) as Record<Norm, RunConfig>;
+const paper = Object.fromEntries(
+  expandGrid(loadSpec(PAPER_SPEC)).map((r) => [r.config.model.norm, r.config]),
+) as Record<Norm, RunConfig>;
 const data = loadDataset(paper.batch.data);
 
 /** One measurement: seconds taken for `steps` steps, and live tensors / RSS around it. */
@@ -79,14 +81,19 @@ interface Measured {
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 
 /** The paper spec's run for `norm` on `engine`, `steps` long, one evaluation at the end. */
-const runConfig = (norm: Norm, engine: Engine, lr: number, n: number): RunConfig => sweepConfig(paper[norm], engine, lr, n);
+const runConfig = (norm: Norm, engine: Engine, lr: number, n: number): RunConfig =>
+  sweepConfig(paper[norm], engine, lr, n);
 
 /** A whole bnx run through `train` (graph: compile and load included; the final evaluations included). */
 async function bnxRun(norm: Norm, engine: Engine, lr: number, n: number, hooks: TrainHooks = {}): Promise<Measured> {
   const [tensors0, rss0] = [tf.memory().numTensors, rssMb()];
   const t0 = performance.now();
   await train(runConfig(norm, engine, lr, n), data, hooks);
-  return { seconds: (performance.now() - t0) / 1000, tensors: [tensors0, tf.memory().numTensors], rssMb: [rss0, rssMb()] };
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    tensors: [tensors0, tf.memory().numTensors],
+    rssMb: [rss0, rssMb()],
+  };
 }
 
 /** The same network in tfjs-layers: dense (+ batchNormalization) + sigmoid layers, model.trainOnBatch on bnx's batches. */
@@ -97,8 +104,18 @@ async function layersRun(norm: Norm, _engine: 'layers', lr: number, n: number): 
   const model = tf.sequential();
   c.model.hidden.forEach((units, i) => {
     const kernelInitializer = tf.initializers.randomNormal({ mean: 0, stddev: c.model.init_std, seed: c.seed + i });
-    model.add(tf.layers.dense({ units, useBias: norm !== 'batch', kernelInitializer, ...(i === 0 ? { inputShape: [data.features] } : {}) }));
-    if (norm === 'batch') model.add(tf.layers.batchNormalization({ momentum: c.model.batch_norm.momentum, epsilon: c.model.batch_norm.eps }));
+    model.add(
+      tf.layers.dense({
+        units,
+        useBias: norm !== 'batch',
+        kernelInitializer,
+        ...(i === 0 ? { inputShape: [data.features] } : {}),
+      }),
+    );
+    if (norm === 'batch')
+      model.add(
+        tf.layers.batchNormalization({ momentum: c.model.batch_norm.momentum, epsilon: c.model.batch_norm.eps }),
+      );
     model.add(tf.layers.activation({ activation: 'sigmoid' }));
   });
   model.add(tf.layers.dense({ units: data.classes, activation: 'softmax' }));
@@ -116,7 +133,11 @@ async function layersRun(norm: Norm, _engine: 'layers', lr: number, n: number): 
   }
   model.dispose();
   optimizer.dispose();
-  return { seconds: (performance.now() - t0) / 1000, tensors: [tensors0, tf.memory().numTensors], rssMb: [rss0, rssMb()] };
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    tensors: [tensors0, tf.memory().numTensors],
+    rssMb: [rss0, rssMb()],
+  };
 }
 
 /** bnx's grouped sweep: the learning rates as one group, one engine stepping them all (as `bnx run` groups them); returns seconds. */
@@ -141,13 +162,18 @@ const WORKERS = Math.max(2, os.availableParallelism());
 async function workerSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
   const script = path.join(ROOT, 'dist', 'bench', 'sweep-worker.js');
   const children = Array.from({ length: WORKERS }, (_, i) =>
-    spawn(process.execPath, [script, norm, String(n), `${i}/${WORKERS}`, lrs.join(',')], { env: { ...process.env, ...workerThreadEnv(WORKERS) }, stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [script, norm, String(n), `${i}/${WORKERS}`, lrs.join(',')], {
+      env: { ...process.env, ...workerThreadEnv(WORKERS) },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
   );
   const said = (child: ChildProcess, word: string) =>
     new Promise<void>((resolve, reject) => {
       const lines = readline.createInterface({ input: child.stdout as NodeJS.ReadableStream });
       lines.on('line', (l) => l === word && (lines.close(), resolve()));
-      child.once('close', (code) => reject(new Error(`bench/sweep-worker.ts exited with ${code} before saying ${word}`)));
+      child.once('close', (code) =>
+        reject(new Error(`bench/sweep-worker.ts exited with ${code} before saying ${word}`)),
+      );
     });
   await Promise.all(children.map((c) => said(c, 'ready')));
   const done = children.map((c) => said(c, 'done'));
@@ -164,11 +190,23 @@ async function workerSweep(norm: Norm, lrs: number[], n: number): Promise<number
  */
 async function commandSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-sweep-'));
-  const sets = [`model.norm=${norm}`, `train.steps=${n}`, `train.eval_every=${n}`, `train.log_every=${n}`, 'train.eval_limit=1000', `train.lr=${lrs.join(',')}`];
+  const sets = [
+    `model.norm=${norm}`,
+    `train.steps=${n}`,
+    `train.eval_every=${n}`,
+    `train.log_every=${n}`,
+    'train.eval_limit=1000',
+    `train.lr=${lrs.join(',')}`,
+  ];
   try {
     const t0 = performance.now();
-    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, ...sets.flatMap((x) => ['--set', x]), '--out', out], { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 });
-    if (res.status !== 0) throw new Error(`bnx run (bench sweep) failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+    const res = spawnSync(
+      process.execPath,
+      [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, ...sets.flatMap((x) => ['--set', x]), '--out', out],
+      { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 },
+    );
+    if (res.status !== 0)
+      throw new Error(`bnx run (bench sweep) failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
     return (performance.now() - t0) / 1000;
   } finally {
     fs.rmSync(out, { recursive: true, force: true });
@@ -189,7 +227,12 @@ interface Row {
 const ROWS: Row[] = [
   { name: 'bnx graph engine', run: bnxRun as Runner, engine: 'graph', memory: true },
   { name: 'bnx graph engine, one group', engine: 'graph', sweep: groupSweep, memory: false },
-  { name: `bnx graph engine, one group per worker, ${WORKERS} worker processes`, engine: 'graph', sweep: workerSweep, memory: false },
+  {
+    name: `bnx graph engine, one group per worker, ${WORKERS} worker processes`,
+    engine: 'graph',
+    sweep: workerSweep,
+    memory: false,
+  },
   { name: 'bnx run (the default command, start-up included)', engine: 'graph', sweep: commandSweep, memory: false },
   { name: 'bnx eager engine', run: bnxRun as Runner, engine: 'eager', memory: true },
   { name: 'tfjs-layers (trainOnBatch)', run: layersRun as Runner, engine: 'layers', memory: false },
@@ -213,26 +256,56 @@ interface TorchResult {
 let torch: TorchResult | null = null;
 const hasTorch = spawnSync('python3', ['-c', 'import torch'], { encoding: 'utf8' });
 if (hasTorch.status !== 0) {
-  console.log(`PyTorch rows skipped: \`python3 -c 'import torch'\` failed (${hasTorch.error?.message ?? 'no module torch'}; \`pip install torch\` adds them)`);
+  console.log(
+    `PyTorch rows skipped: \`python3 -c 'import torch'\` failed (${hasTorch.error?.message ?? 'no module torch'}; \`pip install torch\` adds them)`,
+  );
 } else {
-  const args = [path.join(ROOT, 'bench', 'torch_bench.py'), '--steps', String(steps), '--sweep-steps', String(sweepSteps), '--lrs', SWEEP_LRS.join(','), '--rounds', String(rounds), '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)];
+  const args = [
+    path.join(ROOT, 'bench', 'torch_bench.py'),
+    '--steps',
+    String(steps),
+    '--sweep-steps',
+    String(sweepSteps),
+    '--lrs',
+    SWEEP_LRS.join(','),
+    '--rounds',
+    String(rounds),
+    '--lr',
+    String(paper.batch.train.lr),
+    '--threads',
+    String(torchThreads),
+  ];
   const res = spawnSync('python3', args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (res.status !== 0) throw new Error(`bench/torch_bench.py failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+  if (res.status !== 0)
+    throw new Error(`bench/torch_bench.py failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
   torch = JSON.parse(res.stdout.trim().split('\n').at(-1) as string) as TorchResult;
 }
 
 // ---- bnx and tfjs-layers ----
 const lr = paper.batch.train.lr;
 // Warm-up: kernels, JIT.
-for (const row of ROWS) for (const norm of NORMS) await (row.run ? call(row, norm, lr, Math.min(200, steps)) : sweepSeconds(row, norm, SWEEP_LRS, Math.min(50, sweepSteps)));
+for (const row of ROWS)
+  for (const norm of NORMS)
+    await (row.run
+      ? call(row, norm, lr, Math.min(200, steps))
+      : sweepSeconds(row, norm, SWEEP_LRS, Math.min(50, sweepSteps)));
 const single = new Map<string, Measured[]>();
 for (let round = 0; round < rounds; round++) {
   // Interleaved: every row sees the same machine load, side by side.
-  for (const row of SINGLE_ROWS) for (const norm of NORMS) single.set(`${row.name}/${norm}`, [...(single.get(`${row.name}/${norm}`) ?? []), await call(row, norm, lr, steps)]);
+  for (const row of SINGLE_ROWS)
+    for (const norm of NORMS)
+      single.set(`${row.name}/${norm}`, [
+        ...(single.get(`${row.name}/${norm}`) ?? []),
+        await call(row, norm, lr, steps),
+      ]);
 }
 const sweep = new Map<string, number>();
 for (const row of ROWS) {
-  for (const norm of NORMS) sweep.set(`${row.name}/${norm}`, (SWEEP_LRS.length * sweepSteps) / (await sweepSeconds(row, norm, SWEEP_LRS, sweepSteps)));
+  for (const norm of NORMS)
+    sweep.set(
+      `${row.name}/${norm}`,
+      (SWEEP_LRS.length * sweepSteps) / (await sweepSeconds(row, norm, SWEEP_LRS, sweepSteps)),
+    );
 }
 
 // ---- leak check: the graph engine, BN, live tensors at every step and RSS from the first step to the last ----
@@ -254,7 +327,10 @@ function medianSeconds(args: string[]): number {
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), ...args], { cwd: ROOT, encoding: 'utf8' });
+    const res = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), ...args], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
     times.push((performance.now() - t0) / 1000);
     if (res.status !== 0) throw new Error(`bnx ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim()}`);
   }
@@ -263,30 +339,49 @@ function medianSeconds(args: string[]): number {
 const startup = { help: medianSeconds(['--help']), plan: medianSeconds(['plan', 'experiments/paper-mnist.yaml']) };
 
 // ---- report ----
-const fmt = (x: number, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const fmt = (x: number, digits = 0) =>
+  x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const ratio = (x: number, ref: number | undefined) => (ref === undefined ? 'n/a' : `${fmt(x / ref, 2)}x`);
 const best = (ms: Measured[], n: number) => Math.max(...ms.map((m) => n / m.seconds));
 const last = <T>(xs: T[]) => xs[xs.length - 1];
 
-console.log(`\n## bnx bench: paper MNIST network (784-100-100-100-10 sigmoid, batch 60, SGD, lr ${lr} for single runs)\n`);
-console.log(`backend: ${describeBackend(backend)}; PyTorch: ${torch ? `${torch.torch}, ${torch.threads} thread(s)` : 'not installed'}`);
-console.log(`single runs: ${fmt(steps)} steps, best of ${rounds} interleaved round(s); sweep: ${SWEEP_LRS.length} learning rates (${SWEEP_LRS.join(', ')}) x ${fmt(sweepSteps)} steps, one model after another; bnx rows include graph compilation and the final evaluations${flags.quick ? '\n--quick: a smoke test, the numbers mean nothing' : ''}\n`);
-console.log('| row | norm | single run, steps/s | vs PyTorch | 8-point LR sweep, model-steps/s | vs PyTorch | live tensors before -> after | RSS before -> after (MB) |');
+console.log(
+  `\n## bnx bench: paper MNIST network (784-100-100-100-10 sigmoid, batch 60, SGD, lr ${lr} for single runs)\n`,
+);
+console.log(
+  `backend: ${describeBackend(backend)}; PyTorch: ${torch ? `${torch.torch}, ${torch.threads} thread(s)` : 'not installed'}`,
+);
+console.log(
+  `single runs: ${fmt(steps)} steps, best of ${rounds} interleaved round(s); sweep: ${SWEEP_LRS.length} learning rates (${SWEEP_LRS.join(', ')}) x ${fmt(sweepSteps)} steps, one model after another; bnx rows include graph compilation and the final evaluations${flags.quick ? '\n--quick: a smoke test, the numbers mean nothing' : ''}\n`,
+);
+console.log(
+  '| row | norm | single run, steps/s | vs PyTorch | 8-point LR sweep, model-steps/s | vs PyTorch | live tensors before -> after | RSS before -> after (MB) |',
+);
 console.log('|---|---|---|---|---|---|---|---|');
 for (const norm of NORMS) {
-  if (torch) console.log(`| PyTorch CPU (${torch.threads} thread(s)) | ${norm} | ${fmt(torch.single[norm])} | 1.00x | ${fmt(torch.sweep[norm])} | 1.00x | | |`);
+  if (torch)
+    console.log(
+      `| PyTorch CPU (${torch.threads} thread(s)) | ${norm} | ${fmt(torch.single[norm])} | 1.00x | ${fmt(torch.sweep[norm])} | 1.00x | | |`,
+    );
   for (const row of ROWS) {
     const ms = single.get(`${row.name}/${norm}`);
     const s = ms ? best(ms, steps) : null;
     const sw = sweep.get(`${row.name}/${norm}`) as number;
     const m = ms ? last(ms) : null;
-    const memory = row.memory && m ? `${m.tensors[0]} -> ${m.tensors[1]} | ${fmt(m.rssMb[0])} -> ${fmt(m.rssMb[1])}` : ' | ';
+    const memory =
+      row.memory && m ? `${m.tensors[0]} -> ${m.tensors[1]} | ${fmt(m.rssMb[0])} -> ${fmt(m.rssMb[1])}` : ' | ';
     const singleCells = s === null ? ' | ' : `${fmt(s)} | ${ratio(s, torch?.single[norm])}`;
-    console.log(`| ${row.name} | ${norm} | ${singleCells} | ${fmt(sw)} | ${ratio(sw, torch?.sweep[norm])} | ${memory} |`);
+    console.log(
+      `| ${row.name} | ${norm} | ${singleCells} | ${fmt(sw)} | ${ratio(sw, torch?.sweep[norm])} | ${memory} |`,
+    );
   }
 }
-console.log(`\ngraph engine leak check (BN, ${fmt(leakSteps)} steps, ${fmt(leakSteps / leak.seconds)} steps/s): live tensors ${leak.tensorsMin}..${leak.tensorsMax} across the steps; RSS ${fmt(leak.rssFirst, 1)} MB after step 1, ${fmt(leak.rssLast, 1)} MB after step ${fmt(leakSteps)}`);
-console.log(`start-up, median of 5: bnx --help ${fmt(startup.help, 3)} s, bnx plan experiments/paper-mnist.yaml ${fmt(startup.plan, 3)} s`);
+console.log(
+  `\ngraph engine leak check (BN, ${fmt(leakSteps)} steps, ${fmt(leakSteps / leak.seconds)} steps/s): live tensors ${leak.tensorsMin}..${leak.tensorsMax} across the steps; RSS ${fmt(leak.rssFirst, 1)} MB after step 1, ${fmt(leak.rssLast, 1)} MB after step ${fmt(leakSteps)}`,
+);
+console.log(
+  `start-up, median of 5: bnx --help ${fmt(startup.help, 3)} s, bnx plan experiments/paper-mnist.yaml ${fmt(startup.plan, 3)} s`,
+);
 
 /** A target's line: measured value, met or not, and by how much. */
 function target(what: string, measured: string, met: boolean | null, margin: string): string {
@@ -302,17 +397,54 @@ console.log('| target | measured | status | margin |');
 console.log('|---|---|---|---|');
 for (const [what, value, ref, goal] of [
   [`single run with BN >= ${TARGETS.singleBn}x PyTorch steps/s`, graphBnSingle, torch?.single.batch, TARGETS.singleBn],
-  [`${SWEEP_LRS.length}-point LR sweep with BN, plain \`bnx run\`, >= ${TARGETS.sweepBn}x PyTorch's sequential model-steps/s`, graphBnSweep, torch?.sweep.batch, TARGETS.sweepBn],
+  [
+    `${SWEEP_LRS.length}-point LR sweep with BN, plain \`bnx run\`, >= ${TARGETS.sweepBn}x PyTorch's sequential model-steps/s`,
+    graphBnSweep,
+    torch?.sweep.batch,
+    TARGETS.sweepBn,
+  ],
 ] as const) {
   if (ref === undefined) console.log(target(what, `bnx ${fmt(value)}; PyTorch not installed`, null, ''));
-  else console.log(target(what, `${fmt(value / ref, 2)}x (bnx ${fmt(value)} vs PyTorch ${fmt(ref)})`, value / ref >= goal, `${pct(value / ref / goal - 1)} of the target ratio`));
+  else
+    console.log(
+      target(
+        what,
+        `${fmt(value / ref, 2)}x (bnx ${fmt(value)} vs PyTorch ${fmt(ref)})`,
+        value / ref >= goal,
+        `${pct(value / ref / goal - 1)} of the target ratio`,
+      ),
+    );
 }
 const constant = leak.tensorsMin === leak.tensorsMax;
-console.log(target(`live tensors constant across ${fmt(leakSteps)} graph-engine steps`, `${leak.tensorsMin}..${leak.tensorsMax}`, constant, constant ? 'constant' : `${leak.tensorsMax - leak.tensorsMin} tensors of drift`));
-console.log(target(`RSS grows < ${TARGETS.rssGrowthMb} MB over ${fmt(leakSteps)} steps`, `${fmt(rssGrowth, 1)} MB`, rssGrowth < TARGETS.rssGrowthMb, `${fmt(TARGETS.rssGrowthMb - rssGrowth, 1)} MB ${rssGrowth < TARGETS.rssGrowthMb ? 'to spare' : 'over'}`));
-for (const [what, s] of [['`bnx --help`', startup.help], ['`bnx plan experiments/paper-mnist.yaml`', startup.plan]] as const) {
+console.log(
+  target(
+    `live tensors constant across ${fmt(leakSteps)} graph-engine steps`,
+    `${leak.tensorsMin}..${leak.tensorsMax}`,
+    constant,
+    constant ? 'constant' : `${leak.tensorsMax - leak.tensorsMin} tensors of drift`,
+  ),
+);
+console.log(
+  target(
+    `RSS grows < ${TARGETS.rssGrowthMb} MB over ${fmt(leakSteps)} steps`,
+    `${fmt(rssGrowth, 1)} MB`,
+    rssGrowth < TARGETS.rssGrowthMb,
+    `${fmt(TARGETS.rssGrowthMb - rssGrowth, 1)} MB ${rssGrowth < TARGETS.rssGrowthMb ? 'to spare' : 'over'}`,
+  ),
+);
+for (const [what, s] of [
+  ['`bnx --help`', startup.help],
+  ['`bnx plan experiments/paper-mnist.yaml`', startup.plan],
+] as const) {
   const met = s < TARGETS.startupSeconds;
-  console.log(target(`${what} < ${TARGETS.startupSeconds} s`, `${fmt(s, 3)} s`, met, `${fmt(Math.abs(TARGETS.startupSeconds - s), 3)} s ${met ? 'to spare' : 'over'}`));
+  console.log(
+    target(
+      `${what} < ${TARGETS.startupSeconds} s`,
+      `${fmt(s, 3)} s`,
+      met,
+      `${fmt(Math.abs(TARGETS.startupSeconds - s), 3)} s ${met ? 'to spare' : 'over'}`,
+    ),
+  );
 }
 
 // ---- the paper experiment in full: bnx's command against PyTorch doing the same work ----
@@ -321,24 +453,46 @@ if (flags.paper) {
   const wall = (cmd: string, args: string[]): number => {
     const t0 = performance.now();
     const res = spawnSync(cmd, args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 });
-    if (res.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+    if (res.status !== 0)
+      throw new Error(`${cmd} ${args.join(' ')} failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
     return (performance.now() - t0) / 1000;
   };
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-paper-'));
   try {
     const bnxSeconds = wall(process.execPath, [path.join(ROOT, 'bin', 'bnx.js'), 'run', PAPER_SPEC, '--out', out]);
-    const records = fs.readdirSync(path.join(out, paper.batch.name), { recursive: true, encoding: 'utf8' }).filter((f) => path.basename(f) === 'run.json');
-    const engines = records.map((f) => (JSON.parse(fs.readFileSync(path.join(out, paper.batch.name, f), 'utf8')) as { engine: string }).engine);
-    console.log(`\n## The paper experiment in full (experiments/paper-mnist.yaml: 2 runs x ${fmt(paper.batch.train.steps as number)} steps, test set evaluated every ${paper.batch.train.eval_every} steps)\n`);
+    const records = fs
+      .readdirSync(path.join(out, paper.batch.name), { recursive: true, encoding: 'utf8' })
+      .filter((f) => path.basename(f) === 'run.json');
+    const engines = records.map(
+      (f) => (JSON.parse(fs.readFileSync(path.join(out, paper.batch.name, f), 'utf8')) as { engine: string }).engine,
+    );
+    console.log(
+      `\n## The paper experiment in full (experiments/paper-mnist.yaml: 2 runs x ${fmt(paper.batch.train.steps as number)} steps, test set evaluated every ${paper.batch.train.eval_every} steps)\n`,
+    );
     if (!torch) console.log(`bnx run: ${fmt(bnxSeconds, 1)} s wall; PyTorch not installed, no comparison`);
     else {
-      const torchSeconds = wall('python3', [path.join(ROOT, 'bench', 'torch_bench.py'), '--paper', '--steps', String(paper.batch.train.steps), '--lr', String(paper.batch.train.lr), '--threads', String(torchThreads)]);
+      const torchSeconds = wall('python3', [
+        path.join(ROOT, 'bench', 'torch_bench.py'),
+        '--paper',
+        '--steps',
+        String(paper.batch.train.steps),
+        '--lr',
+        String(paper.batch.train.lr),
+        '--threads',
+        String(torchThreads),
+      ]);
       const met = bnxSeconds < torchSeconds;
       console.log('| command | wall time | speed vs PyTorch |');
       console.log('|---|---|---|');
-      console.log(`| \`python3 bench/torch_bench.py --paper\` (PyTorch CPU, ${torchThreads} threads) | ${fmt(torchSeconds, 1)} s | 1.00x |`);
-      console.log(`| \`bnx run experiments/paper-mnist.yaml\` (engines: ${engines.join(', ')}) | ${fmt(bnxSeconds, 1)} s | ${fmt(torchSeconds / bnxSeconds, 2)}x |`);
-      console.log(`\ntarget: bnx's full paper run takes less wall time than PyTorch's: ${met ? 'met' : 'NOT met'} (${fmt(bnxSeconds, 1)} s vs ${fmt(torchSeconds, 1)} s)`);
+      console.log(
+        `| \`python3 bench/torch_bench.py --paper\` (PyTorch CPU, ${torchThreads} threads) | ${fmt(torchSeconds, 1)} s | 1.00x |`,
+      );
+      console.log(
+        `| \`bnx run experiments/paper-mnist.yaml\` (engines: ${engines.join(', ')}) | ${fmt(bnxSeconds, 1)} s | ${fmt(torchSeconds / bnxSeconds, 2)}x |`,
+      );
+      console.log(
+        `\ntarget: bnx's full paper run takes less wall time than PyTorch's: ${met ? 'met' : 'NOT met'} (${fmt(bnxSeconds, 1)} s vs ${fmt(torchSeconds, 1)} s)`,
+      );
     }
   } finally {
     fs.rmSync(out, { recursive: true, force: true });

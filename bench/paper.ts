@@ -9,6 +9,16 @@ export const PAPER_SPEC = path.join(ROOT, 'experiments', 'paper-mnist.yaml');
 /** A paper-spec run for the bench: `steps` long on `engine` at `lr`, one evaluation (1,000 validation examples) at the end. */
 export function sweepConfig(base: RunConfig, engine: 'graph' | 'eager', lr: number, steps: number): RunConfig {
   const c = structuredClone(base);
-  c.train = { ...c.train, engine, lr, steps, epochs: null, eval_every: steps, log_every: steps, eval_limit: 1000, max_loss: null };
+  c.train = {
+    ...c.train,
+    engine,
+    lr,
+    steps,
+    epochs: null,
+    eval_every: steps,
+    log_every: steps,
+    eval_limit: 1000,
+    max_loss: null,
+  };
   return c;
 }

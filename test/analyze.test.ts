@@ -32,8 +32,10 @@ const NONE = runDir(SWEEP, 'none');
 const BATCH = runDir(SWEEP, 'batch');
 
 /** The first step with val_acc >= t, computed directly from metrics.csv. */
-const firstAt = (dir: string, t: number) => readMetrics(path.join(dir, 'metrics.csv')).find((r) => r.val_acc !== null && r.val_acc >= t)?.step ?? null;
-const bestAcc = (dir: string) => Math.max(...readMetrics(path.join(dir, 'metrics.csv')).flatMap((r) => (r.val_acc === null ? [] : [r.val_acc])));
+const firstAt = (dir: string, t: number) =>
+  readMetrics(path.join(dir, 'metrics.csv')).find((r) => r.val_acc !== null && r.val_acc >= t)?.step ?? null;
+const bestAcc = (dir: string) =>
+  Math.max(...readMetrics(path.join(dir, 'metrics.csv')).flatMap((r) => (r.val_acc === null ? [] : [r.val_acc])));
 
 /**
  * Runs bnx's commands in this process (spawning node for each costs about half a second of CPU):
@@ -74,7 +76,13 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 const row = (step: number, val_loss: number | null, val_acc: number | null = null): MetricsRow => ({
-  step, epoch: step / 10, train_loss: 1, train_acc: 0.5, val_loss, val_acc, lr: 0.1,
+  step,
+  epoch: step / 10,
+  train_loss: 1,
+  train_acc: 0.5,
+  val_loss,
+  val_acc,
+  lr: 0.1,
 });
 
 describe('analysis statistics', () => {
@@ -120,7 +128,10 @@ describe('bnx ls', () => {
     assert.equal(res.code, 0, res.stderr);
     const rows = JSON.parse(res.stdout) as { id: string; test_acc: number; spec: string }[];
     assert.equal(rows.length, 4, 'both fixture sweeps');
-    assert.deepEqual(rows.map((r) => r.test_acc), [...rows.map((r) => r.test_acc)].sort((a, b) => b - a));
+    assert.deepEqual(
+      rows.map((r) => r.test_acc),
+      [...rows.map((r) => r.test_acc)].sort((a, b) => b - a),
+    );
     const filtered = await cli(['ls', path.join(FIX, 'results'), '--filter', 'norm=batch']);
     assert.equal(filtered.code, 0, filtered.stderr);
     assert.ok(filtered.stdout.includes(path.basename(BATCH)) && !filtered.stdout.includes(path.basename(NONE)));
@@ -153,7 +164,12 @@ describe('bnx diff', () => {
     assert.equal(m.b_step, firstAt(BATCH, m.target));
     const text = formatDiff(diff);
     assert.match(text, /model\.norm\s+none\s+batch/);
-    assert.match(text, new RegExp(`val_acc >= 0\\.8000 \\(--target\\)\\s+${t.a_step}\\s+${t.b_step}\\s+B: ${t.ratio!.toFixed(2)}x fewer steps`));
+    assert.match(
+      text,
+      new RegExp(
+        `val_acc >= 0\\.8000 \\(--target\\)\\s+${t.a_step}\\s+${t.b_step}\\s+B: ${t.ratio!.toFixed(2)}x fewer steps`,
+      ),
+    );
   });
 
   it('the default target depends on the dataset (synthetic: 0.9)', () => {
@@ -182,15 +198,33 @@ describe('bnx diff', () => {
     const csv = await cli(['diff', NONE, BATCH, '--csv', '--target', '0.8']);
     assert.equal(csv.code, 0, csv.stderr);
     const rows = parse(csv.stdout, { columns: true }) as Record<string, string>[];
-    assert.deepEqual(Object.keys(rows[0]), ['a_run', 'b_run', 'section', 'name', 'step', 'a', 'b', 'diff', 'a_step', 'b_step', 'ratio']);
-    assert.deepEqual(rows.filter((r) => r.section === 'config').map((r) => [r.name, r.a, r.b]), [['model.norm', 'none', 'batch']]);
+    assert.deepEqual(Object.keys(rows[0]), [
+      'a_run',
+      'b_run',
+      'section',
+      'name',
+      'step',
+      'a',
+      'b',
+      'diff',
+      'a_step',
+      'b_step',
+      'ratio',
+    ]);
+    assert.deepEqual(
+      rows.filter((r) => r.section === 'config').map((r) => [r.name, r.a, r.b]),
+      [['model.norm', 'none', 'batch']],
+    );
     const target = rows.find((r) => r.section === 'target')!;
     assert.equal(Number(target.a_step), firstAt(NONE, 0.8));
     assert.equal(rows.filter((r) => r.section === 'step' && r.name === 'val_acc').length, 20);
     const json = await cli(['diff', SWEEP, SWEEP_LR, '--json']);
     assert.equal(json.code, 0, json.stderr);
     assert.equal(JSON.parse(json.stdout).pairs.length, 2);
-    assert.equal(diffCsv(diffSweeps(loadSweep(NONE), loadSweep(BATCH))), diffCsv(diffSweeps(loadSweep(NONE), loadSweep(BATCH))));
+    assert.equal(
+      diffCsv(diffSweeps(loadSweep(NONE), loadSweep(BATCH))),
+      diffCsv(diffSweeps(loadSweep(NONE), loadSweep(BATCH))),
+    );
   });
 
   it('--fail-if-worse exits 1 only when B is worse', async () => {
@@ -199,7 +233,16 @@ describe('bnx diff', () => {
     const worse = await cli(['diff', BATCH, NONE, '--fail-if-worse', '--metric', 'best_val_acc']);
     assert.equal(worse.code, 1, worse.stderr);
     assert.match(worse.stderr, /worse: B's best_val_acc/);
-    const tolerated = await cli(['diff', BATCH, NONE, '--fail-if-worse', '--metric', 'best_val_acc', '--tolerance', '0.5']);
+    const tolerated = await cli([
+      'diff',
+      BATCH,
+      NONE,
+      '--fail-if-worse',
+      '--metric',
+      'best_val_acc',
+      '--tolerance',
+      '0.5',
+    ]);
     assert.equal(tolerated.code, 0, tolerated.stderr);
     assert.equal((await cli(['diff', NONE, BATCH, '--fail-if-worse'])).code, 0);
   });
@@ -248,7 +291,8 @@ describe('bnx plot', () => {
     assert.equal(png.height, 2 * h);
     // Text and lines are drawn: many non-white pixels, including the two line colours.
     let dark = 0;
-    for (let i = 0; i < png.data.length; i += 4) if (png.data[i] < 100 && png.data[i + 1] < 100 && png.data[i + 2] < 100) dark++;
+    for (let i = 0; i < png.data.length; i += 4)
+      if (png.data[i] < 100 && png.data[i + 1] < 100 && png.data[i + 2] < 100) dark++;
     assert.ok(dark > 500, `${dark} dark pixels (axis labels)`);
   });
 
@@ -278,11 +322,17 @@ describe('bnx plot', () => {
     assert.deepEqual([...new Set(points.map((p) => p.series))].sort(), ['norm=batch', 'norm=none']);
     assert.deepEqual(points.map((p) => p.x).sort(), [0.2, 0.2, 0.5, 0.5]);
     for (const p of points) {
-      const run = both.find((r) => r.record?.config.train.lr === p.x && `norm=${r.record?.config.model.norm}` === p.series);
+      const run = both.find(
+        (r) => r.record?.config.train.lr === p.x && `norm=${r.record?.config.model.norm}` === p.series,
+      );
       assert.equal(p.y, run?.record?.test?.acc);
     }
     const svg = await renderSvg(sweepChartSpec(both, { key: 'train.lr', values: ['test_acc', 'final_train_loss'] }));
-    assert.equal((svg.match(/<path[^>]*aria-roledescription="line mark"/g) ?? []).length, 2 * 2, 'two panels, a line per norm');
+    assert.equal(
+      (svg.match(/<path[^>]*aria-roledescription="line mark"/g) ?? []).length,
+      2 * 2,
+      'two panels, a line per norm',
+    );
     const out = path.join(tmpDir(), 'by-lr');
     const res = await cli(['plot', SWEEP, SWEEP_LR, '--x', 'train.lr', '-o', out, '--term']);
     assert.equal(res.code, 0, res.stderr);
@@ -294,7 +344,10 @@ describe('bnx plot', () => {
       copy.record!.config.train.batch_size = r.record!.config.train.lr === 0.5 ? 50 : 20;
       return copy;
     });
-    assert.deepEqual([...new Set(sweepPoints(linked, { key: 'train.lr', values: ['test_acc'] }).points.map((p) => p.series))].sort(), ['norm=batch', 'norm=none']);
+    assert.deepEqual(
+      [...new Set(sweepPoints(linked, { key: 'train.lr', values: ['test_acc'] }).points.map((p) => p.series))].sort(),
+      ['norm=batch', 'norm=none'],
+    );
     const bad = [
       ['--x', 'train.lrr'],
       ['--x', 'model.hidden'],
@@ -325,9 +378,19 @@ describe('bnx report', () => {
     const res = spawnSync(
       chromium,
       [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', `--user-data-dir=${path.join(dir, 'profile')}`, `--screenshot=${shot}`,
-        '--window-size=1100,1400', '--hide-scrollbars', `file://${file}`,
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        `--user-data-dir=${path.join(dir, 'profile')}`,
+        `--screenshot=${shot}`,
+        '--window-size=1100,1400',
+        '--hide-scrollbars',
+        `file://${file}`,
       ],
       { encoding: 'utf8', timeout: 60_000 },
     );

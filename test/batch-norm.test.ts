@@ -34,7 +34,10 @@ describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the Py
         const x = tf.tensor(c.x, c.shape);
         const dy = tf.tensor(c.dy, c.shape);
         // Gradients of sum(y * dy) are the vector-Jacobian products PyTorch's backward(dy) gives.
-        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(bn.apply(x, true), dy)) as tf.Scalar, [bn.gamma, bn.beta]);
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(tf.mul(bn.apply(x, true), dy)) as tf.Scalar,
+          [bn.gamma, bn.beta],
+        );
         const dx = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(bn.apply(xx, true), dy)))(x);
         const worst = [
           close(tf.tidy(() => bn.apply(x, true)).dataSync(), c.y, 'y'),
@@ -57,11 +60,18 @@ describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the Py
     }
     it(`${c.name}: Algorithm 2 population statistics over ${c.population_batches.length} mini-batches`, (t) => {
       const channels = c.shape[c.shape.length - 1];
-      const bn = new BatchNorm(channels, { eps: c.eps, momentum: c.decay, inference: 'population' }, `ref-pop-${c.name}`);
+      const bn = new BatchNorm(
+        channels,
+        { eps: c.eps, momentum: c.decay, inference: 'population' },
+        `ref-pop-${c.name}`,
+      );
       bn.beginPopulation();
       for (const batch of c.population_batches) tf.tidy(() => bn.apply(tf.tensor(batch, c.shape), true));
       bn.endPopulation();
-      const worst = Math.max(close(bn.movingMean.dataSync(), c.population_mean, 'population_mean'), close(bn.movingVar.dataSync(), c.population_var, 'population_var'));
+      const worst = Math.max(
+        close(bn.movingMean.dataSync(), c.population_mean, 'population_mean'),
+        close(bn.movingVar.dataSync(), c.population_var, 'population_var'),
+      );
       t.diagnostic(`largest relative error ${worst.toExponential(2)}`);
       bn.dispose();
     });

@@ -8,7 +8,11 @@ import { METRICS_COLUMNS, readMetrics } from '../src/store/index.js';
 import { bnx, ROOT, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 const runDirs = (specDir: string) =>
-  fs.readdirSync(specDir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(specDir, e.name)).sort();
+  fs
+    .readdirSync(specDir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => path.join(specDir, e.name))
+    .sort();
 
 describe('bnx run (end to end, native TensorFlow)', () => {
   it('quick.yaml trains BN and no-BN runs and writes metrics, records and a summary', () => {
@@ -30,7 +34,10 @@ describe('bnx run (end to end, native TensorFlow)', () => {
       assert.ok(record.test.acc > 0.5, `test accuracy ${record.test.acc}`);
       assert.ok(fs.existsSync(path.join(d, 'config.yaml')));
     }
-    const summary = parse(fs.readFileSync(path.join(out, 'quick', 'summary.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+    const summary = parse(fs.readFileSync(path.join(out, 'quick', 'summary.csv'), 'utf8'), { columns: true }) as Record<
+      string,
+      string
+    >[];
     assert.deepEqual(summary.map((r) => r['model.norm']).sort(), ['batch', 'none']);
   });
 
@@ -42,7 +49,10 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.equal(filesA.length, 2);
     for (const d of filesA) {
       const other = path.join(b, 'tiny', path.basename(d), 'metrics.csv');
-      assert.ok(fs.readFileSync(path.join(d, 'metrics.csv')).equals(fs.readFileSync(other)), `${path.basename(d)} differs`);
+      assert.ok(
+        fs.readFileSync(path.join(d, 'metrics.csv')).equals(fs.readFileSync(other)),
+        `${path.basename(d)} differs`,
+      );
     }
   });
 
@@ -50,7 +60,10 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     const spec = writeSpec(tmpDir(), TINY_SPEC);
     const out = tmpDir();
     for (const lr of ['0.1', '0.5']) assert.equal(bnx(['run', spec, '--set', `train.lr=${lr}`, '--out', out]).code, 0);
-    const summary = parse(fs.readFileSync(path.join(out, 'tiny', 'summary.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+    const summary = parse(fs.readFileSync(path.join(out, 'tiny', 'summary.csv'), 'utf8'), { columns: true }) as Record<
+      string,
+      string
+    >[];
     assert.deepEqual(summary.map((r) => r['train.lr']).sort(), ['0.1', '0.5']);
     // Rerunning skips the completed run and leaves its files alone.
     const again = bnx(['run', spec, '--set', 'train.lr=0.1', '--out', out]);
@@ -67,20 +80,35 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.match(res.stdout, /^\[w0\] .*shard 0\/2: 2 of 4/m);
     assert.match(res.stdout, /^\[w1\] .*shard 1\/2: 2 of 4/m);
     const summary = (dir: string) =>
-      (parse(fs.readFileSync(path.join(dir, 'tiny', 'summary.csv'), 'utf8'), { columns: true }) as Record<string, string>[]).sort((a, b) => a.run_id.localeCompare(b.run_id));
+      (
+        parse(fs.readFileSync(path.join(dir, 'tiny', 'summary.csv'), 'utf8'), { columns: true }) as Record<
+          string,
+          string
+        >[]
+      ).sort((a, b) => a.run_id.localeCompare(b.run_id));
     const [a, b] = [summary(one), summary(two)];
-    assert.deepEqual(b.map((r) => [r.run_id, r.status]), a.map((r) => [r.run_id, 'completed']));
+    assert.deepEqual(
+      b.map((r) => [r.run_id, r.status]),
+      a.map((r) => [r.run_id, 'completed']),
+    );
     for (const [i, r] of b.entries()) assert.equal(r.test_acc, a[i].test_acc, `${r.run_id} test_acc`);
     for (const d of runDirs(path.join(one, 'tiny'))) {
       const other = path.join(two, 'tiny', path.basename(d), 'metrics.csv');
-      assert.ok(fs.readFileSync(path.join(d, 'metrics.csv')).equals(fs.readFileSync(other)), `${path.basename(d)} differs`);
+      assert.ok(
+        fs.readFileSync(path.join(d, 'metrics.csv')).equals(fs.readFileSync(other)),
+        `${path.basename(d)} differs`,
+      );
     }
     // --new: the parent picks the fresh folder once, and both workers write into it.
     const again = bnx(['run', spec, '--out', two, '--workers', '2', '--new']);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(runDirs(path.join(two, 'tiny-2')).length, 4);
     assert.equal(fs.existsSync(path.join(two, 'tiny-3')), false);
-    for (const args of [['--workers', '0'], ['--workers', '2', '--shard', '0/2'], ['--workers', 'many']]) {
+    for (const args of [
+      ['--workers', '0'],
+      ['--workers', '2', '--shard', '0/2'],
+      ['--workers', 'many'],
+    ]) {
       const bad = bnx(['run', spec, '--out', tmpDir(), ...args]);
       assert.equal(bad.code, 2, args.join(' '));
       assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
@@ -130,7 +158,11 @@ describe('bnx run (end to end, native TensorFlow)', () => {
 
   it('the setup script is idempotent and quick once provisioned', () => {
     const started = Date.now();
-    const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'setup.mjs'), '--no-build'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
+    const res = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'setup.mjs'), '--no-build'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /native TensorFlow backend already works/);
     assert.ok(Date.now() - started < 60_000, 'a second setup run only checks');

@@ -26,7 +26,14 @@ function cnnConfig(dataDir: string, model: Partial<ModelConfig> & Record<string,
   const c = structuredClone({ ...DEFAULT_CONFIG, name: 'cnn' }) as RunConfig;
   c.seed = 3;
   c.data = { ...c.data, dataset: 'fashion_mnist', path: dataDir, val_size: 100 };
-  c.model = { ...c.model, arch: 'cnn', activation: 'relu', init: 'he_normal', cnn: { channels: [4, 8], kernel: 3, pool: 2, dense: [16] }, ...model } as ModelConfig;
+  c.model = {
+    ...c.model,
+    arch: 'cnn',
+    activation: 'relu',
+    init: 'he_normal',
+    cnn: { channels: [4, 8], kernel: 3, pool: 2, dense: [16] },
+    ...model,
+  } as ModelConfig;
   // Plain SGD: tf.train.momentum leaks one scalar per optimizer (a TensorFlow.js quirk), which would hide a model leak.
   c.train = { ...c.train, lr: 0.1, momentum: 0, batch_size: 20, steps: 40, eval_every: 20, log_every: 10 };
   return c;
@@ -37,7 +44,10 @@ const VARIANTS: [string, Partial<ModelConfig> & Record<string, unknown>][] = [
   ['none', { norm: 'none' }],
   ['batch before', { norm: 'batch' }],
   ['batch after', { norm: 'batch', norm_placement: 'after' }],
-  ['batch before, population statistics', { norm: 'batch', batch_norm: { ...bn, inference: 'population', population_batches: 3 } }],
+  [
+    'batch before, population statistics',
+    { norm: 'batch', batch_norm: { ...bn, inference: 'population', population_batches: 3 } },
+  ],
   ['layer', { norm: 'layer' }],
   ['group (2 groups)', { norm: 'group', group_norm: { groups: 2, eps: 1e-5 } }],
   ['instance', { norm: 'instance' }],
@@ -69,7 +79,12 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
       const m = new Cnn(config.model, data.inputShape, data.classes, 99);
       loadWeights(m, dir);
       const x = tf.tensor2d(data.test.x, [data.test.n, data.features]);
-      const acc = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(m.forward(x, false), 1), tf.tensor1d(data.test.y, 'int32')), 'float32')).dataSync()[0]);
+      const acc = tf.tidy(
+        () =>
+          tf
+            .mean(tf.cast(tf.equal(tf.argMax(m.forward(x, false), 1), tf.tensor1d(data.test.y, 'int32')), 'float32'))
+            .dataSync()[0],
+      );
       assert.ok(Math.abs(acc - result.test.acc) < 1e-6, `reloaded accuracy ${acc} vs ${result.test.acc}`);
       x.dispose();
       m.dispose();
@@ -84,15 +99,29 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
       return keys;
     };
     assert.deepEqual(names({ norm: 'batch' }), [
-      'conv1/kernel', 'conv1/norm/gamma', 'conv1/norm/beta', 'conv1/norm/moving_mean', 'conv1/norm/moving_variance',
-      'conv2/kernel', 'conv2/norm/gamma', 'conv2/norm/beta', 'conv2/norm/moving_mean', 'conv2/norm/moving_variance',
-      'dense1/kernel', 'dense1/bias', 'head/kernel', 'head/bias',
+      'conv1/kernel',
+      'conv1/norm/gamma',
+      'conv1/norm/beta',
+      'conv1/norm/moving_mean',
+      'conv1/norm/moving_variance',
+      'conv2/kernel',
+      'conv2/norm/gamma',
+      'conv2/norm/beta',
+      'conv2/norm/moving_mean',
+      'conv2/norm/moving_variance',
+      'dense1/kernel',
+      'dense1/bias',
+      'head/kernel',
+      'head/bias',
     ]);
     assert.ok(names({ norm: 'batch', norm_placement: 'after' }).includes('conv1/bias'));
     assert.ok(names({ norm: 'none' }).includes('conv1/bias'));
     assert.deepEqual(names({ norm: 'weight' }).slice(0, 3), ['conv1/v', 'conv1/g', 'conv1/bias']);
     const m = new Cnn(cnnConfig(fashionDir, { norm: 'batch' }).model, [8, 8, 1], 10, 1);
-    assert.equal(m.describe(), 'conv 3x3 1->4 + batch norm + relu + maxpool 2 | conv 3x3 4->8 + batch norm + relu + maxpool 2 | dense 32->16 relu | dense 16->10');
+    assert.equal(
+      m.describe(),
+      'conv 3x3 1->4 + batch norm + relu + maxpool 2 | conv 3x3 4->8 + batch norm + relu + maxpool 2 | dense 32->16 relu | dense 16->10',
+    );
     m.dispose();
   });
 
@@ -128,10 +157,14 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
             for (let dx = 0; dx < k; dx++) {
               const [sr, sc] = [r + dy - 1, c + dx - 1];
               if (sr < 0 || sr >= h || sc < 0 || sc >= w) continue;
-              for (let i = 0; i < cin; i++) acc += xs[(sr * w + sc) * cin + i] * ks[((dy * k + dx) * cin + i) * cout + o];
+              for (let i = 0; i < cin; i++)
+                acc += xs[(sr * w + sc) * cin + i] * ks[((dy * k + dx) * cin + i) * cout + o];
             }
           }
-          assert.ok(Math.abs(out[(r * w + c) * cout + o] - acc) < 1e-4, `(${r}, ${c}, ${o}): ${out[(r * w + c) * cout + o]} vs ${acc}`);
+          assert.ok(
+            Math.abs(out[(r * w + c) * cout + o] - acc) < 1e-4,
+            `(${r}, ${c}, ${o}): ${out[(r * w + c) * cout + o]} vs ${acc}`,
+          );
         }
       }
     }
@@ -139,7 +172,10 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
     const wn = new Conv2D(tf.tensor4d(ks, [k, k, cin, cout]), false, true, 'test-wn');
     (wn.g as tf.Variable).assign(tf.tensor1d([1, 2, 3]));
     const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(wn.effectiveKernel()), [0, 1, 2])).dataSync());
-    assert.ok([1, 2, 3].every((g, i) => Math.abs(norms[i] - g) < 1e-5), `filter lengths ${[...norms]}`);
+    assert.ok(
+      [1, 2, 3].every((g, i) => Math.abs(norms[i] - g) < 1e-5),
+      `filter lengths ${[...norms]}`,
+    );
     wn.dispose();
   });
 
@@ -181,7 +217,10 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
     const runs = fs.readdirSync(path.join(dir, 'results', 'cnn-cli')).filter((f) => f.startsWith('norm='));
     assert.equal(runs.length, 2);
     for (const r of runs) {
-      const record = JSON.parse(fs.readFileSync(path.join(dir, 'results', 'cnn-cli', r, 'run.json'), 'utf8')) as { status: string; dataset: { name: string; source: string } };
+      const record = JSON.parse(fs.readFileSync(path.join(dir, 'results', 'cnn-cli', r, 'run.json'), 'utf8')) as {
+        status: string;
+        dataset: { name: string; source: string };
+      };
       assert.equal(record.status, 'completed');
       assert.deepEqual([record.dataset.name, record.dataset.source], ['fashion_mnist', fashionDir]);
       assert.ok(fs.existsSync(path.join(dir, 'results', 'cnn-cli', r, 'weights.bin')));
@@ -197,13 +236,26 @@ describe('cnn: conv-norm-activation blocks, pooling, a dense head', () => {
       fs.writeFileSync(path.join(dir, 'run.json'), JSON.stringify({ status: 'completed', config }));
       return dir;
     };
-    for (const [model, folded] of [[{ norm: 'batch' }, 2], [{ norm: 'weight', weight_norm: { mean_only_bn: true } }, 2], [{ norm: 'none' }, 0]] as const) {
+    for (const [model, folded] of [
+      [{ norm: 'batch' }, 2],
+      [{ norm: 'weight', weight_norm: { mean_only_bn: true } }, 2],
+      [{ norm: 'none' }, 0],
+    ] as const) {
       const report = await exportRun(await trained(model), { rounds: '1', json: true });
       assert.ok(report.ok, JSON.stringify(report));
       assert.equal(report.folded_batch_norms, folded);
       assert.ok(report.max_abs_logit_diff < 1e-4, `${report.max_abs_logit_diff}`);
       assert.equal(report.argmax_agree, data.test.n);
-      assert.deepEqual(report.layers, ['reshape [8, 8, 1]', 'conv 3x3 1->4 relu', 'maxpool 2', 'conv 3x3 4->8 relu', 'maxpool 2', 'flatten', 'dense 32->16 relu', 'dense 16->10 linear']);
+      assert.deepEqual(report.layers, [
+        'reshape [8, 8, 1]',
+        'conv 3x3 1->4 relu',
+        'maxpool 2',
+        'conv 3x3 4->8 relu',
+        'maxpool 2',
+        'flatten',
+        'dense 32->16 relu',
+        'dense 16->10 linear',
+      ]);
     }
     const layerRun = await trained({ norm: 'layer' });
     await assert.rejects(exportRun(layerRun, { rounds: '1', json: true }), (e: unknown) => {

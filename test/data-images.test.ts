@@ -64,7 +64,11 @@ function writeFashionFixture(dir: string, nTrain: number, nTest: number, gz: boo
     const x = new Uint8Array(n * 9);
     for (let i = 0; i < n; i++) x.fill(i % 256, i * 9, (i + 1) * 9);
     put(images, [n, 3, 3], x);
-    put(labels, [n], Uint8Array.from({ length: n }, (_, i) => i % 10));
+    put(
+      labels,
+      [n],
+      Uint8Array.from({ length: n }, (_, i) => i % 10),
+    );
   }
 }
 
@@ -77,7 +81,8 @@ function cifarRecord(label: number, seed: number): Buffer {
   const rec = Buffer.alloc(3073);
   rec[0] = label;
   for (let k = 0; k < 3; k++) {
-    for (let r = 0; r < 32; r++) for (let c = 0; c < 32; c++) rec[1 + k * 1024 + r * 32 + c] = (r + 2 * c + 50 * k + seed) % 256;
+    for (let r = 0; r < 32; r++)
+      for (let c = 0; c < 32; c++) rec[1 + k * 1024 + r * 32 + c] = (r + 2 * c + 50 * k + seed) % 256;
   }
   return rec;
 }
@@ -87,9 +92,15 @@ function writeCifarFixture(dir: string, perBatch: number, test: number): void {
   fs.mkdirSync(dir, { recursive: true });
   let seed = 0;
   for (const name of CIFAR10_FILES.train) {
-    fs.writeFileSync(path.join(dir, name), Buffer.concat(Array.from({ length: perBatch }, () => cifarRecord(seed % 10, seed++))));
+    fs.writeFileSync(
+      path.join(dir, name),
+      Buffer.concat(Array.from({ length: perBatch }, () => cifarRecord(seed % 10, seed++))),
+    );
   }
-  fs.writeFileSync(path.join(dir, CIFAR10_FILES.test), Buffer.concat(Array.from({ length: test }, () => cifarRecord(seed % 10, seed++))));
+  fs.writeFileSync(
+    path.join(dir, CIFAR10_FILES.test),
+    Buffer.concat(Array.from({ length: test }, () => cifarRecord(seed % 10, seed++))),
+  );
 }
 
 function assertOneLineInputError(fn: () => unknown, pattern: RegExp): InputError {
@@ -126,7 +137,10 @@ describe('Fashion-MNIST', () => {
     const dir = tmpDir('bnx-fashion-missing-');
     writeFashionFixture(dir, 20, 5, true);
     fs.rmSync(path.join(dir, `${MNIST_FILES.testLabels}.gz`));
-    assertOneLineInputError(() => loadDataset(dataConfig({ dataset: 'fashion_mnist', path: dir, val_size: 5 })), /missing Fashion-MNIST file\(s\) t10k-labels-idx1-ubyte/);
+    assertOneLineInputError(
+      () => loadDataset(dataConfig({ dataset: 'fashion_mnist', path: dir, val_size: 5 })),
+      /missing Fashion-MNIST file\(s\) t10k-labels-idx1-ubyte/,
+    );
   });
 
   it('without data.path: a well-known install, else the cache directory (BNX_DATA_DIR)', () => {
@@ -148,9 +162,22 @@ describe('CIFAR-10 (binary version)', () => {
     const b = readCifarBatch(file);
     assert.equal(b.n, 2);
     assert.deepEqual([...b.y], [3, 9]);
-    for (const [i, seed] of [[0, 0], [1, 7]]) {
-      for (const [r, c, k] of [[0, 0, 0], [0, 1, 0], [5, 7, 1], [31, 31, 2], [10, 3, 2]]) {
-        assert.equal(b.x[i * 3072 + (r * 32 + c) * 3 + k], (r + 2 * c + 50 * k + seed) % 256, `image ${i} pixel (${r}, ${c}) channel ${k}`);
+    for (const [i, seed] of [
+      [0, 0],
+      [1, 7],
+    ]) {
+      for (const [r, c, k] of [
+        [0, 0, 0],
+        [0, 1, 0],
+        [5, 7, 1],
+        [31, 31, 2],
+        [10, 3, 2],
+      ]) {
+        assert.equal(
+          b.x[i * 3072 + (r * 32 + c) * 3 + k],
+          (r + 2 * c + 50 * k + seed) % 256,
+          `image ${i} pixel (${r}, ${c}) channel ${k}`,
+        );
       }
     }
     // The test's writer produces the same bytes as the hand-built records.
@@ -212,7 +239,10 @@ describe('CIFAR-10 (binary version)', () => {
     if (err) {
       assert.ok(err.message.includes(path.join(cache, 'cifar-10-batches-bin')), err.message);
       assert.ok(err.message.includes('/usr/share/datasets/cifar-10-batches-bin'), err.message);
-      assert.match(err.message, /download from https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10-binary\.tar\.gz failed \(BNX_OFFLINE=1\)/);
+      assert.match(
+        err.message,
+        /download from https:\/\/www\.cs\.toronto\.edu\/~kriz\/cifar-10-binary\.tar\.gz failed \(BNX_OFFLINE=1\)/,
+      );
     }
   });
 });
@@ -236,7 +266,10 @@ describe('download into the cache', () => {
     }
     return gzipSync(Buffer.concat([...parts, Buffer.alloc(1024)]));
   }
-  const archive = tarOf({ 'cifar-10-batches-bin/readme.html': Buffer.from('x'), 'cifar-10-batches-bin/test_batch.bin': cifarRecord(4, 1) });
+  const archive = tarOf({
+    'cifar-10-batches-bin/readme.html': Buffer.from('x'),
+    'cifar-10-batches-bin/test_batch.bin': cifarRecord(4, 1),
+  });
 
   before(async () => {
     server = http.createServer((req, res) => {
@@ -344,10 +377,17 @@ describe('spec: the new datasets, augment and cnn checks', () => {
 
   it('refuses augment on synthetic data, cnn on synthetic data, bad group counts and pooling to nothing', () => {
     const base = 'name: s\ndata: { dataset: synthetic, val_size: 100 }\ntrain: { steps: 1 }\n';
-    assert.throws(() => plan(base, ['data.augment.flip=true']), /data\.augment crops and flips images; the synthetic dataset has none/);
+    assert.throws(
+      () => plan(base, ['data.augment.flip=true']),
+      /data\.augment crops and flips images; the synthetic dataset has none/,
+    );
     assert.throws(() => plan(base, ['model.arch=cnn']), /model\.arch cnn needs images/);
-    const cnn = 'name: c\ndata: { dataset: fashion_mnist }\nmodel: { arch: cnn, norm: group, cnn: { channels: [8, 12] } }\ntrain: { steps: 1 }\n';
-    assert.throws(() => plan(cnn, ['model.group_norm.groups=8']), /model\.group_norm\.groups is 8: it must divide every conv block's channels .*8 does not divide 12/);
+    const cnn =
+      'name: c\ndata: { dataset: fashion_mnist }\nmodel: { arch: cnn, norm: group, cnn: { channels: [8, 12] } }\ntrain: { steps: 1 }\n';
+    assert.throws(
+      () => plan(cnn, ['model.group_norm.groups=8']),
+      /model\.group_norm\.groups is 8: it must divide every conv block's channels .*8 does not divide 12/,
+    );
     assert.equal(plan(cnn, ['model.group_norm.groups=4']).length, 1);
     assert.throws(() => plan(cnn, ['model.cnn.channels=[4,4,4,4,4,4]']), /model\.cnn\.pool is 2: after block 5 of 6/);
     assert.throws(() => plan(cnn, ['model.cnn.kernel=4']), /model\.cnn\.kernel is 4, must be odd/);
@@ -356,7 +396,9 @@ describe('spec: the new datasets, augment and cnn checks', () => {
 
   it('new keys at their defaults leave existing run ids alone', () => {
     const [a] = plan('name: h\ndata: { dataset: synthetic, val_size: 100 }\ntrain: { steps: 1 }\n');
-    const [b] = plan('name: h\ndata: { dataset: synthetic, val_size: 100 }\nmodel: { cnn: { channels: [3] } }\ntrain: { steps: 1 }\n');
+    const [b] = plan(
+      'name: h\ndata: { dataset: synthetic, val_size: 100 }\nmodel: { cnn: { channels: [3] } }\ntrain: { steps: 1 }\n',
+    );
     assert.equal(a.model.arch, 'mlp');
     assert.equal(configHash(a), configHash(b), 'model.cnn does not matter to an mlp');
     const [c] = plan('name: h\ndata: { dataset: mnist }\ntrain: { steps: 1 }\n', ['data.augment.flip=true']);

@@ -59,7 +59,10 @@ function writeFixture(dir: string, nTrain: number, nTest: number, gz = false): v
       fs.unlinkSync(file);
     }
   };
-  for (const [prefix, n] of [['train', nTrain], ['t10k', nTest]] as const) {
+  for (const [prefix, n] of [
+    ['train', nTrain],
+    ['t10k', nTest],
+  ] as const) {
     const images = new Uint8Array(n * 4);
     const labels = new Uint8Array(n);
     for (let i = 0; i < n; i++) {
@@ -182,7 +185,11 @@ test('bad IDX files give one-line InputErrors naming the file', () => {
 test('missing MNIST directory or files: one InputError naming the directory and the files', () => {
   const dir = tmp();
   const absent = path.join(dir, 'absent');
-  assertInputError(() => loadDataset(config({ path: absent })), absent, /train-images-idx3-ubyte.*t10k-labels-idx1-ubyte/);
+  assertInputError(
+    () => loadDataset(config({ path: absent })),
+    absent,
+    /train-images-idx3-ubyte.*t10k-labels-idx1-ubyte/,
+  );
 
   writeFixture(dir, 30, 10);
   fs.unlinkSync(path.join(dir, 'train-labels-idx1-ubyte'));
@@ -228,13 +235,20 @@ test('holdout split: deterministic, disjoint, train in original order; train_lim
   const val = rowIds(a.val);
   assert.deepEqual(train, rowIds(b.train));
   assert.deepEqual(val, rowIds(b.val));
-  assert.deepEqual([...train].sort((p, q) => p - q), train, 'train keeps the original order');
+  assert.deepEqual(
+    [...train].sort((p, q) => p - q),
+    train,
+    'train keeps the original order',
+  );
   const all = new Set([...train, ...val]);
   assert.equal(all.size, 300, 'train and val are disjoint and cover every example');
   // Labels travel with their rows.
   for (let i = 0; i < a.train.n; i++) assert.equal(a.train.y[i], train[i] % 10);
   for (let i = 0; i < a.val.n; i++) assert.equal(a.val.y[i], val[i] % 10);
-  assert.deepEqual(rowIds(a.test), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    rowIds(a.test),
+    Array.from({ length: 50 }, (_, i) => i),
+  );
 
   const other = loadDataset({ ...cfg, split_seed: 8 });
   assert.notDeepEqual(rowIds(other.val), val);
@@ -253,7 +267,11 @@ test('MNIST standardize uses one statistic from the train split only', () => {
   const raw = loadDataset({ ...base, preprocess: 'none' });
   const std = loadDataset(base);
   const { mean, std: sd } = meanStd(raw.train.x);
-  for (const [r, s] of [[raw.train, std.train], [raw.val, std.val], [raw.test, std.test]] as const) {
+  for (const [r, s] of [
+    [raw.train, std.train],
+    [raw.val, std.val],
+    [raw.test, std.test],
+  ] as const) {
     for (let i = 0; i < r.x.length; i += 7) assert.ok(Math.abs(s.x[i] - (r.x[i] - mean) / sd) < 1e-4);
   }
 });

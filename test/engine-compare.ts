@@ -19,8 +19,19 @@ export interface EngineOutcome {
 }
 
 /** Trains `c` on `engine` and keeps what `deviation` compares. */
-export async function trainOutcome(c: RunConfig, engine: 'graph' | 'eager' | 'auto', data: Dataset): Promise<EngineOutcome> {
-  const out: EngineOutcome = { rows: [], result: null as unknown as TrainResult, weights: new Map(), engine: null, note: null, instruments: new Map() };
+export async function trainOutcome(
+  c: RunConfig,
+  engine: 'graph' | 'eager' | 'auto',
+  data: Dataset,
+): Promise<EngineOutcome> {
+  const out: EngineOutcome = {
+    rows: [],
+    result: null as unknown as TrainResult,
+    weights: new Map(),
+    engine: null,
+    note: null,
+    instruments: new Map(),
+  };
   const cfg = structuredClone(c);
   cfg.train.engine = engine;
   out.result = await train(cfg, data, {
@@ -32,7 +43,8 @@ export async function trainOutcome(c: RunConfig, engine: 'graph' | 'eager' | 'au
       out.engine = e;
       out.note = n;
     },
-    onInstrument: (name: InstrumentName, _step, r) => out.instruments.set(name, [...(out.instruments.get(name) ?? []), ...r]),
+    onInstrument: (name: InstrumentName, _step, r) =>
+      out.instruments.set(name, [...(out.instruments.get(name) ?? []), ...r]),
   });
   return out;
 }

@@ -16,7 +16,14 @@ const SPECS = fs
  * instruments measure every few steps. Grids keep their axes, except where one axis alone would make
  * the smoke run long (the CNN's 7 batch sizes: the extremes stay; its layers get narrower).
  */
-const SMOKE = ['train.steps=6', 'train.eval_every=3', 'train.log_every=2', 'data.train_limit=600', 'data.val_size=300', 'train.eval_limit=300'];
+const SMOKE = [
+  'train.steps=6',
+  'train.eval_every=3',
+  'train.log_every=2',
+  'data.train_limit=600',
+  'data.val_size=300',
+  'train.eval_limit=300',
+];
 /** The CNN specs' final test pass covers all 10,000 test images: a narrow CNN keeps it short. */
 const SMALL_CNN = ['model.cnn.channels=[4,8]', 'model.cnn.dense=[8]'];
 const PER_SPEC: Record<string, string[]> = {
@@ -62,7 +69,8 @@ describe('the experiment library (experiments/*.yaml)', () => {
         assert.ok(rows.length >= 1);
         for (const row of rows) {
           assert.ok(['completed', 'diverged'].includes(row.status), `${row.run_id}: ${row.status}`);
-          for (const csv of INSTRUMENT_CSVS[file] ?? []) assert.ok(fs.existsSync(path.join(out, name, row.run_id, csv)), `${row.run_id}/${csv}`);
+          for (const csv of INSTRUMENT_CSVS[file] ?? [])
+            assert.ok(fs.existsSync(path.join(out, name, row.run_id, csv)), `${row.run_id}/${csv}`);
         }
       } finally {
         fs.rmSync(out, { recursive: true, force: true });

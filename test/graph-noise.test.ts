@@ -24,15 +24,36 @@ const noisy = (noise: number, more: Partial<ModelConfig['batch_norm']> = {}) => 
 function mlpConfig(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> = {}): RunConfig {
   const c = structuredClone({ ...DEFAULT_CONFIG, name: 'graph-noise' }) as RunConfig;
   c.seed = 7;
-  c.data = { ...c.data, dataset: 'synthetic', val_size: 100, synthetic: { features: IMAGE[0] * IMAGE[1] * IMAGE[2], classes: 3, train_size: 500, test_size: 150, noise: 0.5 } };
-  c.model = { ...c.model, hidden: [16, 8], init: 'glorot_uniform', norm: 'batch', batch_norm: noisy(0.5), ...model } as ModelConfig;
+  c.data = {
+    ...c.data,
+    dataset: 'synthetic',
+    val_size: 100,
+    synthetic: { features: IMAGE[0] * IMAGE[1] * IMAGE[2], classes: 3, train_size: 500, test_size: 150, noise: 0.5 },
+  };
+  c.model = {
+    ...c.model,
+    hidden: [16, 8],
+    init: 'glorot_uniform',
+    norm: 'batch',
+    batch_norm: noisy(0.5),
+    ...model,
+  } as ModelConfig;
   c.train = { ...c.train, lr: 0.3, batch_size: 20, steps: 60, eval_every: 20, log_every: 10, ...trainCfg };
   return c;
 }
 
 /** The tiny cnn of graph-cnn.test.ts (6 x 6 x 2 images, two blocks of 4 channels, a dense layer of 8). */
 function cnnConfig(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> = {}): RunConfig {
-  const c = mlpConfig({ arch: 'cnn', activation: 'relu', init: 'he_normal', cnn: { channels: [4, 4], kernel: 3, pool: 2, dense: [8] }, ...model }, { lr: 0.05, steps: 30, eval_every: 15, log_every: 5, ...trainCfg });
+  const c = mlpConfig(
+    {
+      arch: 'cnn',
+      activation: 'relu',
+      init: 'he_normal',
+      cnn: { channels: [4, 4], kernel: 3, pool: 2, dense: [8] },
+      ...model,
+    },
+    { lr: 0.05, steps: 30, eval_every: 15, log_every: 5, ...trainCfg },
+  );
   c.seed = 5;
   return c;
 }
@@ -40,7 +61,8 @@ function cnnConfig(model: Partial<ModelConfig>, trainCfg: Partial<TrainConfig> =
 let rows: Dataset;
 let images: Dataset;
 
-const run = (c: RunConfig, engine: 'graph' | 'eager' | 'auto') => trainOutcome(c, engine, c.model.arch === 'cnn' ? images : rows);
+const run = (c: RunConfig, engine: 'graph' | 'eager' | 'auto') =>
+  trainOutcome(c, engine, c.model.arch === 'cnn' ? images : rows);
 
 /** As graph.test.ts and graph-cnn.test.ts: float32 round-off between TensorFlow's fused kernels and tf.js ops. */
 const TOLERANCE = { metrics: 1e-5, weights: 1e-5 };
@@ -63,7 +85,10 @@ describe('graph engine: noisy batch norm', () => {
         assert.deepEqual(draw, expected);
         assert.equal(bn.stepNoise(), draw, 'the same draw until the step ends');
         // Its training-mode output is s * y + m with that draw.
-        const x = tf.tensor2d(Float32Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.3)), [6, 5]);
+        const x = tf.tensor2d(
+          Float32Array.from({ length: 30 }, (_, i) => Math.sin(i * 1.3)),
+          [6, 5],
+        );
         const y = tf.tidy(() => bn.apply(x, true));
         bn.updateMovingStats();
         const plain = new BatchNorm(5, { eps: 1e-3, momentum: 0.9 }, 'draw-test-plain');
@@ -83,7 +108,11 @@ describe('graph engine: noisy batch norm', () => {
   });
 
   it('auto picks the graph engine for noisy batch norm, which trains in groups too; the graph takes the noise as train_step inputs', () => {
-    for (const c of [mlpConfig({}), mlpConfig({ norm_placement: 'after', batch_norm: noisy(0.2, { inference: 'population' }) }), cnnConfig({})]) {
+    for (const c of [
+      mlpConfig({}),
+      mlpConfig({ norm_placement: 'after', batch_norm: noisy(0.2, { inference: 'population' }) }),
+      cnnConfig({}),
+    ]) {
       assert.equal(graphUnsupported(c), null);
       assert.deepEqual(chooseEngine(c), { kind: 'graph', note: null });
     }
@@ -91,18 +120,43 @@ describe('graph engine: noisy batch norm', () => {
 
     const mlp = compileMlp(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), 72, 3);
     const inputs = mlp.signatures.train_step.inputs;
-    assert.deepEqual(Object.keys(inputs), ['x', 'labels', 'lr', 'noise/hidden1/scale', 'noise/hidden1/shift', 'noise/hidden2/scale', 'noise/hidden2/shift']);
-    assert.deepEqual([inputs['noise/hidden1/scale'].shape, inputs['noise/hidden2/shift'].shape, inputs['noise/hidden2/shift'].dtype], [[16], [8], 1]);
-    assert.deepEqual(mlp.noise, [{ layer: 'hidden1', channels: 16 }, { layer: 'hidden2', channels: 8 }]);
+    assert.deepEqual(Object.keys(inputs), [
+      'x',
+      'labels',
+      'lr',
+      'noise/hidden1/scale',
+      'noise/hidden1/shift',
+      'noise/hidden2/scale',
+      'noise/hidden2/shift',
+    ]);
+    assert.deepEqual(
+      [inputs['noise/hidden1/scale'].shape, inputs['noise/hidden2/shift'].shape, inputs['noise/hidden2/shift'].dtype],
+      [[16], [8], 1],
+    );
+    assert.deepEqual(mlp.noise, [
+      { layer: 'hidden1', channels: 16 },
+      { layer: 'hidden2', channels: 8 },
+    ]);
     assert.deepEqual(Object.keys(mlp.signatures.eval.inputs), ['x', 'labels']);
     assert.deepEqual(Object.keys(mlp.signatures.batch_stats?.inputs ?? {}), ['x']);
     // Only the training step's pass is perturbed.
     const noiseOps = mlp.nodes.filter((n) => n.name.includes('/noise/')).map((n) => n.name);
-    assert.ok(noiseOps.length > 0 && noiseOps.every((name) => name.startsWith('train/') || name.startsWith('grad/')), noiseOps.join(' '));
+    assert.ok(
+      noiseOps.length > 0 && noiseOps.every((name) => name.startsWith('train/') || name.startsWith('grad/')),
+      noiseOps.join(' '),
+    );
 
     const cnn = compileCnn(cnnConfig({}), IMAGE, 3);
-    assert.deepEqual(cnn.noise, [{ layer: 'conv1', channels: 4 }, { layer: 'conv2', channels: 4 }]);
-    assert.deepEqual(Object.keys(cnn.signatures.train_step.inputs).slice(3), ['noise/conv1/scale', 'noise/conv1/shift', 'noise/conv2/scale', 'noise/conv2/shift']);
+    assert.deepEqual(cnn.noise, [
+      { layer: 'conv1', channels: 4 },
+      { layer: 'conv2', channels: 4 },
+    ]);
+    assert.deepEqual(Object.keys(cnn.signatures.train_step.inputs).slice(3), [
+      'noise/conv1/scale',
+      'noise/conv1/shift',
+      'noise/conv2/scale',
+      'noise/conv2/shift',
+    ]);
     // Without noise: no noise inputs, no `noise` field.
     const plain = compileMlp(mlpConfig({ batch_norm: noisy(0) }), 72, 3);
     assert.deepEqual(Object.keys(plain.signatures.train_step.inputs), ['x', 'labels', 'lr']);
@@ -116,12 +170,40 @@ describe('graph engine: noisy batch norm', () => {
     // Adam's epsilon 1e-4 here: with the default 1e-7 the first step's gradient of one hidden1 kernel
     // entry is 5e-7 (the kernel's reach 0.42; a sum that nearly cancels), where the engines' float32
     // round-off differs by 0.7%, and Adam's first update lr g / (|g| + eps) turns that into 1.2e-5.
-    ['mlp, noisy BN after, adam (epsilon 1e-4), sigmoid', mlpConfig({ norm_placement: 'after', activation: 'sigmoid' }, { optimizer: 'adam', lr: 0.01, adam: { ...DEFAULT_CONFIG.train.adam, epsilon: 1e-4 } })],
-    ['mlp, noisy BN before, population statistics, momentum', mlpConfig({ activation: 'sigmoid', batch_norm: noisy(0.5, { inference: 'population', population_batches: 3 }) }, { momentum: 0.9, lr: 0.1 })],
-    ['mlp, noisy BN after, population statistics, sgd, relu', mlpConfig({ norm_placement: 'after', activation: 'relu', batch_norm: noisy(0.3, { inference: 'population', population_batches: 4 }) })],
+    [
+      'mlp, noisy BN after, adam (epsilon 1e-4), sigmoid',
+      mlpConfig(
+        { norm_placement: 'after', activation: 'sigmoid' },
+        { optimizer: 'adam', lr: 0.01, adam: { ...DEFAULT_CONFIG.train.adam, epsilon: 1e-4 } },
+      ),
+    ],
+    [
+      'mlp, noisy BN before, population statistics, momentum',
+      mlpConfig(
+        { activation: 'sigmoid', batch_norm: noisy(0.5, { inference: 'population', population_batches: 3 }) },
+        { momentum: 0.9, lr: 0.1 },
+      ),
+    ],
+    [
+      'mlp, noisy BN after, population statistics, sgd, relu',
+      mlpConfig({
+        norm_placement: 'after',
+        activation: 'relu',
+        batch_norm: noisy(0.3, { inference: 'population', population_batches: 4 }),
+      }),
+    ],
     ['cnn, noisy BN before, sgd, relu', cnnConfig({})],
-    ['cnn, noisy BN after, adam, relu, pool 1', cnnConfig({ norm_placement: 'after', cnn: { channels: [4, 4], kernel: 3, pool: 1, dense: [8] } }, { optimizer: 'adam', lr: 0.01 })],
-    ['cnn, noisy BN before, population statistics, momentum', cnnConfig({ batch_norm: noisy(0.5, { inference: 'population', population_batches: 3 }) }, { momentum: 0.9 })],
+    [
+      'cnn, noisy BN after, adam, relu, pool 1',
+      cnnConfig(
+        { norm_placement: 'after', cnn: { channels: [4, 4], kernel: 3, pool: 1, dense: [8] } },
+        { optimizer: 'adam', lr: 0.01 },
+      ),
+    ],
+    [
+      'cnn, noisy BN before, population statistics, momentum',
+      cnnConfig({ batch_norm: noisy(0.5, { inference: 'population', population_batches: 3 }) }, { momentum: 0.9 }),
+    ],
   ];
   for (const [name, c] of CASES) {
     it(`gives the eager engine's metrics and weights within float32 round-off: ${name}`, async () => {
@@ -130,7 +212,9 @@ describe('graph engine: noisy batch norm', () => {
       assert.equal(graph.engine, 'graph');
       assert.equal(eager.engine, 'eager');
       const d = deviation(graph, eager);
-      console.log(`# ${name}: max relative deviation graph vs eager: metrics ${d.metrics.toExponential(2)}, weights ${d.weights.toExponential(2)}`);
+      console.log(
+        `# ${name}: max relative deviation graph vs eager: metrics ${d.metrics.toExponential(2)}, weights ${d.weights.toExponential(2)}`,
+      );
       assert.ok(d.metrics <= TOLERANCE.metrics, `metrics deviate by ${d.metrics}`);
       assert.ok(d.weights <= TOLERANCE.weights, `weights deviate by ${d.weights}`);
     });
@@ -141,7 +225,10 @@ describe('graph engine: noisy batch norm', () => {
     const withNoise = await run(c, 'auto');
     assert.equal(withNoise.engine, 'graph');
     const without = await run(mlpConfig({ activation: 'sigmoid', batch_norm: noisy(0) }), 'graph');
-    assert.notDeepEqual(withNoise.rows.map((r) => r.train_loss), without.rows.map((r) => r.train_loss));
+    assert.notDeepEqual(
+      withNoise.rows.map((r) => r.train_loss),
+      without.rows.map((r) => r.train_loss),
+    );
     assert.ok((withNoise.rows.at(-1) as MetricsRow).train_loss < withNoise.rows[0].train_loss, 'it learned');
   });
 
@@ -178,5 +265,4 @@ describe('graph engine: noisy batch norm', () => {
     await run(c, 'graph');
     assert.equal(tf.memory().numTensors, before);
   });
-
 });

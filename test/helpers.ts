@@ -67,7 +67,8 @@ export function quadrantImages(n: number, side: number, channels: number, rng: R
     for (let r = 0; r < side; r++) {
       for (let col = 0; col < side; col++) {
         const lit = Math.floor(r / half) * 2 + Math.floor(col / half) === c;
-        for (let k = 0; k < channels; k++) x[((i * side + r) * side + col) * channels + k] = Math.min(255, (lit ? 150 : 20) + rng.int(80));
+        for (let k = 0; k < channels; k++)
+          x[((i * side + r) * side + col) * channels + k] = Math.min(255, (lit ? 150 : 20) + rng.int(80));
       }
     }
   }

@@ -12,6 +12,9 @@ import { InputError } from '../src/util/errors.js';
 import { loadInstrument, readInstrumentCsv } from '../src/index.js';
 import { bnx, ROOT, tmpDir } from './helpers.js';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- vega-lite specs, read as untyped JSON
+type VegaJson = Record<string, any>;
+
 // The fixture sweep (a BN and a no-BN run written by bnx) copied to a temp folder, with instrument
 // CSVs added to its run directories as the instruments write them.
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'results', 'fixture');
@@ -40,15 +43,30 @@ function activationRows(drift: boolean): (string | number)[][] {
 function makeResults(): { sweep: string; none: string; batch: string } {
   const sweep = path.join(tmpDir('bnx-instrument-plot-'), 'fixture');
   fs.cpSync(FIXTURE, sweep, { recursive: true });
-  const runOf = (norm: string) => path.join(sweep, fs.readdirSync(sweep).find((d) => d.startsWith(`norm=${norm}_`))!);
+  const runOf = (norm: string) =>
+    path.join(
+      sweep,
+      fs.readdirSync(sweep).find((d) => d.startsWith(`norm=${norm}_`))!,
+    );
   const none = runOf('none');
   const batch = runOf('batch');
-  for (const [dir, isBn] of [[none, false], [batch, true]] as const) {
+  for (const [dir, isBn] of [
+    [none, false],
+    [batch, true],
+  ] as const) {
     csv(path.join(dir, 'activation_percentiles.csv'), ['step', 'layer', 'p15', 'p50', 'p85'], activationRows(!isBn));
     csv(
       path.join(dir, 'ics.csv'),
       ['step', 'layer', 'l2', 'cosine', 'grad_norm'],
-      STEPS.flatMap((step) => LAYERS.map((layer, i) => [step, layer, (0.1 + i * 0.05 + (isBn ? 0.02 : 0)).toFixed(5), (0.9 - step / 4000).toFixed(5), '0.5'])),
+      STEPS.flatMap((step) =>
+        LAYERS.map((layer, i) => [
+          step,
+          layer,
+          (0.1 + i * 0.05 + (isBn ? 0.02 : 0)).toFixed(5),
+          (0.9 - step / 4000).toFixed(5),
+          '0.5',
+        ]),
+      ),
     );
     const sizes = [0.25, 0.5, 1, 2, 4];
     csv(
@@ -57,13 +75,24 @@ function makeResults(): { sweep: string; none: string; batch: string } {
       [100, 200, 300, 400].flatMap((step) =>
         sizes.map((s) => {
           const spread = isBn ? 0.02 : 0.3;
-          return [step, s, (1 - step / 1000 + spread * s).toFixed(5), (spread * s).toFixed(5), (spread * s * 2).toFixed(5), (spread * 2).toFixed(5)];
+          return [
+            step,
+            s,
+            (1 - step / 1000 + spread * s).toFixed(5),
+            (spread * s).toFixed(5),
+            (spread * s * 2).toFixed(5),
+            (spread * 2).toFixed(5),
+          ];
         }),
       ),
     );
   }
   // Only the BN run measured the eval gap: the other run is named as lacking it.
-  csv(path.join(batch, 'eval_gap.csv'), ['step', 'val_loss_train_mode', 'val_loss_inference', 'gap'], STEPS.map((s) => [s, '0.5', '0.45', '0.05']));
+  csv(
+    path.join(batch, 'eval_gap.csv'),
+    ['step', 'val_loss_train_mode', 'val_loss_inference', 'gap'],
+    STEPS.map((s) => [s, '0.5', '0.45', '0.05']),
+  );
   return { sweep, none, batch };
 }
 
@@ -78,7 +107,8 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   process.exitCode = undefined;
   try {
     const program = buildProgram().exitOverride();
-    for (const c of program.commands) c.exitOverride().configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) });
+    for (const c of program.commands)
+      c.exitOverride().configureOutput({ writeErr: (s) => void err.push(s), writeOut: (s) => void out.push(s) });
     await program.parseAsync(['node', 'bnx', ...args]);
     code = Number(process.exitCode ?? 0);
   } catch (e) {
@@ -92,7 +122,8 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout: out.join(''), stderr: err.join('') };
 }
 
-const marks = (svg: string, kind: 'area' | 'line') => (svg.match(new RegExp(`<path[^>]*aria-roledescription="${kind} mark"`, 'g')) ?? []).length;
+const marks = (svg: string, kind: 'area' | 'line') =>
+  (svg.match(new RegExp(`<path[^>]*aria-roledescription="${kind} mark"`, 'g')) ?? []).length;
 const texts = (svg: string) => [...svg.matchAll(/<text[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]);
 
 describe('bnx plot --instrument', () => {
@@ -106,15 +137,24 @@ describe('bnx plot --instrument', () => {
     assert.deepEqual(table.rows[1], { step: 20, layer: 'hidden2', values: { p15: -0.95, p50: 0.15, p85: 1.25 } });
     const bad = path.join(tmpDir(), 'ics.csv');
     csv(bad, ['step', 'layer', 'cosine'], [[1, 'hidden1', 0.5]]);
-    assert.throws(() => readInstrumentCsv(bad, 'ics'), /not a bnx ics CSV: the header must be step,layer,l2,cosine,grad_norm/);
+    assert.throws(
+      () => readInstrumentCsv(bad, 'ics'),
+      /not a bnx ics CSV: the header must be step,layer,l2,cosine,grad_norm/,
+    );
     const loaded = loadInstrument(runs, 'eval_gap');
-    assert.deepEqual(loaded.found.map((f) => f.run.path), [batch]);
-    assert.deepEqual(loaded.missing.map((r) => r.path), [none]);
+    assert.deepEqual(
+      loaded.found.map((f) => f.run.path),
+      [batch],
+    );
+    assert.deepEqual(
+      loaded.missing.map((r) => r.path),
+      [none],
+    );
   });
 
   it('activation_percentiles: a band and a median line per run and layer, runs side by side on one y scale', async () => {
     const loaded = loadInstrument(runs, 'activation_percentiles');
-    const spec = instrumentChartSpec(loaded, { title: 'percentiles' }) as { vconcat: Record<string, any>[] };
+    const spec = instrumentChartSpec(loaded, { title: 'percentiles' }) as { vconcat: VegaJson[] };
     assert.equal(spec.vconcat.length, LAYERS.length, 'one row per layer');
     for (const [i, row] of spec.vconcat.entries()) {
       assert.deepEqual(row.transform, [{ filter: { field: 'layer', equal: LAYERS[i] } }]);
@@ -136,7 +176,7 @@ describe('bnx plot --instrument', () => {
     const top = (run: string) => Math.max(...points.filter((p) => p.run === run).map((p) => p.hi));
     assert.ok(top('none') > 2 * top('batch'), `${top('none')} vs ${top('batch')}`);
 
-    const one = instrumentChartSpec(loaded, { layers: ['hidden2'] }) as Record<string, any>;
+    const one = instrumentChartSpec(loaded, { layers: ['hidden2'] }) as VegaJson;
     assert.equal(one.vconcat, undefined);
     assert.equal(one.facet.column.field, 'run');
     assert.equal(marks(await renderSvg(one), 'area'), runs.length);
@@ -145,10 +185,21 @@ describe('bnx plot --instrument', () => {
   it('ics, smoothness and eval_gap render: lines per run, and Figure 4-style ranges as bands', async () => {
     const ics = await renderSvg(instrumentChartSpec(loadInstrument(runs, 'ics')));
     assert.equal(marks(ics, 'line'), LAYERS.length * 2 * runs.length, 'cosine and l2 per layer, a line per run');
-    const smooth = instrumentChartSpec(loadInstrument(runs, 'smoothness')) as Record<string, any>;
-    const values = smooth.data.values as { run: string; measure: string; step: number; lo: number | null; hi: number | null; mid: number | null }[];
+    const smooth = instrumentChartSpec(loadInstrument(runs, 'smoothness')) as VegaJson;
+    const values = smooth.data.values as {
+      run: string;
+      measure: string;
+      step: number;
+      lo: number | null;
+      hi: number | null;
+      mid: number | null;
+    }[];
     const loss = values.find((v) => v.run === 'none' && v.measure.startsWith('loss landscape') && v.step === 100)!;
-    assert.deepEqual([loss.lo, loss.hi], [0.9 + 0.3 * 0.25, 0.9 + 0.3 * 4].map((x) => Number(x.toFixed(5))), 'min..max of the loss over step sizes');
+    assert.deepEqual(
+      [loss.lo, loss.hi],
+      [0.9 + 0.3 * 0.25, 0.9 + 0.3 * 4].map((x) => Number(x.toFixed(5))),
+      'min..max of the loss over step sizes',
+    );
     const svg = await renderSvg(smooth);
     assert.equal(marks(svg, 'area'), 2 * runs.length, 'loss and gradient-change ranges per run');
     assert.equal(marks(svg, 'line'), runs.length, 'beta is a line per run');
@@ -163,7 +214,10 @@ describe('bnx plot --instrument', () => {
     assert.equal(res.stderr, '');
     const svg = fs.readFileSync(`${out}.svg`, 'utf8');
     assert.equal(marks(svg, 'area'), runs.length);
-    assert.ok(texts(svg).includes('fixture: activation percentiles, inputs to the nonlinearity (hidden2)'), 'default title');
+    assert.ok(
+      texts(svg).includes('fixture: activation percentiles, inputs to the nonlinearity (hidden2)'),
+      'default title',
+    );
     const png = PNG.sync.read(fs.readFileSync(`${out}.png`));
     assert.equal(png.width, 2 * Number(/<svg[^>]*width="(\d+)"/.exec(svg)![1]));
 
@@ -186,13 +240,21 @@ describe('bnx plot --instrument', () => {
     assert.equal(some.code, 0, some.stderr);
     const lines = some.stderr.trim().split('\n');
     assert.equal(lines.length, 1);
-    assert.match(lines[0], new RegExp(`^bnx plot: 1 of 2 runs not plotted: no eval_gap.csv in ${path.basename(none)}: .*--set instruments=\\[eval_gap\\]`));
+    assert.match(
+      lines[0],
+      new RegExp(
+        `^bnx plot: 1 of 2 runs not plotted: no eval_gap.csv in ${path.basename(none)}: .*--set instruments=\\[eval_gap\\]`,
+      ),
+    );
 
     // The committed fixture has no instrument CSVs at all: the real executable exits 2 with one line.
     const res = bnx(['plot', FIXTURE, '--instrument', 'ics', '--term']);
     assert.equal(res.code, 2, res.stderr);
     assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
-    assert.match(res.stderr, /nothing to plot: no ics\.csv in norm=(none|batch)_\w+, norm=(none|batch)_\w+: record it by running the spec with --set instruments=\[ics\]/);
+    assert.match(
+      res.stderr,
+      /nothing to plot: no ics\.csv in norm=(none|batch)_\w+, norm=(none|batch)_\w+: record it by running the spec with --set instruments=\[ics\]/,
+    );
 
     // A CSV with its header only: the run ended before the instrument's first measurement.
     fs.writeFileSync(path.join(none, 'eval_gap.csv'), 'step,val_loss_train_mode,val_loss_inference,gap\n');
@@ -201,11 +263,17 @@ describe('bnx plot --instrument', () => {
     fs.writeFileSync(path.join(none, 'run.json'), JSON.stringify(record));
     const empty = await cli(['plot', none, '--instrument', 'eval_gap', '--term']);
     assert.equal(empty.code, 2);
-    assert.match(empty.stderr, /nothing to plot: eval_gap\.csv has no rows yet in norm=none_\w+ \(it measures every 500 steps\): run longer or set --set instruments\.eval_gap\.every=N/);
+    assert.match(
+      empty.stderr,
+      /nothing to plot: eval_gap\.csv has no rows yet in norm=none_\w+ \(it measures every 500 steps\): run longer or set --set instruments\.eval_gap\.every=N/,
+    );
     fs.rmSync(path.join(none, 'eval_gap.csv'));
 
     assert.equal((await cli(['plot', sweep, '--instrument', 'ics', '--layer', 'hidden9', '--term'])).code, 2);
-    assert.match((await cli(['plot', sweep, '--instrument', 'eval_gap', '--layer', 'hidden1', '--term'])).stderr, /eval_gap has no layers/);
+    assert.match(
+      (await cli(['plot', sweep, '--instrument', 'eval_gap', '--layer', 'hidden1', '--term'])).stderr,
+      /eval_gap has no layers/,
+    );
     assert.equal((await cli(['plot', sweep, '--instrument', 'ics', '--metric', 'val_acc', '--term'])).code, 2);
     assert.equal((await cli(['plot', sweep, '--instrument', 'ics', '--x', 'epoch', '--term'])).code, 2);
     assert.equal((await cli(['plot', sweep, '--instrument', 'icss', '--term'])).code, 2);

@@ -91,7 +91,9 @@ describe('a run trains to the same bytes however it is scheduled', () => {
       const cases: [string, string][] = [];
 
       run(spec, out('alone'), ['--workers', '1']);
-      const [id] = fs.readdirSync(sweep('alone')).filter((f) => fs.existsSync(path.join(sweep('alone'), f, 'run.json')));
+      const [id] = fs
+        .readdirSync(sweep('alone'))
+        .filter((f) => fs.existsSync(path.join(sweep('alone'), f, 'run.json')));
       const hash = id.slice(id.lastIndexOf('_') + 1);
       const reference = path.join(sweep('alone'), id);
 
@@ -99,7 +101,14 @@ describe('a run trains to the same bytes however it is scheduled', () => {
       run(spec, out('front'), ['--set', 'seed=7,8', '--workers', '1']);
       cases.push(['group seeds 7,8 (index 0)', targetRun(sweep('front'), hash)]);
       // Last in a group of six, beside other seeds and learning rates.
-      run(spec, out('mixed'), ['--set', 'seed=5,6,7', '--set', `train.lr=0.01,${/lr: ([\d.]+)/.exec(text)?.[1]}`, '--workers', '1']);
+      run(spec, out('mixed'), [
+        '--set',
+        'seed=5,6,7',
+        '--set',
+        `train.lr=0.01,${/lr: ([\d.]+)/.exec(text)?.[1]}`,
+        '--workers',
+        '1',
+      ]);
       cases.push(['group seeds 5,6,7 x two learning rates', targetRun(sweep('mixed'), hash)]);
       // Shard 1 of 3 of a 6-seed sweep: seed 7 is the fifth run (index 4, 4 % 3 = 1).
       run(spec, out('shard'), ['--set', 'seed=3,4,5,6,7,8', '--shard', '1/3']);
@@ -122,8 +131,14 @@ describe('a run trains to the same bytes however it is scheduled', () => {
           const same = fs.readFileSync(path.join(runDir, file)).equals(fs.readFileSync(path.join(reference, file)));
           assert.ok(same, `${label}: ${file} ${how} differs from the run alone`);
         }
-        const [a, b] = [path.join(runDir, 'run.json'), path.join(reference, 'run.json')].map((f) => JSON.parse(fs.readFileSync(f, 'utf8')));
-        assert.deepEqual([a.final, a.best, a.test, a.numerics], [b.final, b.best, b.test, b.numerics], `${label}: run.json results ${how}`);
+        const [a, b] = [path.join(runDir, 'run.json'), path.join(reference, 'run.json')].map((f) =>
+          JSON.parse(fs.readFileSync(f, 'utf8')),
+        );
+        assert.deepEqual(
+          [a.final, a.best, a.test, a.numerics],
+          [b.final, b.best, b.test, b.numerics],
+          `${label}: run.json results ${how}`,
+        );
         assert.equal(a.numerics.intra_op_threads, 1);
       }
     });
@@ -165,6 +180,9 @@ describe('trainingGroups', () => {
 
   it('splits a group at MAX_GROUP members', () => {
     const configs = Array.from({ length: MAX_GROUP + 3 }, (_, i) => with_((c) => (c.train.lr = 0.01 * (i + 1))));
-    assert.deepEqual(trainingGroups(configs).map((g) => g.length), [MAX_GROUP, 3]);
+    assert.deepEqual(
+      trainingGroups(configs).map((g) => g.length),
+      [MAX_GROUP, 3],
+    );
   });
 });

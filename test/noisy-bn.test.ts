@@ -13,8 +13,12 @@ import { ROOT } from './helpers.js';
 import { checkGradients, randomTensor } from './norm-helpers.js';
 
 let made = 0;
-const noisyBn = (channels: number, strength: number, seed: number, gradient: 'closed_form' | 'autodiff' = 'closed_form') =>
-  new BatchNorm(channels, { eps: 1e-3, momentum: 0.9, gradient, noise: { strength, seed } }, `noisy-${++made}`);
+const noisyBn = (
+  channels: number,
+  strength: number,
+  seed: number,
+  gradient: 'closed_form' | 'autodiff' = 'closed_form',
+) => new BatchNorm(channels, { eps: 1e-3, momentum: 0.9, gradient, noise: { strength, seed } }, `noisy-${++made}`);
 
 const values = (t: tf.Tensor) => {
   const v = Array.from(t.dataSync());
@@ -75,7 +79,11 @@ describe('noisy batch norm (model.batch_norm.noise)', () => {
     const x = randomTensor([20, 3], new Rng(3), 1.5, 0.5);
     const [plain, noisy] = [noisyBn(3, 0, 9), noisyBn(3, 2, 9)];
     for (const bn of [plain, noisy]) stepOutputs(bn, x, 4);
-    assert.deepEqual(values(noisy.apply(x, false)), values(plain.apply(x, false)), 'same moving statistics, same inference output');
+    assert.deepEqual(
+      values(noisy.apply(x, false)),
+      values(plain.apply(x, false)),
+      'same moving statistics, same inference output',
+    );
     noisy.beginPopulation();
     const duringPopulation = values(tf.tidy(() => noisy.apply(x, true)));
     noisy.endPopulation();
@@ -97,7 +105,11 @@ describe('noisy batch norm (model.batch_norm.noise)', () => {
         return [tf.grad(f)(x), g[bn.gamma.name], g[bn.beta.name]].map(values);
       }),
     );
-    grads[0].forEach((closed, i) => closed.forEach((v, j) => assert.ok(Math.abs(v - grads[1][i][j]) <= 1e-4 + 1e-4 * Math.abs(v), `${['dx', 'dgamma', 'dbeta'][i]}[${j}]`)));
+    grads[0].forEach((closed, i) =>
+      closed.forEach((v, j) =>
+        assert.ok(Math.abs(v - grads[1][i][j]) <= 1e-4 + 1e-4 * Math.abs(v), `${['dx', 'dgamma', 'dbeta'][i]}[${j}]`),
+      ),
+    );
     const worst = checkGradients((xx) => layers[0].apply(xx, true), x, layers[0].trainable, 12);
     assert.ok(worst < 5e-3);
     for (const bn of layers) bn.dispose();
@@ -109,7 +121,8 @@ describe('noisy batch norm (model.batch_norm.noise)', () => {
     const plan = (sets: string[]) => expandGrid(applyOverrides(loadSpec(spec), sets.map(parseOverride)));
     assert.throws(
       () => plan(['model.norm=none', 'model.batch_norm.noise=1']),
-      (e: unknown) => e instanceof InputError && /--set model\.batch_norm\.noise: .*needs model\.norm batch/.test(e.message),
+      (e: unknown) =>
+        e instanceof InputError && /--set model\.batch_norm\.noise: .*needs model\.norm batch/.test(e.message),
     );
     const [run] = plan(['model.norm=batch', 'model.batch_norm.noise=1']);
     assert.deepEqual(chooseEngine(run.config), { kind: 'graph', note: null });

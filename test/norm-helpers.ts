@@ -66,7 +66,13 @@ export function randomTensor(shape: number[], rng: Rng, std = 1, mean = 0): tf.T
  * off by O(0.1). Tolerance: |fd - analytic| <= 2e-3 + 1e-2 * |analytic|. At most `maxCoords`
  * coordinates per tensor (evenly spread) are checked. Returns the largest absolute difference.
  */
-export function checkGradients(f: (x: tf.Tensor) => tf.Tensor, x0: tf.Tensor, params: tf.Variable[], seed = 1, maxCoords = 60): number {
+export function checkGradients(
+  f: (x: tf.Tensor) => tf.Tensor,
+  x0: tf.Tensor,
+  params: tf.Variable[],
+  seed = 1,
+  maxCoords = 60,
+): number {
   const rng = new Rng(seed);
   const probe = tf.tidy(() => f(x0));
   const dy = randomTensor(probe.shape, rng);
@@ -82,12 +88,20 @@ export function checkGradients(f: (x: tf.Tensor) => tf.Tensor, x0: tf.Tensor, pa
   };
   const objective = (x: tf.Tensor) => tf.sum(tf.mul(f(x), dy)) as tf.Scalar;
   const dx = tf.grad(objective)(x0);
-  const { value, grads } = params.length > 0 ? tf.variableGrads(() => objective(x0), params) : { value: tf.scalar(0), grads: {} as tf.NamedTensorMap };
+  const { value, grads } =
+    params.length > 0
+      ? tf.variableGrads(() => objective(x0), params)
+      : { value: tf.scalar(0), grads: {} as tf.NamedTensorMap };
   value.dispose();
 
   const h = 1e-2;
   let worst = 0;
-  const compare = (label: string, analytic: Float32Array | Int32Array | Uint8Array, values: Float32Array, evaluate: (v: Float32Array) => number) => {
+  const compare = (
+    label: string,
+    analytic: Float32Array | Int32Array | Uint8Array,
+    values: Float32Array,
+    evaluate: (v: Float32Array) => number,
+  ) => {
     const stride = Math.max(1, Math.floor(values.length / maxCoords));
     for (let i = 0; i < values.length; i += stride) {
       const orig = values[i];
@@ -100,7 +114,10 @@ export function checkGradients(f: (x: tf.Tensor) => tf.Tensor, x0: tf.Tensor, pa
       values[i] = orig;
       const fd = (lPlus - lMinus) / (plus - minus);
       const err = Math.abs(fd - analytic[i]);
-      assert.ok(err <= 2e-3 + 1e-2 * Math.abs(analytic[i]), `${label}[${i}]: finite difference ${fd} vs gradient ${analytic[i]}`);
+      assert.ok(
+        err <= 2e-3 + 1e-2 * Math.abs(analytic[i]),
+        `${label}[${i}]: finite difference ${fd} vs gradient ${analytic[i]}`,
+      );
       worst = Math.max(worst, err);
     }
   };

@@ -4,7 +4,16 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, loadDataset, type Dataset } from '../src/data/index.js';
-import { disposeFolded, foldMlp, foldedForward, loadWeights, Mlp, saveWeights, toLayersModel, type FoldedNetwork } from '../src/model/index.js';
+import {
+  disposeFolded,
+  foldMlp,
+  foldedForward,
+  loadWeights,
+  Mlp,
+  saveWeights,
+  toLayersModel,
+  type FoldedNetwork,
+} from '../src/model/index.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig } from '../src/spec/types.js';
 import { initBackend } from '../src/train/backend.js';
@@ -16,7 +25,12 @@ import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 function tinyConfig(model: Partial<ModelConfig> & Record<string, unknown> = {}): RunConfig {
   const c = structuredClone({ ...DEFAULT_CONFIG, name: 'norm-model' }) as RunConfig;
   c.seed = 5;
-  c.data = { ...c.data, dataset: 'synthetic', val_size: 100, synthetic: { features: 12, classes: 3, train_size: 500, test_size: 150, noise: 0.5 } };
+  c.data = {
+    ...c.data,
+    dataset: 'synthetic',
+    val_size: 100,
+    synthetic: { features: 12, classes: 3, train_size: 500, test_size: 150, noise: 0.5 },
+  };
   c.model = { ...c.model, hidden: [16, 8], activation: 'tanh', init: 'glorot_uniform', ...model } as ModelConfig;
   c.train = { ...c.train, lr: 0.5, batch_size: 20, steps: 40, eval_every: 20, log_every: 10 };
   return c;
@@ -25,9 +39,27 @@ function tinyConfig(model: Partial<ModelConfig> & Record<string, unknown> = {}):
 const VARIANTS: [string, Partial<ModelConfig> & Record<string, unknown>][] = [
   ['none', { norm: 'none' }],
   ['batch before (ema)', { norm: 'batch' }],
-  ['batch before (population)', { norm: 'batch', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population', population_batches: 5 } }],
+  [
+    'batch before (population)',
+    {
+      norm: 'batch',
+      batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population', population_batches: 5 },
+    },
+  ],
   ['batch after', { norm: 'batch', norm_placement: 'after' }],
-  ['batch after (population, autodiff)', { norm: 'batch', norm_placement: 'after', batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population', population_batches: 3, gradient: 'autodiff' } }],
+  [
+    'batch after (population, autodiff)',
+    {
+      norm: 'batch',
+      norm_placement: 'after',
+      batch_norm: {
+        ...DEFAULT_CONFIG.model.batch_norm,
+        inference: 'population',
+        population_batches: 3,
+        gradient: 'autodiff',
+      },
+    },
+  ],
   ['layer before', { norm: 'layer' }],
   ['layer after', { norm: 'layer', norm_placement: 'after' }],
   ['group, 1 group', { norm: 'group', group_norm: { groups: 1, eps: 1e-5 } }],
@@ -50,22 +82,36 @@ describe('models with each normalization: training, saved weights, folding', () 
       const before = tf.memory().numTensors;
       const result = await train(config, data, { onTrained: (m) => saveWeights(m, dir) });
       assert.equal(tf.memory().numTensors, before, 'tensors leaked by training');
-      assert.ok(Number.isFinite(result.final.train_loss) && result.test.acc > 0.5, `trained: ${JSON.stringify(result)}`);
+      assert.ok(
+        Number.isFinite(result.final.train_loss) && result.test.acc > 0.5,
+        `trained: ${JSON.stringify(result)}`,
+      );
 
       const m = new Mlp(config.model, data.features, data.classes, 99); // another seed: every value must come from the file
       loadWeights(m, dir);
       const x = tf.tensor2d(data.test.x, [data.test.n, data.features]);
       const net: FoldedNetwork = foldMlp(m);
       const unfolded = tf.tidy(() => m.forward(x, false));
-      const correct = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(unfolded, 1), tf.tensor1d(data.test.y, 'int32')), 'float32')).dataSync()[0]);
-      assert.ok(Math.abs(correct / data.test.n - result.test.acc) < 1e-9, 'reloaded model reproduces the test accuracy');
+      const correct = tf.tidy(
+        () =>
+          tf.sum(tf.cast(tf.equal(tf.argMax(unfolded, 1), tf.tensor1d(data.test.y, 'int32')), 'float32')).dataSync()[0],
+      );
+      assert.ok(
+        Math.abs(correct / data.test.n - result.test.acc) < 1e-9,
+        'reloaded model reproduces the test accuracy',
+      );
       const folded = foldedForward(net, x);
       const layersModel = toLayersModel(net);
       const viaLayers = tf.tidy(() => layersModel.predict(x) as tf.Tensor);
       const diff = (a: tf.Tensor, b: tf.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
       assert.ok(diff(unfolded, folded) < 1e-5, `folded ops differ by ${diff(unfolded, folded)}`);
       assert.ok(diff(unfolded, viaLayers) < 1e-5, `layers model differs by ${diff(unfolded, viaLayers)}`);
-      const expectFolded = config.model.norm === 'batch' ? 2 : config.model.norm === 'weight' && config.model.weight_norm.mean_only_bn ? 2 : 0;
+      const expectFolded =
+        config.model.norm === 'batch'
+          ? 2
+          : config.model.norm === 'weight' && config.model.weight_norm.mean_only_bn
+            ? 2
+            : 0;
       assert.equal(net.folded, expectFolded);
       tf.dispose([x, unfolded, folded, viaLayers]);
       layersModel.dispose();
@@ -79,7 +125,9 @@ describe('models with each normalization: training, saved weights, folding', () 
     const rows = async (inference: 'ema' | 'population') => {
       const out: { train: number; val: number | null }[] = [];
       const bn = { ...DEFAULT_CONFIG.model.batch_norm, inference, population_batches: 10 };
-      await train(tinyConfig({ norm: 'batch', batch_norm: bn }), data, { onRow: (r) => out.push({ train: r.train_loss, val: r.val_loss }) });
+      await train(tinyConfig({ norm: 'batch', batch_norm: bn }), data, {
+        onRow: (r) => out.push({ train: r.train_loss, val: r.val_loss }),
+      });
       return out;
     };
     const ema = await rows('ema');
@@ -94,7 +142,11 @@ describe('models with each normalization: training, saved weights, folding', () 
   });
 
   it('population statistics: mean of batch means and m/(m-1) x mean of batch variances, computed from the network', () => {
-    const config = tinyConfig({ norm: 'batch', hidden: [6], batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population' } });
+    const config = tinyConfig({
+      norm: 'batch',
+      hidden: [6],
+      batch_norm: { ...DEFAULT_CONFIG.model.batch_norm, inference: 'population' },
+    });
     const m = new Mlp(config.model, data.features, data.classes, 1);
     const layer = m.hidden[0];
     const pop = new PopulationStatistics(m, data.train, data.features, 20, 4, 3);
@@ -105,7 +157,9 @@ describe('models with each normalization: training, saved weights, folding', () 
     for (let b = 0; b < 4; b++) {
       const { indices, start } = batcher.next();
       const rows = Array.from(indices.subarray(start, start + 20));
-      const z = tf.tidy(() => layer.dense.apply(tf.gather(tf.tensor2d(data.train.x, [data.train.n, data.features]), rows)).arraySync());
+      const z = tf.tidy(() =>
+        layer.dense.apply(tf.gather(tf.tensor2d(data.train.x, [data.train.n, data.features]), rows)).arraySync(),
+      );
       for (let c = 0; c < 6; c++) {
         const col = z.map((r) => r[c]);
         const mu = col.reduce((a, v) => a + v, 0) / 20;
@@ -132,7 +186,16 @@ describe('models with each normalization: training, saved weights, folding', () 
 describe('spec keys of the normalization layers', () => {
   const plan = (extra: string) => bnx(['plan', writeSpec(tmpDir(), `${TINY_SPEC}${extra}`)]);
   it('accepts every model.norm and its options', () => {
-    const res = bnx(['plan', writeSpec(tmpDir(), TINY_SPEC), '--set', 'model.norm=none,batch,layer,group,weight', '--set', 'model.group_norm.groups=2', '--set', 'model.batch_norm.inference=ema,population']);
+    const res = bnx([
+      'plan',
+      writeSpec(tmpDir(), TINY_SPEC),
+      '--set',
+      'model.norm=none,batch,layer,group,weight',
+      '--set',
+      'model.group_norm.groups=2',
+      '--set',
+      'model.batch_norm.inference=ema,population',
+    ]);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /10 run\(s\)/);
   });
@@ -140,7 +203,14 @@ describe('spec keys of the normalization layers', () => {
     let res = plan('grid:\n  model.norm: [instance]\n');
     assert.equal(res.code, 2);
     assert.match(res.stderr, /spec\.yaml:\d+:\d+: instance norm normalizes each channel over spatial positions/);
-    res = bnx(['plan', writeSpec(tmpDir(), TINY_SPEC), '--set', 'model.norm=group', '--set', 'model.group_norm.groups=3']);
+    res = bnx([
+      'plan',
+      writeSpec(tmpDir(), TINY_SPEC),
+      '--set',
+      'model.norm=group',
+      '--set',
+      'model.group_norm.groups=3',
+    ]);
     assert.equal(res.code, 2);
     assert.match(res.stderr, /--set model\.group_norm\.groups: .*3 does not divide 16/);
     res = bnx(['plan', writeSpec(tmpDir(), TINY_SPEC), '--set', 'model.batch_norm.inference=median']);
@@ -154,14 +224,25 @@ describe('bnx export', () => {
     const spec = writeSpec(dir, `${TINY_SPEC}grid:\n  model.norm: [batch]\n`);
     const run = bnx(['run', spec, '--out', path.join(dir, 'results')]);
     assert.equal(run.code, 0, run.stderr);
-    const runDir = path.join(dir, 'results', 'tiny', fs.readdirSync(path.join(dir, 'results', 'tiny')).find((d) => d.startsWith('norm=batch')) as string);
+    const runDir = path.join(
+      dir,
+      'results',
+      'tiny',
+      fs.readdirSync(path.join(dir, 'results', 'tiny')).find((d) => d.startsWith('norm=batch')) as string,
+    );
     const res = bnx(['export', runDir, '--rounds', '2', '--json']);
     assert.equal(res.code, 0, res.stderr);
-    const report = JSON.parse(res.stdout) as { ok: boolean; max_abs_logit_diff: number; folded_batch_norms: number; timing: unknown[] };
+    const report = JSON.parse(res.stdout) as {
+      ok: boolean;
+      max_abs_logit_diff: number;
+      folded_batch_norms: number;
+      timing: unknown[];
+    };
     assert.ok(report.ok && report.max_abs_logit_diff < 1e-4);
     assert.equal(report.folded_batch_norms, 1);
     assert.equal(report.timing.length, 2);
-    for (const f of ['model.json', 'weights.bin', 'export.json']) assert.ok(fs.existsSync(path.join(runDir, 'export', f)), f);
+    for (const f of ['model.json', 'weights.bin', 'export.json'])
+      assert.ok(fs.existsSync(path.join(runDir, 'export', f)), f);
     const bad = bnx(['export', dir]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /not a run folder/);

@@ -16,7 +16,14 @@ import {
 } from '../src/model/index.js';
 import { initBackend } from '../src/train/backend.js';
 import { Rng } from '../src/util/rng.js';
-import { checkGradients, close, randomTensor, referenceCases, SHARED_REFERENCE, VENDORED_REFERENCE } from './norm-helpers.js';
+import {
+  checkGradients,
+  close,
+  randomTensor,
+  referenceCases,
+  SHARED_REFERENCE,
+  VENDORED_REFERENCE,
+} from './norm-helpers.js';
 
 let made = 0;
 const uniq = (s: string) => `${s}-${++made}`;
@@ -34,7 +41,8 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
     await initBackend('tensorflow');
   });
   it('the repository copy of the reference equals the shared one (where the shared one is present)', (t) => {
-    if (!fs.existsSync(SHARED_REFERENCE)) return t.skip(`${SHARED_REFERENCE} is not here; the tests use ${VENDORED_REFERENCE}`);
+    if (!fs.existsSync(SHARED_REFERENCE))
+      return t.skip(`${SHARED_REFERENCE} is not here; the tests use ${VENDORED_REFERENCE}`);
     assert.equal(fs.readFileSync(VENDORED_REFERENCE, 'utf8'), fs.readFileSync(SHARED_REFERENCE, 'utf8'));
   });
   for (const c of referenceCases().filter((k) => k.op !== 'batch')) {
@@ -44,7 +52,9 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
         ? [['LayerNorm', () => new LayerNorm(channels, c.eps, uniq(c.name))]]
         : [
             [`GroupNorm(${c.groups})`, () => new GroupNorm(channels, c.groups as number, c.eps, uniq(c.name))],
-            ...(c.groups === channels ? [['InstanceNorm', () => new InstanceNorm(channels, c.eps, uniq(c.name))] as [string, () => GroupNorm]] : []),
+            ...(c.groups === channels
+              ? [['InstanceNorm', () => new InstanceNorm(channels, c.eps, uniq(c.name))] as [string, () => GroupNorm]]
+              : []),
           ];
     for (const [label, make] of makers) {
       it(`${c.name} with ${label}: forward (training and inference), dx, dgamma, dbeta`, (t) => {
@@ -78,14 +88,15 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
     const gc = new GroupNorm(6, 6, 1e-5, uniq('gc'));
     const inorm = new InstanceNorm(6, 1e-5, uniq('in'));
     for (const l of [g1, ln, gc, inorm]) randomizeAffine(l, new Rng(9));
-    const diff = (a: NormLayer, b: NormLayer) => tf.tidy(() => tf.max(tf.abs(tf.sub(a.apply(x, true), b.apply(x, true)))).dataSync()[0]);
+    const diff = (a: NormLayer, b: NormLayer) =>
+      tf.tidy(() => tf.max(tf.abs(tf.sub(a.apply(x, true), b.apply(x, true)))).dataSync()[0]);
     assert.ok(diff(g1, ln) < 1e-6);
     assert.ok(diff(gc, inorm) < 1e-6);
     tf.dispose(x);
     for (const l of [g1, ln, gc, inorm]) l.dispose();
   });
 
-  it('rejects inputs that are not [N, C] / [N, H, W, C] with the layer\'s C, and InstanceNorm on dense inputs', () => {
+  it("rejects inputs that are not [N, C] / [N, H, W, C] with the layer's C, and InstanceNorm on dense inputs", () => {
     const ln = new LayerNorm(4, 1e-5, uniq('bad'));
     assert.throws(() => ln.apply(tf.zeros([2, 3]), true), /3 channels on its last axis; the layer has 4/);
     assert.throws(() => ln.apply(tf.zeros([2, 3, 4]), true), /expected \[N, C\] \(dense\) or \[N, H, W, C\]/);
@@ -105,12 +116,20 @@ describe('finite-difference gradient checks (float32, every layer, dense and con
   const shapes = { dense: [8, 6], conv: [3, 3, 2, 6] } as const;
   for (const [kind, shape] of Object.entries(shapes)) {
     const cases: [string, () => NormLayer][] = [
-      ['BatchNorm, training, closed-form gradient', () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'closed_form' }, uniq('fd-bn'))],
-      ['BatchNorm, training, autodiff', () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'autodiff' }, uniq('fd-bn-ad'))],
+      [
+        'BatchNorm, training, closed-form gradient',
+        () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'closed_form' }, uniq('fd-bn')),
+      ],
+      [
+        'BatchNorm, training, autodiff',
+        () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'autodiff' }, uniq('fd-bn-ad')),
+      ],
       ['MeanOnlyBatchNorm, training', () => new MeanOnlyBatchNorm(6, { momentum: 0.9 }, uniq('fd-mo'))],
       ['LayerNorm', () => new LayerNorm(6, 1e-5, uniq('fd-ln'))],
       ['GroupNorm(3)', () => new GroupNorm(6, 3, 1e-5, uniq('fd-gn'))],
-      ...(kind === 'conv' ? [['InstanceNorm', () => new InstanceNorm(6, 1e-5, uniq('fd-in'))] as [string, () => NormLayer]] : []),
+      ...(kind === 'conv'
+        ? [['InstanceNorm', () => new InstanceNorm(6, 1e-5, uniq('fd-in'))] as [string, () => NormLayer]]
+        : []),
     ];
     for (const [label, make] of cases) {
       it(`${label} on ${kind} [${shape}]`, (t) => {
@@ -126,7 +145,7 @@ describe('finite-difference gradient checks (float32, every layer, dense and con
     }
   }
 
-  it('the check catches a wrong gradient: BN with the batch statistics outside the gradient (the paper\'s warning)', () => {
+  it("the check catches a wrong gradient: BN with the batch statistics outside the gradient (the paper's warning)", () => {
     const rng = new Rng(14);
     const x = randomTensor([8, 6], rng, 1.5, 0.5);
     const detached = (xx: tf.Tensor) => {
@@ -215,7 +234,7 @@ describe('folding batch norm into the preceding layer', () => {
     return bn;
   }
 
-  it('dense: (x W + b) -> BN(inference) equals x W\' + b\'', () => {
+  it("dense: (x W + b) -> BN(inference) equals x W' + b'", () => {
     const rng = new Rng(21);
     const x = randomTensor([16, 10], rng) as tf.Tensor2D;
     const dense = new Dense(randomTensor([10, 5], rng) as tf.Tensor2D, true, uniq('fold-dense'));
@@ -223,14 +242,19 @@ describe('folding batch norm into the preceding layer', () => {
     const bn = trainedBn(5, rng, [16, 5]);
     const affine = bn.scaleShift();
     const folded = foldBatchNorm(dense.kernel as tf.Tensor2D, dense.bias as tf.Tensor1D, affine);
-    const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(bn.apply(dense.apply(x), false), tf.add(tf.matMul(x, folded.kernel), folded.bias)))).dataSync()[0]);
+    const diff = tf.tidy(
+      () =>
+        tf
+          .max(tf.abs(tf.sub(bn.apply(dense.apply(x), false), tf.add(tf.matMul(x, folded.kernel), folded.bias))))
+          .dataSync()[0],
+    );
     assert.ok(diff < 1e-5, `max difference ${diff}`);
     tf.dispose([x, affine.scale, affine.shift, folded.kernel, folded.bias]);
     dense.dispose();
     bn.dispose();
   });
 
-  it('convolutional (NHWC, kernel [3, 3, in, C]): conv2d + b -> BN(inference) equals conv2d with K\' and b\'', () => {
+  it("convolutional (NHWC, kernel [3, 3, in, C]): conv2d + b -> BN(inference) equals conv2d with K' and b'", () => {
     const rng = new Rng(22);
     const x = randomTensor([2, 6, 6, 3], rng) as tf.Tensor4D;
     const kernel = randomTensor([3, 3, 3, 4], rng, 0.3) as tf.Tensor4D;

@@ -18,8 +18,8 @@ function start(args: string[]) {
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
+    (resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
   );
   return { child, done };
 }
@@ -27,7 +27,11 @@ function start(args: string[]) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const runDirs = (dir: string) =>
-  fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 
 /** Every CSV under a folder parses, with rows of equal width. */
 function assertCsvsParse(dir: string): void {
@@ -58,13 +62,22 @@ function runningWithRows(specDir: string, rows: number): boolean {
 function results(specDir: string) {
   return runDirs(specDir).map((id) => {
     const record = JSON.parse(fs.readFileSync(path.join(specDir, id, 'run.json'), 'utf8'));
-    return { id, status: record.status, final: record.final, test: record.test, metrics: fs.readFileSync(path.join(specDir, id, 'metrics.csv'), 'utf8') };
+    return {
+      id,
+      status: record.status,
+      final: record.final,
+      test: record.test,
+      metrics: fs.readFileSync(path.join(specDir, id, 'metrics.csv'), 'utf8'),
+    };
   });
 }
 
 /** summary.csv without the wall-clock column. */
 function summaryRows(specDir: string) {
-  const rows = parse(fs.readFileSync(path.join(specDir, 'summary.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+  const rows = parse(fs.readFileSync(path.join(specDir, 'summary.csv'), 'utf8'), { columns: true }) as Record<
+    string,
+    string
+  >[];
   return rows.map(({ wall_time_s: _w, ...rest }) => rest).sort((a, b) => a.run_id.localeCompare(b.run_id));
 }
 
@@ -89,7 +102,9 @@ describe('resume and crash safety', () => {
       await done;
       if (!fs.existsSync(path.join(out, 'tiny'))) continue;
       assertCsvsParse(path.join(out, 'tiny'));
-      const states = runDirs(path.join(out, 'tiny')).map((d) => JSON.parse(fs.readFileSync(path.join(out, 'tiny', d, 'run.json'), 'utf8')).status);
+      const states = runDirs(path.join(out, 'tiny')).map(
+        (d) => JSON.parse(fs.readFileSync(path.join(out, 'tiny', d, 'run.json'), 'utf8')).status,
+      );
       if (states.includes('running')) killedMidRun++;
     }
     assert.ok(killedMidRun >= 3, `only ${killedMidRun} kill(s) landed during training`);
@@ -113,13 +128,18 @@ describe('resume and crash safety', () => {
     child.kill('SIGINT');
     const res = await done;
     assert.equal(res.code, 130, res.stderr);
-    const states = runDirs(first).map((d) => JSON.parse(fs.readFileSync(path.join(first, d, 'run.json'), 'utf8')).status);
+    const states = runDirs(first).map(
+      (d) => JSON.parse(fs.readFileSync(path.join(first, d, 'run.json'), 'utf8')).status,
+    );
     assert.ok(states.includes('interrupted'), states.join(','));
     assertCsvsParse(first);
     const again = bnx(['run', spec, '--out', out]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /done /);
-    assert.deepEqual(summaryRows(first).map((r) => r.status), ['completed', 'completed', 'completed', 'completed']);
+    assert.deepEqual(
+      summaryRows(first).map((r) => r.status),
+      ['completed', 'completed', 'completed', 'completed'],
+    );
   });
 
   it('two processes on one results folder never train the same run twice', async () => {
@@ -141,10 +161,16 @@ describe('resume and crash safety', () => {
     const id = JSON.parse(bnx(['plan', spec, '--json']).stdout)[0].id as string;
     const runDir = path.join(out, 'tiny', id);
     fs.mkdirSync(runDir, { recursive: true });
-    fs.writeFileSync(path.join(runDir, '.lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }));
+    fs.writeFileSync(
+      path.join(runDir, '.lock'),
+      JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }),
+    );
     const held = bnx(['run', spec, '--out', out]);
     assert.match(held.stdout, new RegExp(`running in another process \\(pid ${process.pid}`));
-    fs.writeFileSync(path.join(runDir, '.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), since: 'then' }));
+    fs.writeFileSync(
+      path.join(runDir, '.lock'),
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), since: 'then' }),
+    );
     const res = bnx(['run', spec, '--out', out]);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, /done /);
@@ -167,7 +193,10 @@ describe('sweep identity', () => {
     const before = fs.readFileSync(path.join(out, 'tiny', 'sweep.json'), 'utf8');
     const refused = bnx(['run', spec, '--out', out]);
     assert.equal(refused.code, 2);
-    assert.match(refused.stderr, /run norm=none exists here with a different configuration \(train\.lr 0\.5 -> 0\.25\); .*--out DIR.*--new/);
+    assert.match(
+      refused.stderr,
+      /run norm=none exists here with a different configuration \(train\.lr 0\.5 -> 0\.25\); .*--out DIR.*--new/,
+    );
     assert.equal(fs.readFileSync(path.join(out, 'tiny', 'sweep.json'), 'utf8'), before, 'nothing written');
     const fresh = bnx(['run', spec, '--out', out, '--new']);
     assert.equal(fresh.code, 0, fresh.stderr);
@@ -185,7 +214,10 @@ describe('divergence and faults', () => {
     const res = bnx(['run', spec, '--out', out]);
     assert.equal(res.code, 0, 'divergence is a result, not an error');
     const rows = summaryRows(path.join(out, 'tiny'));
-    assert.deepEqual(rows.map((r) => [r['model.norm'], r.status]).sort(), [['batch', 'completed'], ['none', 'diverged']]);
+    assert.deepEqual(rows.map((r) => [r['model.norm'], r.status]).sort(), [
+      ['batch', 'completed'],
+      ['none', 'diverged'],
+    ]);
     const diverged = runDirs(path.join(out, 'tiny')).find((d) => d.startsWith('norm=none')) as string;
     const record = JSON.parse(fs.readFileSync(path.join(out, 'tiny', diverged, 'run.json'), 'utf8'));
     assert.ok(record.diverged.step > 0);
@@ -221,7 +253,12 @@ describe('divergence and faults', () => {
     const dir = tmpDir();
     const data = path.join(dir, 'mnist');
     fs.mkdirSync(data);
-    for (const f of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+    for (const f of [
+      'train-images-idx3-ubyte',
+      'train-labels-idx1-ubyte',
+      't10k-images-idx3-ubyte',
+      't10k-labels-idx1-ubyte',
+    ]) {
       fs.writeFileSync(path.join(data, f), Buffer.from([0, 0, 8, 3, 0, 0]));
     }
     const spec = writeSpec(dir, `name: broken\ndata: { dataset: mnist, path: ${data} }\ntrain: { steps: 10 }\n`);
@@ -241,9 +278,14 @@ describe('beyond one machine', () => {
     // only within float32 round-off: bit-for-bit agreement holds when neither side fuses.
     assert.equal(bnx(['run', spec, '--out', single, '--no-fuse']).code, 0);
     const shards = [tmpDir(), tmpDir(), tmpDir()];
-    const results3 = await Promise.all(shards.map((out, i) => start(['run', spec, '--out', out, '--shard', `${i}/3`, '--no-fuse']).done));
+    const results3 = await Promise.all(
+      shards.map((out, i) => start(['run', spec, '--out', out, '--shard', `${i}/3`, '--no-fuse']).done),
+    );
     for (const r of results3) assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(shards.map((s) => runDirs(path.join(s, 'tiny')).length), [2, 1, 1]);
+    assert.deepEqual(
+      shards.map((s) => runDirs(path.join(s, 'tiny')).length),
+      [2, 1, 1],
+    );
     const merged = tmpDir();
     const res = bnx(['merge', ...shards, '--out', merged]);
     assert.equal(res.code, 0, res.stderr);
@@ -264,7 +306,10 @@ describe('beyond one machine', () => {
     const slurm = bnx(['export-job', spec, '--slurm', '--shards', '3', '--set', 'train.steps=20']);
     assert.equal(slurm.code, 0, slurm.stderr);
     assert.match(slurm.stdout, /#SBATCH --array=0-2%3/);
-    assert.match(slurm.stdout, /--set train\.steps=20 --out \S+ --shard "\$SLURM_ARRAY_TASK_ID\/\$SLURM_ARRAY_TASK_COUNT"/);
+    assert.match(
+      slurm.stdout,
+      /--set train\.steps=20 --out \S+ --shard "\$SLURM_ARRAY_TASK_ID\/\$SLURM_ARRAY_TASK_COUNT"/,
+    );
     const k8s = bnx(['export-job', spec, '--k8s', '--parallelism', '2', '--image', 'example/bnx:1']);
     assert.equal(k8s.code, 0, k8s.stderr);
     const [configMap, job] = parseAllDocuments(k8s.stdout).map((d) => d.toJS());

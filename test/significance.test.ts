@@ -80,7 +80,10 @@ const TOL = 1e-10;
 function closeAll(checks: [string, number, number][], where: string): string {
   return checks
     .map(([what, actual, expected]) => {
-      assert.ok(expected !== 0 && Number.isFinite(expected), `${where} ${what}: expected ${expected} is not usable for a relative check`);
+      assert.ok(
+        expected !== 0 && Number.isFinite(expected),
+        `${where} ${what}: expected ${expected} is not usable for a relative check`,
+      );
       const rel = Math.abs(actual - expected) / Math.abs(expected);
       assert.ok(rel <= TOL, `${where} ${what}: ${actual} vs SciPy ${expected} (relative error ${rel})`);
       return `${what} ${rel.toExponential(1)}`;
@@ -90,7 +93,8 @@ function closeAll(checks: [string, number, number][], where: string): string {
 
 describe('significance against the SciPy float64 reference', () => {
   it('the repository copy of the reference equals the shared one (where the shared one is present)', (t) => {
-    if (!fs.existsSync(SHARED_REFERENCE)) return t.skip(`${SHARED_REFERENCE} is not here; the tests use ${VENDORED_REFERENCE}`);
+    if (!fs.existsSync(SHARED_REFERENCE))
+      return t.skip(`${SHARED_REFERENCE} is not here; the tests use ${VENDORED_REFERENCE}`);
     assert.equal(fs.readFileSync(VENDORED_REFERENCE, 'utf8'), fs.readFileSync(SHARED_REFERENCE, 'utf8'));
   });
 
@@ -177,7 +181,12 @@ describe('significance against the SciPy float64 reference', () => {
   it('holm: the reference family, adjusted in input order', (t) => {
     const adjusted = holm(reference.holm.p);
     assert.equal(adjusted.length, reference.holm.adjusted.length);
-    t.diagnostic(closeAll(adjusted.map((v, i) => [`adjusted[${i}]`, v, reference.holm.adjusted[i]]), 'holm'));
+    t.diagnostic(
+      closeAll(
+        adjusted.map((v, i) => [`adjusted[${i}]`, v, reference.holm.adjusted[i]]),
+        'holm',
+      ),
+    );
   });
 });
 
@@ -195,15 +204,25 @@ describe('significance against further SciPy values', () => {
   it('unpaired log ratio = ttest_ind(ln b, ln a, equal_var=False) on the log_ratio cases', () => {
     // name: [ratio, exp(ci.low), exp(ci.high), p, df]
     const scipy: Record<string, number[]> = {
-      'fluct-ratio-n8': [1.5429104531952662, 1.1508696328231467, 2.0684989843198363, 0.008000736017683084, 10.144954845905787],
-      'steps-ratio-n5': [0.200866425796651, 0.15004390684965105, 0.2689034287327033, 1.6343839976014292e-06, 7.8356983187074],
+      'fluct-ratio-n8': [
+        1.5429104531952662, 1.1508696328231467, 2.0684989843198363, 0.008000736017683084, 10.144954845905787,
+      ],
+      'steps-ratio-n5': [
+        0.200866425796651, 0.15004390684965105, 0.2689034287327033, 1.6343839976014292e-6, 7.8356983187074,
+      ],
     };
     for (const [name, [ratio, low, high, p, df]] of Object.entries(scipy)) {
       const c = byName(name);
       const r = logRatioComparison(c.a, c.b, 'unpaired');
       assert.equal(r.paired, false);
       closeAll(
-        [['ratio', r.ratio, ratio], ['ci95_low', r.ci95_low, low], ['ci95_high', r.ci95_high, high], ['p', r.p, p], ['df', r.df, df]],
+        [
+          ['ratio', r.ratio, ratio],
+          ['ci95_low', r.ci95_low, low],
+          ['ci95_high', r.ci95_high, high],
+          ['p', r.p, p],
+          ['df', r.df, df],
+        ],
         `${name} unpaired`,
       );
     }
@@ -228,7 +247,12 @@ describe('significance against further SciPy values', () => {
     const r = pairedComparison([0.9, 0.92], [0.91, 0.95]);
     assert.equal(r.df, 1);
     closeAll(
-      [['t', r.t, 2.0000000000000058], ['p', r.p, 0.2951672353008658], ['ci95_low', r.ci95_low, -0.10706204736174638], ['ci95_high', r.ci95_high, 0.1470620473617463]],
+      [
+        ['t', r.t, 2.0000000000000058],
+        ['p', r.p, 0.2951672353008658],
+        ['ci95_low', r.ci95_low, -0.10706204736174638],
+        ['ci95_high', r.ci95_high, 0.1470620473617463],
+      ],
       'n = 2',
     );
     assert.equal(r.pWilcoxon, 0.5);
@@ -239,7 +263,13 @@ describe('significance against further SciPy values', () => {
     const r = welchComparison([0.9, 0.92, 0.91, 0.95], [0.93, 0.93, 0.93]);
     assert.equal(r.sdB, 0);
     closeAll(
-      [['t', r.t, 0.925820099772564], ['p', r.p, 0.4228262617720969], ['df', r.df, 3], ['ci95_low', r.ci95_low, -0.024374348818582914], ['ci95_high', r.ci95_high, 0.044374348818583154]],
+      [
+        ['t', r.t, 0.925820099772564],
+        ['p', r.p, 0.4228262617720969],
+        ['df', r.df, 3],
+        ['ci95_low', r.ci95_low, -0.024374348818582914],
+        ['ci95_high', r.ci95_high, 0.044374348818583154],
+      ],
       'welch constant side',
     );
   });
@@ -257,7 +287,10 @@ describe('significance on degenerate input', () => {
     for (const v of [r.sdDiff, r.t, r.p, r.ci95_low, r.ci95_high]) assert.ok(Number.isNaN(v));
     assert.equal(r.pSignFlip, 1);
     assert.equal(r.pWilcoxon, 1);
-    assert.deepEqual(verdict(r, true), { verdict: 'no significant difference', text: 'no significant difference (p undefined: n = 1)' });
+    assert.deepEqual(verdict(r, true), {
+      verdict: 'no significant difference',
+      text: 'no significant difference (p undefined: n = 1)',
+    });
     const w = welchComparison([0.9], [0.95, 0.96, 0.94]);
     for (const v of [w.t, w.df, w.p, w.ci95_low, w.ci95_high]) assert.ok(Number.isNaN(v));
     assert.equal(verdict(w, true).text, 'no significant difference (p undefined: n = 1 vs 3)');
@@ -272,7 +305,10 @@ describe('significance on degenerate input', () => {
     assert.equal(r.ci95_high, 1);
     assert.equal(r.pSignFlip, 0.25, 'the sign-flip p cannot go below 2 / 2^n');
     assert.equal(r.pWilcoxon, null, 'equal |d| are ties');
-    assert.deepEqual(verdict(r, true), { verdict: 'B better', text: 'B better (p = 0: no spread, t-test degenerate; n = 3)' });
+    assert.deepEqual(verdict(r, true), {
+      verdict: 'B better',
+      text: 'B better (p = 0: no spread, t-test degenerate; n = 3)',
+    });
     assert.equal(verdict(r, false).verdict, 'A better');
     // Welch with both sides constant: SciPy's df placeholder 1 gives p = 0 and [diff, diff]; df reported NaN.
     const w = welchComparison([1, 1], [2, 2, 2]);
@@ -316,7 +352,11 @@ describe('significance on degenerate input', () => {
       if (Math.abs(sum) >= 800) extreme++;
     }
     assert.equal(pairedComparison([0, 0, 0, 0, 0], d).pSignFlip, extreme / 32);
-    assert.equal(pairedComparison(new Array<number>(13).fill(0), new Array<number>(13).fill(1)).pSignFlip, null, 'above 12 pairs');
+    assert.equal(
+      pairedComparison(new Array<number>(13).fill(0), new Array<number>(13).fill(1)).pSignFlip,
+      null,
+      'above 12 pairs',
+    );
   });
 
   it('rejects empty groups, unequal pairs, non-finite values and non-positive ratios', () => {
@@ -342,7 +382,10 @@ describe('holm, verdict and formatP', () => {
 
   it('verdict: direction from the sign and higherIsBetter, p from the test, n in the text', () => {
     const ref = reference.cases.find((c) => c.name === 'test-acc-n10') as PairedCase;
-    assert.deepEqual(verdict(pairedComparison(ref.a, ref.b), true), { verdict: 'B better', text: 'B better (p = 1.1e-5, n = 10)' });
+    assert.deepEqual(verdict(pairedComparison(ref.a, ref.b), true), {
+      verdict: 'B better',
+      text: 'B better (p = 1.1e-5, n = 10)',
+    });
     assert.equal(verdict(pairedComparison(ref.a, ref.b), false).verdict, 'A better');
     const none = reference.cases.find((c) => c.name === 'no-difference-n6') as PairedCase;
     assert.deepEqual(verdict(pairedComparison(none.a, none.b), true), {
@@ -354,7 +397,10 @@ describe('holm, verdict and formatP', () => {
     // Steps to target: fewer is better, BN needs a fifth of the steps.
     const steps = reference.cases.find((c) => c.name === 'steps-ratio-n5') as LogRatioCase;
     assert.equal(verdict(logRatioComparison(steps.a, steps.b), false).text, 'B better (p = 0.00043, n = 5)');
-    assert.equal(verdict(logRatioComparison(steps.a, steps.b, 'unpaired'), false).text, 'B better (p = 1.6e-6, n = 5 vs 5)');
+    assert.equal(
+      verdict(logRatioComparison(steps.a, steps.b, 'unpaired'), false).text,
+      'B better (p = 1.6e-6, n = 5 vs 5)',
+    );
     // alpha is a parameter: p = 0.058 passes at 0.1, not at 0.05.
     const n5 = reference.cases.find((c) => c.name === 'test-acc-n5') as PairedCase;
     assert.equal(verdict(pairedComparison(n5.a, n5.b), true).verdict, 'no significant difference');
@@ -362,10 +408,18 @@ describe('holm, verdict and formatP', () => {
   });
 
   it('formatP: two significant digits, exponent below 1e-4', () => {
-    assert.deepEqual(
-      [0.21, 0.2149, 0.018, 0.00043, 0.0001, 0.000011, 1.0926e-5, 1, 0, NaN].map(formatP),
-      ['0.21', '0.21', '0.018', '0.00043', '0.0001', '1.1e-5', '1.1e-5', '1', '0', 'NaN'],
-    );
+    assert.deepEqual([0.21, 0.2149, 0.018, 0.00043, 0.0001, 0.000011, 1.0926e-5, 1, 0, NaN].map(formatP), [
+      '0.21',
+      '0.21',
+      '0.018',
+      '0.00043',
+      '0.0001',
+      '1.1e-5',
+      '1.1e-5',
+      '1',
+      '0',
+      'NaN',
+    ]);
   });
 });
 

@@ -30,7 +30,9 @@ describe('jobcomp/filetxt lines', () => {
     assert.equal(r.fields.WorkDir, '/tmp/a b');
     assert.equal(r.fields.Tres, 'cpu=1,mem=7500M,node=1,billing=1');
     assert.equal(r.fields.Account, '');
-    const plain = parseJobCompLine(line.replace(' ArrayJobId=1 ArrayTaskId=1', '').replace('JobState=COMPLETED', 'JobState=FAILED'));
+    const plain = parseJobCompLine(
+      line.replace(' ArrayJobId=1 ArrayTaskId=1', '').replace('JobState=COMPLETED', 'JobState=FAILED'),
+    );
     assert.deepEqual([plain.arrayJobId, plain.arrayTaskId, plain.state], [undefined, undefined, 'FAILED']);
   });
 });
@@ -86,7 +88,11 @@ describe('one-node Slurm cluster (scripts/slurm-cluster.sh)', { timeout: 20 * 60
       assert.ok(fs.existsSync(path.join(out, `${job}_${i}.log`)));
     }
     const states = await taskStates(cluster, job);
-    assert.deepEqual(states.map((s) => [s.task, s.state]).sort(), [[0, 'COMPLETED'], [1, 'COMPLETED'], [2, 'COMPLETED']]);
+    assert.deepEqual(states.map((s) => [s.task, s.state]).sort(), [
+      [0, 'COMPLETED'],
+      [1, 'COMPLETED'],
+      [2, 'COMPLETED'],
+    ]);
     const records = await jobCompOf(cluster, job, 3);
     assert.deepEqual(records.map((r) => [r.arrayTaskId, r.state, r.exitCode]).sort(), [
       [0, 'COMPLETED', '0:0'],
@@ -134,7 +140,10 @@ sleep 120 & wait
     const [cancelled] = await taskStates(cluster, `${job}_1`);
     assert.equal(cancelled.state, 'CANCELLED');
     assert.equal(fs.readFileSync(path.join(out, 'term.1'), 'utf8'), 'TERM\n');
-    assert.match(fs.readFileSync(path.join(out, '1.log'), 'utf8'), new RegExp(`\\*\\*\\* JOB \\d+ ON \\S+ CANCELLED AT `));
+    assert.match(
+      fs.readFileSync(path.join(out, '1.log'), 'utf8'),
+      new RegExp(`\\*\\*\\* JOB \\d+ ON \\S+ CANCELLED AT `),
+    );
 
     const records = await jobCompOf(cluster, job, 2);
     // Surprise: scontrol says ExitCode=143:0 for the cancelled task, its jobcomp line says 0:0.
@@ -192,7 +201,11 @@ sleep 120 & wait
 
     const envOf = (f: string) =>
       Object.fromEntries(
-        fs.readFileSync(path.join(out, f), 'utf8').trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        fs
+          .readFileSync(path.join(out, f), 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
       );
     const first = envOf('env.1.first');
     const rerun = envOf('env.1.1');
@@ -202,12 +215,18 @@ sleep 120 & wait
 
     // The jobcomp log: the requeued run is a PENDING line, its rerun a COMPLETED line, same JobId.
     const task1 = (await jobCompOf(cluster, job, 3)).filter((r) => r.arrayTaskId === 1);
-    assert.deepEqual(task1.map((r) => [r.jobId, r.state]), [
-      [before1.jobId, 'PENDING'],
-      [before1.jobId, 'COMPLETED'],
-    ]);
+    assert.deepEqual(
+      task1.map((r) => [r.jobId, r.state]),
+      [
+        [before1.jobId, 'PENDING'],
+        [before1.jobId, 'COMPLETED'],
+      ],
+    );
     const last = lastJobCompRecords(readJobComp(cluster.jobCompLog)).filter((r) => r.arrayJobId === job);
-    assert.deepEqual(last.map((r) => [r.arrayTaskId, r.state]).sort(), [[0, 'COMPLETED'], [1, 'COMPLETED']]);
+    assert.deepEqual(last.map((r) => [r.arrayTaskId, r.state]).sort(), [
+      [0, 'COMPLETED'],
+      [1, 'COMPLETED'],
+    ]);
   });
 
   it('stop() takes the daemons down and can be called twice', async (t) => {

@@ -107,7 +107,7 @@ export function parseJobCompLine(line: string): JobCompRecord {
   const fields: Record<string, string> = {};
   const re = /(?:^|\s)([A-Za-z][\w/:]*)=/g;
   const keys: { key: string; start: number; valueStart: number }[] = [];
-  for (let m; (m = re.exec(line)); ) keys.push({ key: m[1], start: m.index, valueStart: m.index + m[0].length });
+  for (let m; (m = re.exec(line));) keys.push({ key: m[1], start: m.index, valueStart: m.index + m[0].length });
   keys.forEach((k, i) => {
     fields[k.key] = line.slice(k.valueStart, i + 1 < keys.length ? keys[i + 1].start : undefined).trim();
   });
@@ -154,7 +154,10 @@ export async function sbatch(cluster: { env: NodeJS.ProcessEnv }, args: string[]
 }
 
 /** `scontrol show job -o` of a job or array (one record per task), as Key=Value maps. */
-export async function showJob(cluster: { env: NodeJS.ProcessEnv }, jobId: number | string): Promise<Record<string, string>[]> {
+export async function showJob(
+  cluster: { env: NodeJS.ProcessEnv },
+  jobId: number | string,
+): Promise<Record<string, string>[]> {
   let out: string;
   try {
     out = await slurm(cluster, 'scontrol', ['show', 'job', '-o', String(jobId)]);
@@ -183,7 +186,12 @@ export async function taskStates(cluster: { env: NodeJS.ProcessEnv }, jobId: num
 }
 
 /** Polls until `check` returns a value other than undefined; rejects after timeoutMs. */
-export async function pollUntil<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000, everyMs = 200): Promise<T> {
+export async function pollUntil<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  everyMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -194,7 +202,11 @@ export async function pollUntil<T>(what: string, check: () => Promise<T | undefi
 }
 
 /** Waits until no task of the job is pending, running or completing (squeue shows none of it). */
-export async function waitForJob(cluster: { env: NodeJS.ProcessEnv }, jobId: number | string, timeoutMs = 60_000): Promise<void> {
+export async function waitForJob(
+  cluster: { env: NodeJS.ProcessEnv },
+  jobId: number | string,
+  timeoutMs = 60_000,
+): Promise<void> {
   await pollUntil(
     `job ${jobId} to finish`,
     async () => {

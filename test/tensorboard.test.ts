@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { before, describe, it } from 'node:test';
-import { crc32c, eventFiles, readEventFile, readEventLog, readRecords, type EventLog } from '../src/analyze/tensorboard.js';
+import {
+  crc32c,
+  eventFiles,
+  readEventFile,
+  readEventLog,
+  readRecords,
+  type EventLog,
+} from '../src/analyze/tensorboard.js';
 import { planFrom } from '../src/cli/plan.js';
 import { InputError } from '../src/util/errors.js';
 import { readMetrics, type MetricsRow } from '../src/store/metrics.js';
@@ -12,7 +19,11 @@ import { runSweep } from '../src/store/sweep.js';
 import { bnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 const runDirs = (dir: string) =>
-  fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  fs
+    .readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 
 /** float32 rounding of the event value plus metrics.csv's 6 decimals (lr: 6 significant digits). */
 const close = (a: number, b: number) => Math.abs(a - b) <= 1e-6 + 1e-6 * Math.abs(b);
@@ -22,8 +33,17 @@ function assertScalarsMatch(log: EventLog, rows: MetricsRow[]): void {
   for (const column of ['train_loss', 'train_acc', 'val_loss', 'val_acc', 'lr'] as const) {
     const expected = rows.filter((r) => r[column] !== null).map((r) => ({ step: r.step, value: r[column] as number }));
     const got = log.scalars.get(column) ?? [];
-    assert.deepEqual(got.map((p) => p.step), expected.map((p) => p.step), `${column} steps`);
-    got.forEach((p, i) => assert.ok(close(p.value, expected[i].value), `${column} at step ${p.step}: event ${p.value}, csv ${expected[i].value}`));
+    assert.deepEqual(
+      got.map((p) => p.step),
+      expected.map((p) => p.step),
+      `${column} steps`,
+    );
+    got.forEach((p, i) =>
+      assert.ok(
+        close(p.value, expected[i].value),
+        `${column} at step ${p.step}: event ${p.value}, csv ${expected[i].value}`,
+      ),
+    );
   }
 }
 
@@ -68,11 +88,17 @@ describe('TensorBoard event files: the writer and the reader', () => {
     assert.equal(h[0].step, 7);
     const buckets = h[0].buckets;
     assert.equal(buckets.length, 30);
-    assert.equal(buckets.reduce((s, b) => s + b.count, 0), 1000);
+    assert.equal(
+      buckets.reduce((s, b) => s + b.count, 0),
+      1000,
+    );
     assert.equal(buckets[0].left, -3);
     assert.equal(buckets.at(-1)?.right, 5);
     // One value per 8/999 on [-3, 5]: each of the 30 equal buckets holds 33 or 34 of them.
-    assert.ok(buckets.every((b) => b.count >= 33 && b.count <= 34), buckets.map((b) => b.count).join(' '));
+    assert.ok(
+      buckets.every((b) => b.count >= 33 && b.count <= 34),
+      buckets.map((b) => b.count).join(' '),
+    );
     // All values equal: one bucket, centred on the value, holding them all (TensorFlow's convention).
     assert.deepEqual(log.histograms.get('activations/dense2')?.[0].buckets, [{ left: -0.25, right: 0.75, count: 64 }]);
 
@@ -86,7 +112,7 @@ describe('TensorBoard event files: the writer and the reader', () => {
     assert.ok(!log.scalars.has('ics/dense1/step') && ![...log.scalars.keys()].some((t) => t.includes('layer')));
   });
 
-  it('reopening a log directory replaces the earlier attempt\'s event file', () => {
+  it("reopening a log directory replaces the earlier attempt's event file", () => {
     const dir = tmpDir('bnx-tb-');
     const first = TensorBoardWriter.open(dir);
     first.scalar('x', 1, 1);
@@ -97,10 +123,13 @@ describe('TensorBoard event files: the writer and the reader', () => {
     second.close();
     const log = readEventLog(dir);
     assert.equal(log.files.length, 1);
-    assert.deepEqual(log.scalars.get('x')?.map((p) => p.value), [3]);
+    assert.deepEqual(
+      log.scalars.get('x')?.map((p) => p.value),
+      [3],
+    );
   });
 
-  it('verifies both CRCs of every record: a corrupted byte is reported with its record\'s offset', () => {
+  it("verifies both CRCs of every record: a corrupted byte is reported with its record's offset", () => {
     // The CRC-32C check value (RFC 3720): crc32c("123456789").
     assert.equal(crc32c(Buffer.from('123456789')), 0xe3069283);
     const dir = tmpDir('bnx-tb-');
@@ -119,10 +148,18 @@ describe('TensorBoard event files: the writer and the reader', () => {
       return copy;
     };
     // A byte of the second record's data, of its length, and of its data checksum.
-    assert.throws(() => readRecords(corrupt(second + 12 + 3), file), (e: Error) => e instanceof InputError && e.message === `${file} at byte ${second}: record data checksum mismatch: the file is corrupt`);
+    assert.throws(
+      () => readRecords(corrupt(second + 12 + 3), file),
+      (e: Error) =>
+        e instanceof InputError &&
+        e.message === `${file} at byte ${second}: record data checksum mismatch: the file is corrupt`,
+    );
     assert.throws(() => readRecords(corrupt(second), file), /at byte \d+: record length checksum mismatch/);
     assert.throws(() => readRecords(corrupt(bytes.length - 1), file), /record data checksum mismatch/);
-    assert.throws(() => readRecords(bytes.subarray(0, bytes.length - 2), file), /truncated record: \d+ data bytes announced/);
+    assert.throws(
+      () => readRecords(bytes.subarray(0, bytes.length - 2), file),
+      /truncated record: \d+ data bytes announced/,
+    );
     // Through the file reader too.
     fs.writeFileSync(file, corrupt(second + 12 + 3));
     assert.throws(() => readEventLog(dir), /record data checksum mismatch/);
@@ -130,7 +167,10 @@ describe('TensorBoard event files: the writer and the reader', () => {
 
   it('an interrupted run keeps the rows it logged in a readable event file', async () => {
     const specDir = tmpDir();
-    const spec = writeSpec(specDir, TINY_SPEC.replace('steps: 40', 'steps: 100000').replace('log_every: 10', 'log_every: 5'));
+    const spec = writeSpec(
+      specDir,
+      TINY_SPEC.replace('steps: 40', 'steps: 100000').replace('log_every: 10', 'log_every: 5'),
+    );
     const { runs } = planFrom(spec, ['train.tensorboard=true']);
     const out = tmpDir();
     const started = performance.now();
@@ -169,7 +209,10 @@ describe('bnx run with TensorBoard (end to end)', () => {
     assert.match(path.basename(files[0]), /^events\.out\.tfevents\.\d+\..+\.v2$/);
     assertFileVersionFirst(files[0]);
     const rows = readMetrics(path.join(runDir, 'metrics.csv'));
-    assert.deepEqual(rows.map((r) => r.step), [10, 20, 30, 40]);
+    assert.deepEqual(
+      rows.map((r) => r.step),
+      [10, 20, 30, 40],
+    );
     assertScalarsMatch(readEventLog(logDir), rows);
   });
 
@@ -192,7 +235,11 @@ describe('bnx run with TensorBoard (end to end)', () => {
       assertFileVersionFirst(eventFiles(logDir)[0]);
       assertScalarsMatch(readEventLog(logDir), readMetrics(path.join(runDir, 'metrics.csv')));
       // The metrics themselves do not depend on where event files go.
-      assert.ok(fs.readFileSync(path.join(runDir, 'metrics.csv')).equals(fs.readFileSync(path.join(plain, 'tiny', id, 'metrics.csv'))));
+      assert.ok(
+        fs
+          .readFileSync(path.join(runDir, 'metrics.csv'))
+          .equals(fs.readFileSync(path.join(plain, 'tiny', id, 'metrics.csv'))),
+      );
     }
   });
 
@@ -201,7 +248,10 @@ describe('bnx run with TensorBoard (end to end)', () => {
     const out = tmpDir();
     const res = bnx(['run', spec, '--backend', 'cpu', '--tensorboard', tmpDir(), '--out', out]);
     assert.equal(res.code, 2);
-    assert.match(res.stderr, /--tensorboard .*: TensorBoard event files are written by the native tensorflow backend; drop --backend cpu/);
+    assert.match(
+      res.stderr,
+      /--tensorboard .*: TensorBoard event files are written by the native tensorflow backend; drop --backend cpu/,
+    );
     assert.deepEqual(fs.readdirSync(out), []);
   });
 });

@@ -53,7 +53,10 @@ function secondsPerStep(run: LoadedRun): number {
   let wall = rec?.wall_time_s ?? null;
   if (rec && wall === null && rec.status === 'running') wall = (Date.now() - Date.parse(rec.started_at)) / 1000;
   if (!rec || wall === null || steps === 0) {
-    throw new InputError(run.path, '--x time needs the run.json of a run with a wall_time_s (metrics.csv holds no clock times)');
+    throw new InputError(
+      run.path,
+      '--x time needs the run.json of a run with a wall_time_s (metrics.csv holds no clock times)',
+    );
   }
   return wall / steps;
 }
@@ -107,7 +110,11 @@ export function chartBase(title: string | undefined, values: object[]): VegaLite
     background: 'white',
     padding: 12,
     data: { values },
-    config: { font: CHART_FONT, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 12, titleFontSize: 12 } },
+    config: {
+      font: CHART_FONT,
+      axis: { labelFontSize: 11, titleFontSize: 12 },
+      legend: { labelFontSize: 12, titleFontSize: 12 },
+    },
   };
 }
 
@@ -122,7 +129,13 @@ export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
   const rows = chartRows(runs, { ...opts, labels });
   const single = opts.metrics.length === 1;
   const encoding = {
-    x: { field: 'x', type: 'quantitative', title: xTitle(x), scale: { zero: true }, axis: { format: x === 'epoch' ? '~r' : ',~r' } },
+    x: {
+      field: 'x',
+      type: 'quantitative',
+      title: xTitle(x),
+      scale: { zero: true },
+      axis: { format: x === 'epoch' ? '~r' : ',~r' },
+    },
     y: {
       field: 'value',
       type: 'quantitative',
@@ -138,12 +151,25 @@ export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
     },
     detail: { field: 'run' },
   };
-  const panel = { width: opts.width ?? 560, height: opts.height ?? 320, mark: { type: 'line', strokeWidth: 2, clip: true }, encoding };
+  const panel = {
+    width: opts.width ?? 560,
+    height: opts.height ?? 320,
+    mark: { type: 'line', strokeWidth: 2, clip: true },
+    encoding,
+  };
   const base = chartBase(opts.title, rows);
   if (single) return { ...base, ...panel };
   return {
     ...base,
-    facet: { column: { field: 'metric', type: 'nominal', sort: opts.metrics.map((m) => metricTitle(m, runs)), title: null, header: { labelFontSize: 13 } } },
+    facet: {
+      column: {
+        field: 'metric',
+        type: 'nominal',
+        sort: opts.metrics.map((m) => metricTitle(m, runs)),
+        title: null,
+        header: { labelFontSize: 13 },
+      },
+    },
     spec: panel,
     resolve: { scale: { y: 'independent' } },
   };
@@ -237,24 +263,35 @@ export interface TermChartOptions {
 
 export function termChart(data: TermSeries[], opts: TermChartOptions = {}): string {
   const tf = (y: number) => (opts.logY ? Math.log10(y) : y);
-  const clean = data.map((s) => ({ ...s, points: s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0)).sort((a, b) => a.x - b.x) }));
+  const clean = data.map((s) => ({
+    ...s,
+    points: s.points
+      .filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y) && (!opts.logY || p.y > 0))
+      .sort((a, b) => a.x - b.x),
+  }));
   const all = clean.flatMap((s) => s.points);
   const out: string[] = [];
   if (opts.title) out.push(opts.title);
   if (all.length === 0) return [...out, '  (no data)'].join('\n');
   let [x0, x1] = [Math.min(...all.map((p) => p.x)), Math.max(...all.map((p) => p.x))];
-  let [y0, y1] = opts.yRange ? opts.yRange.map(tf) : [Math.min(...all.map((p) => tf(p.y))), Math.max(...all.map((p) => tf(p.y)))];
+  let [y0, y1] = opts.yRange
+    ? opts.yRange.map(tf)
+    : [Math.min(...all.map((p) => tf(p.y))), Math.max(...all.map((p) => tf(p.y)))];
   if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
   if (y0 === y1) [y0, y1] = [y0 - 0.5, y1 + 0.5];
   const H = Math.max(5, opts.height ?? 15);
-  const yLabels = Array.from({ length: H }, (_, r) => tick(opts.logY ? 10 ** (y1 - ((y1 - y0) * r) / (H - 1)) : y1 - ((y1 - y0) * r) / (H - 1)));
+  const yLabels = Array.from({ length: H }, (_, r) =>
+    tick(opts.logY ? 10 ** (y1 - ((y1 - y0) * r) / (H - 1)) : y1 - ((y1 - y0) * r) / (H - 1)),
+  );
   const labelW = Math.max(...yLabels.map((l) => l.length));
   const W = Math.max(20, (opts.width ?? 80) - labelW - 3);
   const grid: string[][] = Array.from({ length: H }, () => Array<string>(W).fill(' '));
   // Clamped: a value outside a given yRange is drawn on the edge row.
   const rowOf = (y: number) => Math.min(H - 1, Math.max(0, Math.round(((y1 - tf(y)) / (y1 - y0)) * (H - 1))));
   clean.forEach((s, i) => {
-    const sym = opts.color ? `${ANSI[i % ANSI.length]}${SYMBOLS[i % SYMBOLS.length]}${RESET}` : SYMBOLS[i % SYMBOLS.length];
+    const sym = opts.color
+      ? `${ANSI[i % ANSI.length]}${SYMBOLS[i % SYMBOLS.length]}${RESET}`
+      : SYMBOLS[i % SYMBOLS.length];
     const pts = s.points;
     if (pts.length === 0) return;
     let prev: number | null = null;
@@ -278,7 +315,9 @@ export function termChart(data: TermSeries[], opts: TermChartOptions = {}): stri
     }
   });
   const shown = new Set([0, Math.round((H - 1) / 2), H - 1]);
-  grid.forEach((row, r) => out.push(`${(shown.has(r) ? yLabels[r] : '').padStart(labelW)} ${shown.has(r) ? '┤' : '│'}${row.join('')}`));
+  grid.forEach((row, r) =>
+    out.push(`${(shown.has(r) ? yLabels[r] : '').padStart(labelW)} ${shown.has(r) ? '┤' : '│'}${row.join('')}`),
+  );
   out.push(`${' '.repeat(labelW)} └${'─'.repeat(W)}`);
   const xl = [tick(x0), tick((x0 + x1) / 2), tick(x1)];
   const axis = Array<string>(W + 1).fill(' ');
@@ -289,16 +328,27 @@ export function termChart(data: TermSeries[], opts: TermChartOptions = {}): stri
   place(xl[1], Math.max(xl[0].length + 1, Math.round(W / 2 - xl[1].length / 2)));
   place(xl[2], Math.max(0, W + 1 - xl[2].length));
   out.push(`${' '.repeat(labelW + 1)}${axis.join('')}`);
-  if (opts.xLabel) out.push(`${' '.repeat(labelW + 1)}${opts.xLabel.padStart(Math.round(W / 2 + opts.xLabel.length / 2))}`);
-  const legend = clean.map((s, i) => `${opts.color ? `${ANSI[i % ANSI.length]}${SYMBOLS[i % SYMBOLS.length]}${RESET}` : SYMBOLS[i % SYMBOLS.length]} ${s.label}`);
+  if (opts.xLabel)
+    out.push(`${' '.repeat(labelW + 1)}${opts.xLabel.padStart(Math.round(W / 2 + opts.xLabel.length / 2))}`);
+  const legend = clean.map(
+    (s, i) =>
+      `${opts.color ? `${ANSI[i % ANSI.length]}${SYMBOLS[i % SYMBOLS.length]}${RESET}` : SYMBOLS[i % SYMBOLS.length]} ${s.label}`,
+  );
   out.push(`${' '.repeat(labelW + 1)}${legend.join('   ')}`);
   return out.join('\n');
 }
 
 /** The terminal chart of one metric of some runs. */
-export function termChartOf(runs: LoadedRun[], metric: Metric, opts: { x?: XAxis; width?: number; height?: number; color?: boolean; logY?: boolean; labels?: string[] } = {}): string {
+export function termChartOf(
+  runs: LoadedRun[],
+  metric: Metric,
+  opts: { x?: XAxis; width?: number; height?: number; color?: boolean; logY?: boolean; labels?: string[] } = {},
+): string {
   const labels = opts.labels ?? runLabels(runs);
   const rows = chartRows(runs, { metrics: [metric], x: opts.x, logY: opts.logY, labels });
-  const data = labels.map((label) => ({ label, points: rows.filter((r) => r.run === label).map((r) => ({ x: r.x, y: r.value })) }));
+  const data = labels.map((label) => ({
+    label,
+    points: rows.filter((r) => r.run === label).map((r) => ({ x: r.x, y: r.value })),
+  }));
   return termChart(data, { ...opts, title: `${metricTitle(metric, runs)} vs ${xTitle(opts.x ?? 'step')}` });
 }

@@ -2,7 +2,17 @@ import { stringify } from 'csv-stringify/sync';
 import { InputError } from '../util/errors.js';
 import { fixed } from '../store/csv-format.js';
 import type { MetricsRow } from '../store/metrics.js';
-import { datasetOf, formatValue, runConfig, runLabels, sameValue, shortKeys, varyingKeys, type LoadedRun, type LoadedSweep } from './results.js';
+import {
+  datasetOf,
+  formatValue,
+  runConfig,
+  runLabels,
+  sameValue,
+  shortKeys,
+  varyingKeys,
+  type LoadedRun,
+  type LoadedSweep,
+} from './results.js';
 import {
   bestOf,
   COMPARED_VALUES,
@@ -129,14 +139,16 @@ const pick = (row: MetricsRow | undefined) =>
 
 function stepRows(a: LoadedRun, b: LoadedRun): StepRow[] {
   const bySteps = new Map(b.metrics.map((r) => [r.step, r]));
-  return a.metrics.filter((r) => bySteps.has(r.step)).map((r) => ({ step: r.step, a: pick(r), b: pick(bySteps.get(r.step)) }));
+  return a.metrics
+    .filter((r) => bySteps.has(r.step))
+    .map((r) => ({ step: r.step, a: pick(r), b: pick(bySteps.get(r.step)) }));
 }
 
 function better(name: string, a: number | null, b: number | null): ValueDiff['better'] {
   if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b)) return null;
   if (a === b) return 'same';
   const up = higherIsBetter(name);
-  return (b > a) === up ? 'b' : 'a';
+  return b > a === up ? 'b' : 'a';
 }
 
 function ratio(a: number | null, b: number | null): number | null {
@@ -164,7 +176,15 @@ function targetDiffs(a: LoadedRun, b: LoadedRun, opts: DiffOptions): TargetDiff[
     const as = stepsToReach(a.metrics, metric, level);
     const bs = stepsToReach(b.metrics, metric, level);
     const whose = aWorse ? "A's" : "B's";
-    out.push({ kind: 'match', metric, target: level, why: `${whose} ${up ? 'best' : 'lowest'}`, a_step: as, b_step: bs, ratio: ratio(as, bs) });
+    out.push({
+      kind: 'match',
+      metric,
+      target: level,
+      why: `${whose} ${up ? 'best' : 'lowest'}`,
+      a_step: as,
+      b_step: bs,
+      ratio: ratio(as, bs),
+    });
   }
   return out;
 }
@@ -188,13 +208,24 @@ export function diffRuns(a: LoadedRun, b: LoadedRun, opts: DiffOptions = {}, lab
     };
   });
   const config = configDiff(a, b);
-  return { label, a: ref(a), b: ref(b), config, numerics: config.length === 0 ? numericsDiff(a, b) : null, steps: stepRows(a, b), values, targets: targetDiffs(a, b, opts) };
+  return {
+    label,
+    a: ref(a),
+    b: ref(b),
+    config,
+    numerics: config.length === 0 ? numericsDiff(a, b) : null,
+    steps: stepRows(a, b),
+    values,
+    targets: targetDiffs(a, b, opts),
+  };
 }
 
 function numericsDiff(a: LoadedRun, b: LoadedRun): ConfigDiff[] | null {
   const [na, nb] = [a.record?.numerics, b.record?.numerics];
   if (!na || !nb) return null;
-  return (Object.keys(na) as (keyof typeof na)[]).filter((k) => na[k] !== nb[k]).map((k) => ({ key: k, a: na[k], b: nb[k] }));
+  return (Object.keys(na) as (keyof typeof na)[])
+    .filter((k) => na[k] !== nb[k])
+    .map((k) => ({ key: k, a: na[k], b: nb[k] }));
 }
 
 /**
@@ -203,12 +234,24 @@ function numericsDiff(a: LoadedRun, b: LoadedRun): ConfigDiff[] | null {
  * but differ between them are the sweeps' difference. A single run on one side is matched against
  * the other side the same way.
  */
-export function pairSweeps(a: LoadedSweep, b: LoadedSweep): { pairs: [LoadedRun, LoadedRun][]; matchedOn: string[]; sweepDifference: ConfigDiff[]; unmatchedA: LoadedRun[]; unmatchedB: LoadedRun[] } {
+export function pairSweeps(
+  a: LoadedSweep,
+  b: LoadedSweep,
+): {
+  pairs: [LoadedRun, LoadedRun][];
+  matchedOn: string[];
+  sweepDifference: ConfigDiff[];
+  unmatchedA: LoadedRun[];
+  unmatchedB: LoadedRun[];
+} {
   if (a.runs.length === 1 && b.runs.length === 1) {
     return { pairs: [[a.runs[0], b.runs[0]]], matchedOn: [], sweepDifference: [], unmatchedA: [], unmatchedB: [] };
   }
   if (a.runs.some((r) => !r.record) || b.runs.some((r) => !r.record)) {
-    throw new InputError(a.runs.some((r) => !r.record) ? a.path : b.path, 'a bare metrics CSV can only be compared with one other run');
+    throw new InputError(
+      a.runs.some((r) => !r.record) ? a.path : b.path,
+      'a bare metrics CSV can only be compared with one other run',
+    );
   }
   const within = [...new Set([...varyingKeys(a.runs), ...varyingKeys(b.runs)])];
   const configsA = a.runs.map(runConfig);
@@ -218,7 +261,8 @@ export function pairSweeps(a: LoadedSweep, b: LoadedSweep): { pairs: [LoadedRun,
   const keys = [...new Set([...Object.keys(configsA[0]), ...Object.keys(configsB[0])])];
   for (const k of keys) {
     if (within.includes(k)) continue;
-    if (!sameValue(configsA[0][k], configsB[0][k])) sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
+    if (!sameValue(configsA[0][k], configsB[0][k]))
+      sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
   }
   const used = new Set<number>();
   const pairs: [LoadedRun, LoadedRun][] = [];
@@ -287,7 +331,10 @@ export function diffWithin(sweep: LoadedSweep, opts: DiffOptions = {}): Diff {
   let pairs = normPairs(sweep.runs);
   if (pairs.length === 0 && sweep.runs.length === 2) pairs = [[sweep.runs[0], sweep.runs[1]]];
   if (pairs.length === 0) {
-    throw new InputError(sweep.path, `has ${sweep.runs.length} run(s) and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`);
+    throw new InputError(
+      sweep.path,
+      `has ${sweep.runs.length} run(s) and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`,
+    );
   }
   const keys = varyingKeys(sweep.runs).filter((k) => k !== 'model.norm');
   return {
@@ -323,7 +370,10 @@ export function worsePairs(diff: Diff, name: ComparedValue, tolerance = 0): stri
     }
     if (v.a === null || !Number.isFinite(v.a)) continue;
     const loss = higherIsBetter(name) ? v.a - v.b : v.b - v.a;
-    if (loss > tolerance) out.push(`${where}B's ${name} ${fmt(v.b)} is worse than A's ${fmt(v.a)} (by ${fmt(loss)}; tolerance ${fmt(tolerance)})`);
+    if (loss > tolerance)
+      out.push(
+        `${where}B's ${name} ${fmt(v.b)} is worse than A's ${fmt(v.a)} (by ${fmt(loss)}; tolerance ${fmt(tolerance)})`,
+      );
   }
   return out;
 }
@@ -365,13 +415,22 @@ export function thin<T>(rows: T[], n: number): T[] {
   return [...idx].sort((x, y) => x - y).map((i) => rows[i]);
 }
 
-const refLine = (r: RunRef) => `${r.path}  (${[r.status, r.steps !== null ? `${fmtInt(r.steps)} steps` : null].filter(Boolean).join(', ')})`;
+const refLine = (r: RunRef) =>
+  `${r.path}  (${[r.status, r.steps !== null ? `${fmtInt(r.steps)} steps` : null].filter(Boolean).join(', ')})`;
 
 /** The human-readable diff. */
 export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: number } = {}): string {
   const out: string[] = [];
   if (diff.sweep_difference.length > 0) {
-    out.push('sweeps differ in', formatTable(['key', 'A', 'B'], diff.sweep_difference.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]), { indent: '  ' }), '');
+    out.push(
+      'sweeps differ in',
+      formatTable(
+        ['key', 'A', 'B'],
+        diff.sweep_difference.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]),
+        { indent: '  ' },
+      ),
+      '',
+    );
   }
   if (diff.matched_on.length > 0 && diff.a !== diff.b) out.push(`runs matched on: ${diff.matched_on.join(', ')}`, '');
   for (const p of diff.pairs) {
@@ -379,8 +438,12 @@ export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: nu
     out.push(`A  ${refLine(p.a)}`, `B  ${refLine(p.b)}`, '');
     out.push(...formatPair(p, opts), '');
   }
-  for (const [side, runs] of [['A', diff.unmatched_a], ['B', diff.unmatched_b]] as const) {
-    if (runs.length > 0) out.push(`no match in ${side === 'A' ? 'B' : 'A'} for ${side}'s ${runs.map((r) => r.id).join(', ')}`);
+  for (const [side, runs] of [
+    ['A', diff.unmatched_a],
+    ['B', diff.unmatched_b],
+  ] as const) {
+    if (runs.length > 0)
+      out.push(`no match in ${side === 'A' ? 'B' : 'A'} for ${side}'s ${runs.map((r) => r.id).join(', ')}`);
   }
   return out.join('\n').trimEnd();
 }
@@ -388,25 +451,51 @@ export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: nu
 function formatPair(p: PairDiff, opts: { allSteps?: boolean; maxSteps?: number }): string[] {
   const out: string[] = [];
   if (p.config.length > 0) {
-    out.push('config (keys that differ)', formatTable(['key', 'A', 'B'], p.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]), { indent: '  ' }), '');
+    out.push(
+      'config (keys that differ)',
+      formatTable(
+        ['key', 'A', 'B'],
+        p.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]),
+        { indent: '  ' },
+      ),
+      '',
+    );
   } else if (!p.a.spec || !p.b.spec) {
     out.push(`config: not known for ${!p.a.spec ? 'A' : 'B'} (a bare metrics CSV has no run.json)`, '');
   } else if (p.numerics && p.numerics.length > 0) {
     const what = p.numerics.map((d) => `${d.key} ${formatValue(d.a)} vs ${formatValue(d.b)}`).join('; ');
-    out.push(`config: identical, but computed under different numerics (${what}): differences below come from that, not from the config`, '');
+    out.push(
+      `config: identical, but computed under different numerics (${what}): differences below come from that, not from the config`,
+      '',
+    );
   } else {
-    out.push(`config: identical${p.numerics ? ', numerics identical (same engine, TensorFlow, bnx, threads and CPU: the numbers should be the same bytes)' : ''}`, '');
+    out.push(
+      `config: identical${p.numerics ? ', numerics identical (same engine, TensorFlow, bnx, threads and CPU: the numbers should be the same bytes)' : ''}`,
+      '',
+    );
   }
-  const evalRows = p.steps.filter((s) => (s.a.val_acc !== null || s.a.val_loss !== null) && (s.b.val_acc !== null || s.b.val_loss !== null));
+  const evalRows = p.steps.filter(
+    (s) => (s.a.val_acc !== null || s.a.val_loss !== null) && (s.b.val_acc !== null || s.b.val_loss !== null),
+  );
   const base = evalRows.length > 0 && !opts.allSteps ? evalRows : p.steps;
   const shown = opts.allSteps ? base : thin(base, opts.maxSteps ?? 12);
   if (shown.length > 0) {
     const what = evalRows.length > 0 && !opts.allSteps ? 'evaluations' : 'logged steps';
-    const note = shown.length < base.length ? `${shown.length} of ${base.length} ${what} in common; --all-steps for every logged step` : `${base.length} ${what} in common`;
+    const note =
+      shown.length < base.length
+        ? `${shown.length} of ${base.length} ${what} in common; --all-steps for every logged step`
+        : `${base.length} ${what} in common`;
     out.push(`metrics at matching steps (${note})`);
     const cols: Metric[] = ['train_loss', 'val_loss', 'val_acc'];
     const header = ['step', ...cols.flatMap((c) => [`${c} A`, 'B'])];
-    out.push(formatTable(header, shown.map((s) => [fmtInt(s.step), ...cols.flatMap((c) => [fmt(s.a[c]), fmt(s.b[c])])]), { indent: '  ' }), '');
+    out.push(
+      formatTable(
+        header,
+        shown.map((s) => [fmtInt(s.step), ...cols.flatMap((c) => [fmt(s.a[c]), fmt(s.b[c])])]),
+        { indent: '  ' },
+      ),
+      '',
+    );
   } else {
     out.push('metrics at matching steps: none (the runs log at different steps)', '');
   }
@@ -426,33 +515,78 @@ function formatPair(p: PairDiff, opts: { allSteps?: boolean; maxSteps?: number }
   const targets = p.targets.filter((t) => t.kind === 'target');
   const matches = p.targets.filter((t) => t.kind === 'match');
   const targetRow = (t: TargetDiff) => [targetName(t), fmtInt(t.a_step), fmtInt(t.b_step), ratioText(t)];
-  out.push('steps to target', formatTable(['', 'A', 'B', ''], targets.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }));
+  out.push(
+    'steps to target',
+    formatTable(['', 'A', 'B', ''], targets.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }),
+  );
   if (matches.length > 0) {
-    out.push('', 'same level in fewer steps (the level the worse run reaches)', formatTable(['', 'A', 'B', ''], matches.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }));
+    out.push(
+      '',
+      'same level in fewer steps (the level the worse run reaches)',
+      formatTable(['', 'A', 'B', ''], matches.map(targetRow), { indent: '  ', align: ['l', 'r', 'r', 'l'] }),
+    );
   }
   return out;
 }
 
 /** The diff as one long CSV table: a row per config key, step x metric, value and target. */
 export function diffCsv(diff: Diff): string {
-  const rows: string[][] = [['a_run', 'b_run', 'section', 'name', 'step', 'a', 'b', 'diff', 'a_step', 'b_step', 'ratio']];
+  const rows: string[][] = [
+    ['a_run', 'b_run', 'section', 'name', 'step', 'a', 'b', 'diff', 'a_step', 'b_step', 'ratio'],
+  ];
   const step = (s: number | null) => (s === null ? '' : String(s));
-  for (const d of diff.sweep_difference) rows.push(['', '', 'sweep', d.key, '', formatValue(d.a), formatValue(d.b), '', '', '', '']);
+  for (const d of diff.sweep_difference)
+    rows.push(['', '', 'sweep', d.key, '', formatValue(d.a), formatValue(d.b), '', '', '', '']);
   for (const p of diff.pairs) {
     const ids = [p.a.id, p.b.id];
-    for (const c of p.config) rows.push([...ids, 'config', c.key, '', formatValue(c.a), formatValue(c.b), '', '', '', '']);
+    for (const c of p.config)
+      rows.push([...ids, 'config', c.key, '', formatValue(c.a), formatValue(c.b), '', '', '', '']);
     for (const s of p.steps) {
       for (const m of METRICS) {
         const a = s.a[m];
         const b = s.b[m];
         if (a === null && b === null) continue;
-        rows.push([...ids, 'step', m, String(s.step), fixed(a), fixed(b), a !== null && b !== null ? fixed(b - a) : '', '', '', '']);
+        rows.push([
+          ...ids,
+          'step',
+          m,
+          String(s.step),
+          fixed(a),
+          fixed(b),
+          a !== null && b !== null ? fixed(b - a) : '',
+          '',
+          '',
+          '',
+        ]);
       }
     }
-    for (const v of p.values) rows.push([...ids, 'value', v.name, '', fixed(v.a), fixed(v.b), fixed(v.diff), step(v.a_step), step(v.b_step), '']);
+    for (const v of p.values)
+      rows.push([
+        ...ids,
+        'value',
+        v.name,
+        '',
+        fixed(v.a),
+        fixed(v.b),
+        fixed(v.diff),
+        step(v.a_step),
+        step(v.b_step),
+        '',
+      ]);
     for (const t of p.targets) {
       const op = higherIsBetter(t.metric) ? '>=' : '<=';
-      rows.push([...ids, t.kind, `${t.metric}${op}${fixed(t.target)}`, '', '', '', '', step(t.a_step), step(t.b_step), fixed(t.ratio, 4)]);
+      rows.push([
+        ...ids,
+        t.kind,
+        `${t.metric}${op}${fixed(t.target)}`,
+        '',
+        '',
+        '',
+        '',
+        step(t.a_step),
+        step(t.b_step),
+        fixed(t.ratio, 4),
+      ]);
     }
   }
   for (const r of diff.unmatched_a) rows.push([r.id, '', 'unmatched', '', '', '', '', '', '', '', '']);

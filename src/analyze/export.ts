@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
+import type { Mlp } from '../model/index.js';
 import type { RunConfig } from '../spec/types.js';
 
 /** Folded and unfolded predictions must agree to within this (largest absolute logit difference). */
@@ -21,7 +22,14 @@ export interface ExportReport {
   test_acc: { unfolded: number; folded: number };
   tolerance: number;
   ok: boolean;
-  timing: { batch_size: number; calls: number; unfolded_ms: number; folded_ms: number; speedup: number; layers_model_ms: number }[];
+  timing: {
+    batch_size: number;
+    calls: number;
+    unfolded_ms: number;
+    folded_ms: number;
+    speedup: number;
+    layers_model_ms: number;
+  }[];
   rounds: number;
 }
 
@@ -33,19 +41,36 @@ export interface ExportOptions {
 
 function readRun(runDir: string): RunConfig {
   const recordFile = path.join(runDir, 'run.json');
-  if (!fs.existsSync(recordFile)) throw new InputError(runDir, 'not a run folder (no run.json); give results/<spec>/<run id>');
+  if (!fs.existsSync(recordFile))
+    throw new InputError(runDir, 'not a run folder (no run.json); give results/<spec>/<run id>');
   const record = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { status: string; config: RunConfig };
-  if (record.status !== 'completed') throw new InputError(runDir, `the run is ${record.status}; only a completed run can be exported`);
+  if (record.status !== 'completed')
+    throw new InputError(runDir, `the run is ${record.status}; only a completed run can be exported`);
   return record.config;
 }
 
 export async function exportRun(runDir: string, opts: ExportOptions): Promise<ExportReport> {
   const config = readRun(runDir);
   const rounds = Number(opts.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new InputError('--rounds', `is ${opts.rounds}, must be a positive integer`);
-  const { hasWeights, loadWeights, foldMlp, foldCnn, foldedForward, toLayersModel, disposeFolded, buildModel, describeFoldedLayer, Cnn, Mlp } = await import('../model/index.js');
+  if (!Number.isInteger(rounds) || rounds < 1)
+    throw new InputError('--rounds', `is ${opts.rounds}, must be a positive integer`);
+  const {
+    hasWeights,
+    loadWeights,
+    foldMlp,
+    foldCnn,
+    foldedForward,
+    toLayersModel,
+    disposeFolded,
+    buildModel,
+    describeFoldedLayer,
+    Cnn,
+  } = await import('../model/index.js');
   if (!hasWeights(runDir)) {
-    throw new InputError(runDir, 'no weights.json: the run was trained before bnx saved weights; rerun it (bnx run SPEC --force)');
+    throw new InputError(
+      runDir,
+      'no weights.json: the run was trained before bnx saved weights; rerun it (bnx run SPEC --force)',
+    );
   }
   const { initBackend } = await import('../train/backend.js');
   await initBackend('tensorflow');
@@ -57,7 +82,7 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
   loadWeights(model, runDir);
   let net: ReturnType<typeof foldMlp>;
   try {
-    net = model instanceof Cnn ? foldCnn(model) : foldMlp(model as InstanceType<typeof Mlp>);
+    net = model instanceof Cnn ? foldCnn(model) : foldMlp(model as Mlp);
   } catch (e) {
     model.dispose();
     throw new InputError(runDir, (e as Error).message);
@@ -81,9 +106,14 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
     const predU = tf.argMax(unfolded, 1);
     const predF = tf.argMax(folded, 1);
     const count = (a: Tensor, b: Tensor) => tf.sum(tf.cast(tf.equal(a, b), 'int32'));
-    return [maxAbs(unfolded, folded), maxAbs(unfolded, foldedOps), maxAbs(tf.softmax(unfolded), tf.softmax(folded)), count(predU, predF), count(predU, labels), count(predF, labels)].map(
-      (t) => t.dataSync()[0],
-    );
+    return [
+      maxAbs(unfolded, folded),
+      maxAbs(unfolded, foldedOps),
+      maxAbs(tf.softmax(unfolded), tf.softmax(folded)),
+      count(predU, predF),
+      count(predU, labels),
+      count(predF, labels),
+    ].map((t) => t.dataSync()[0]);
   });
   const maxLogitDiff = Math.max(logitDiff, opsDiff);
 
@@ -114,7 +144,14 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const [u, f, l] = [median(times.unfolded), median(times.folded), median(times.layers)];
-    timing.push({ batch_size: batchSize, calls: chunks.length, unfolded_ms: u, folded_ms: f, speedup: u / f, layers_model_ms: l });
+    timing.push({
+      batch_size: batchSize,
+      calls: chunks.length,
+      unfolded_ms: u,
+      folded_ms: f,
+      speedup: u / f,
+      layers_model_ms: l,
+    });
     tf.dispose(chunks);
   }
 

@@ -87,14 +87,23 @@ function percentileLegend(tables: InstrumentTable[]): string {
 /** The layers of the runs in the order they first appear, checked against a --layer selection. */
 export function instrumentLayers(loaded: InstrumentRuns, selected?: string[]): string[] {
   if (!hasLayers(loaded.instrument)) {
-    if (selected && selected.length > 0) throw new InputError(`--layer ${selected.join(',')}`, `${loaded.instrument} has no layers (only activation_percentiles and ics do)`);
+    if (selected && selected.length > 0)
+      throw new InputError(
+        `--layer ${selected.join(',')}`,
+        `${loaded.instrument} has no layers (only activation_percentiles and ics do)`,
+      );
     return [];
   }
   const all: string[] = [];
-  for (const { table } of loaded.found) for (const r of table.rows) if (r.layer !== null && !all.includes(r.layer)) all.push(r.layer);
+  for (const { table } of loaded.found)
+    for (const r of table.rows) if (r.layer !== null && !all.includes(r.layer)) all.push(r.layer);
   if (!selected || selected.length === 0) return all;
   for (const l of selected) {
-    if (!all.includes(l)) throw new InputError(`--layer ${l}`, `no such layer in the runs' ${loaded.instrument}.csv; layers are ${all.join(', ')}`);
+    if (!all.includes(l))
+      throw new InputError(
+        `--layer ${l}`,
+        `no such layer in the runs' ${loaded.instrument}.csv; layers are ${all.join(', ')}`,
+      );
   }
   return all.filter((l) => selected.includes(l));
 }
@@ -109,19 +118,38 @@ const range = (vs: number[]): [number | null, number | null] => {
 function tablePoints(table: InstrumentTable, run: string, layers: string[]): InstrumentPoint[] {
   const points: InstrumentPoint[] = [];
   const v = (x: number | undefined) => (finite(x) ? x : null);
-  const rows = hasLayers(table.instrument) ? table.rows.filter((r) => r.layer !== null && layers.includes(r.layer)) : table.rows;
+  const rows = hasLayers(table.instrument)
+    ? table.rows.filter((r) => r.layer !== null && layers.includes(r.layer))
+    : table.rows;
   switch (table.instrument) {
     case 'activation_percentiles': {
       const { lo, mid, hi } = percentileRoles(table);
       const measure = MEASURE_TITLES.activation;
       for (const r of rows) {
-        points.push({ run, layer: r.layer, measure, step: r.step, lo: lo ? v(r.values[lo]) : null, mid: mid ? v(r.values[mid]) : null, hi: hi ? v(r.values[hi]) : null });
+        points.push({
+          run,
+          layer: r.layer,
+          measure,
+          step: r.step,
+          lo: lo ? v(r.values[lo]) : null,
+          mid: mid ? v(r.values[mid]) : null,
+          hi: hi ? v(r.values[hi]) : null,
+        });
       }
       break;
     }
     case 'ics':
       for (const r of rows) {
-        for (const m of ['cosine', 'l2'] as const) points.push({ run, layer: r.layer, measure: MEASURE_TITLES[m], step: r.step, lo: null, mid: v(r.values[m]), hi: null });
+        for (const m of ['cosine', 'l2'] as const)
+          points.push({
+            run,
+            layer: r.layer,
+            measure: MEASURE_TITLES[m],
+            step: r.step,
+            lo: null,
+            mid: v(r.values[m]),
+            hi: null,
+          });
       }
       break;
     case 'smoothness': {
@@ -133,12 +161,29 @@ function tablePoints(table: InstrumentTable, run: string, layers: string[]): Ins
           const [lo, hi] = range(at.map((r) => r.values[m]));
           points.push({ run, layer: null, measure: MEASURE_TITLES[m], step, lo, mid: null, hi });
         }
-        points.push({ run, layer: null, measure: MEASURE_TITLES.beta, step, lo: null, mid: range(at.map((r) => r.values.beta))[1], hi: null });
+        points.push({
+          run,
+          layer: null,
+          measure: MEASURE_TITLES.beta,
+          step,
+          lo: null,
+          mid: range(at.map((r) => r.values.beta))[1],
+          hi: null,
+        });
       }
       break;
     }
     case 'eval_gap':
-      for (const r of rows) points.push({ run, layer: null, measure: MEASURE_TITLES.gap, step: r.step, lo: null, mid: v(r.values.gap), hi: null });
+      for (const r of rows)
+        points.push({
+          run,
+          layer: null,
+          measure: MEASURE_TITLES.gap,
+          step: r.step,
+          lo: null,
+          mid: v(r.values.gap),
+          hi: null,
+        });
       break;
   }
   return points;
@@ -160,14 +205,26 @@ export function instrumentPoints(loaded: InstrumentRuns, opts: InstrumentChartOp
   });
 }
 
-const X_ENCODING = { field: 'step', type: 'quantitative', title: xTitle('step'), scale: { zero: true }, axis: { format: ',~r' } };
+const X_ENCODING = {
+  field: 'step',
+  type: 'quantitative',
+  title: xTitle('step'),
+  scale: { zero: true },
+  axis: { format: ',~r' },
+};
 
 /**
  * A band (area from lo to hi, not stacked) and a line (mid) of each run, on one y axis. Instruments
  * without bands get the line alone, so that their legend shows line swatches.
  */
 function bandAndLine(instrument: InstrumentName, yTitle: string | null, color: object, logY: boolean): object[] {
-  const y = (field: string) => ({ field, type: 'quantitative', title: yTitle, stack: null, scale: logY ? { type: 'log' } : { zero: false } });
+  const y = (field: string) => ({
+    field,
+    type: 'quantitative',
+    title: yTitle,
+    stack: null,
+    scale: logY ? { type: 'log' } : { zero: false },
+  });
   const band = {
     transform: [{ filter: 'isValid(datum.lo) && isValid(datum.hi)' }],
     mark: { type: 'area', opacity: 0.3, clip: true },
@@ -210,12 +267,26 @@ export function instrumentChartSpec(loaded: InstrumentRuns, opts: InstrumentChar
     return layers.length === 1 ? { ...base, ...rowOf(layers[0]) } : { ...base, vconcat: layers.map(rowOf) };
   }
 
-  const color = { field: 'run', type: 'nominal', title: legend.title, scale: colorScale, legend: { labelLimit: 480, orient: 'bottom' } };
+  const color = {
+    field: 'run',
+    type: 'nominal',
+    title: legend.title,
+    scale: colorScale,
+    legend: { labelLimit: 480, orient: 'bottom' },
+  };
   const measures = MEASURES[loaded.instrument].map((m) => MEASURE_TITLES[m]);
-  if (measures.length === 1) return { ...base, ...size, layer: bandAndLine(loaded.instrument, measures[0], color, logY) };
-  const facet: Record<string, object> = { column: { field: 'measure', type: 'nominal', sort: measures, title: null, header } };
+  if (measures.length === 1)
+    return { ...base, ...size, layer: bandAndLine(loaded.instrument, measures[0], color, logY) };
+  const facet: Record<string, object> = {
+    column: { field: 'measure', type: 'nominal', sort: measures, title: null, header },
+  };
   if (hasLayers(loaded.instrument)) facet.row = { field: 'layer', type: 'nominal', sort: layers, title: null, header };
-  return { ...base, facet, spec: { ...size, layer: bandAndLine(loaded.instrument, null, color, logY) }, resolve: { scale: { y: 'independent' } } };
+  return {
+    ...base,
+    facet,
+    spec: { ...size, layer: bandAndLine(loaded.instrument, null, color, logY) },
+    resolve: { scale: { y: 'independent' } },
+  };
 }
 
 /**
@@ -231,7 +302,13 @@ export function instrumentTermCharts(
   const labels = opts.labels ?? runLabels(loaded.found.map((f) => f.run));
   const points = instrumentPoints(loaded, { ...opts, labels });
   const layers = instrumentLayers(loaded, opts.layers);
-  const term = { width: opts.width, height: opts.height ?? 12, color: opts.color, logY: opts.logY, xLabel: xTitle('step') };
+  const term = {
+    width: opts.width,
+    height: opts.height ?? 12,
+    color: opts.color,
+    logY: opts.logY,
+    xLabel: xTitle('step'),
+  };
   const series = (label: string, ps: InstrumentPoint[], field: 'lo' | 'mid' | 'hi'): TermSeries => ({
     label,
     points: ps.flatMap((p) => (p[field] === null ? [] : [{ x: p.step, y: p[field]! }])),
@@ -246,8 +323,16 @@ export function instrumentTermCharts(
         const roles = percentileRoles(table);
         const ps = inLayer.filter((p) => p.run === labels[i]);
         // The median last: drawn over the band's edges where they share a row.
-        const data = (['hi', 'lo', 'mid'] as const).flatMap((role) => (roles[role] ? [series(roles[role]!, ps, role)] : []));
-        charts.push(termChart(data, { ...term, yRange, title: `${labels[i]}, ${layer}: ${MEASURE_TITLES.activation} vs ${xTitle('step')}` }));
+        const data = (['hi', 'lo', 'mid'] as const).flatMap((role) =>
+          roles[role] ? [series(roles[role]!, ps, role)] : [],
+        );
+        charts.push(
+          termChart(data, {
+            ...term,
+            yRange,
+            title: `${labels[i]}, ${layer}: ${MEASURE_TITLES.activation} vs ${xTitle('step')}`,
+          }),
+        );
       });
     }
     return charts;
@@ -259,7 +344,9 @@ export function instrumentTermCharts(
       const isBand = panel.some((p) => p.lo !== null);
       const data = labels.flatMap((label) => {
         const ps = panel.filter((p) => p.run === label);
-        return isBand ? [series(`${label} max`, ps, 'hi'), series(`${label} min`, ps, 'lo')] : [series(label, ps, 'mid')];
+        return isBand
+          ? [series(`${label} max`, ps, 'hi'), series(`${label} min`, ps, 'lo')]
+          : [series(label, ps, 'mid')];
       });
       charts.push(termChart(data, { ...term, title: `${layer ? `${layer}: ` : ''}${measure} vs ${xTitle('step')}` }));
     }

@@ -48,7 +48,8 @@ function headerProblem(instrument: InstrumentName, columns: string[]): string | 
   const fixed = INSTRUMENT_COLUMNS[instrument];
   if (instrument === 'activation_percentiles') {
     const rest = columns.slice(fixed.length);
-    const ok = fixed.every((c, i) => columns[i] === c) && rest.length > 0 && rest.every((c) => PERCENTILE_COLUMN.test(c));
+    const ok =
+      fixed.every((c, i) => columns[i] === c) && rest.length > 0 && rest.every((c) => PERCENTILE_COLUMN.test(c));
     return ok ? null : `the header must be ${fixed.join(',')} and then one p<percentile> column each (p15,p50,p85)`;
   }
   return columns.join(',') === fixed.join(',') ? null : `the header must be ${fixed.join(',')}`;
@@ -74,7 +75,8 @@ export function readInstrumentCsv(file: string, instrument: InstrumentName): Ins
   const layerAt = columns.indexOf('layer');
   const rows = records.slice(1).map((cells, i): InstrumentRow => {
     const step = Number(cells[0]);
-    if (cells[0] === '' || !Number.isInteger(step)) throw new InputError(`${file}:${i + 2}`, `step "${cells[0]}" is not a whole number`);
+    if (cells[0] === '' || !Number.isInteger(step))
+      throw new InputError(`${file}:${i + 2}`, `step "${cells[0]}" is not a whole number`);
     const values: Record<string, number> = {};
     columns.forEach((c, j) => {
       if (j !== 0 && j !== layerAt) values[c] = parseCell(cells[j]) ?? NaN;
@@ -106,7 +108,10 @@ export interface InstrumentRuns {
 
 export function loadInstrument(runs: LoadedRun[], instrument: InstrumentName): InstrumentRuns {
   if (!(INSTRUMENT_NAMES as readonly string[]).includes(instrument)) {
-    throw new InputError(`--instrument ${instrument}`, `unknown instrument; instruments are ${INSTRUMENT_NAMES.join(', ')}`);
+    throw new InputError(
+      `--instrument ${instrument}`,
+      `unknown instrument; instruments are ${INSTRUMENT_NAMES.join(', ')}`,
+    );
   }
   const out: InstrumentRuns = { instrument, found: [], missing: [], empty: [] };
   for (const run of runs) {
@@ -134,12 +139,19 @@ export function missingInstrumentLine(loaded: InstrumentRuns): string | null {
   const file = instrumentFile(instrument);
   const parts: string[] = [];
   if (missing.length > 0) {
-    parts.push(`no ${file} in ${someIds(missing)}: record it by running the spec with --set instruments=[${instrument}] (or instruments: [${instrument}] in the spec)`);
+    parts.push(
+      `no ${file} in ${someIds(missing)}: record it by running the spec with --set instruments=[${instrument}] (or instruments: [${instrument}] in the spec)`,
+    );
   }
   if (empty.length > 0) {
-    const every = [...new Set(empty.map((r) => r.record?.config.instruments?.[instrument]?.every).filter((e) => e !== undefined))];
-    const when = every.length > 0 ? `it measures every ${every.join(' or ')} steps` : 'the run ended before its first measurement';
-    parts.push(`${file} has no rows yet in ${someIds(empty)} (${when}): run longer or set --set instruments.${instrument}.every=N`);
+    const every = [
+      ...new Set(empty.map((r) => r.record?.config.instruments?.[instrument]?.every).filter((e) => e !== undefined)),
+    ];
+    const when =
+      every.length > 0 ? `it measures every ${every.join(' or ')} steps` : 'the run ended before its first measurement';
+    parts.push(
+      `${file} has no rows yet in ${someIds(empty)} (${when}): run longer or set --set instruments.${instrument}.every=N`,
+    );
   }
   const lacking = missing.length + empty.length;
   const lead = found.length === 0 ? 'nothing to plot' : `${lacking} of ${lacking + found.length} runs not plotted`;

@@ -20,8 +20,20 @@ export interface RunListing extends RunValues {
 
 /** Fields `--sort` accepts besides config keys. */
 export const LIST_FIELDS = [
-  'spec', 'id', 'status', 'steps', 'final_train_loss', 'final_val_loss', 'final_val_acc', 'best_val_loss', 'best_val_acc',
-  'test_loss', 'test_acc', 'val_loss_fluctuation', 'wall_time_s', 'started_at',
+  'spec',
+  'id',
+  'status',
+  'steps',
+  'final_train_loss',
+  'final_val_loss',
+  'final_val_acc',
+  'best_val_loss',
+  'best_val_acc',
+  'test_loss',
+  'test_acc',
+  'val_loss_fluctuation',
+  'wall_time_s',
+  'started_at',
 ] as const;
 
 /** Keys set by grid or command line in any listed run (from run.json `params`), in first-seen order. */
@@ -95,7 +107,10 @@ export function listResults(runs: LoadedRun[], opts: ListOptions = {}): RunListi
     const cmp = (x: unknown, y: unknown): number => {
       const missing = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
       if (missing(x) || missing(y)) return missing(x) === missing(y) ? 0 : missing(x) ? 1 : -1; // missing last either way
-      const c = typeof x === 'number' && typeof y === 'number' ? x - y : formatValue(x).localeCompare(formatValue(y), 'en', { numeric: true });
+      const c =
+        typeof x === 'number' && typeof y === 'number'
+          ? x - y
+          : formatValue(x).localeCompare(formatValue(y), 'en', { numeric: true });
       return desc ? -c : c;
     };
     rows = rows
@@ -115,15 +130,27 @@ export function formatListing(rows: RunListing[]): string {
   const constant = keys.filter((k) => !varying.includes(k));
   const short = shortKeys(varying);
   const header = [
-    'spec', 'run id', ...varying.map((k) => short.get(k)!), 'status', 'steps',
-    'val_loss', 'best', 'val_acc', 'best', 'test_acc', 'fluct', 'wall',
+    'spec',
+    'run id',
+    ...varying.map((k) => short.get(k)!),
+    'status',
+    'steps',
+    'val_loss',
+    'best',
+    'val_acc',
+    'best',
+    'test_acc',
+    'fluct',
+    'wall',
   ];
   const body = rows.map((r) => [
     r.spec || '-',
     r.id,
     ...varying.map((k) => formatValue(r.params[k])),
     r.status ?? '-',
-    r.status !== 'completed' && r.steps_total !== null ? `${fmtInt(r.steps ?? 0)}/${fmtInt(r.steps_total)}` : fmtInt(r.steps),
+    r.status !== 'completed' && r.steps_total !== null
+      ? `${fmtInt(r.steps ?? 0)}/${fmtInt(r.steps_total)}`
+      : fmtInt(r.steps),
     fmt(r.final_val_loss),
     fmt(r.best_val_loss),
     fmt(r.final_val_acc),
@@ -135,7 +162,10 @@ export function formatListing(rows: RunListing[]): string {
   const align = header.map((_, c) => (c < 2 + varying.length + 1 ? 'l' : 'r')) as ('l' | 'r')[];
   const lines = [formatTable(header, body, { align })];
   const notes: string[] = [];
-  if (constant.length > 0) notes.push(`all runs: ${constant.map((k) => `${k}=${formatValue(rows[0].params[k])}`).join(', ')}`);
-  notes.push(`${rows.length} run(s); val_loss/val_acc: final value, best: best over evaluations; fluct: std of step-to-step val_loss changes over the last half`);
+  if (constant.length > 0)
+    notes.push(`all runs: ${constant.map((k) => `${k}=${formatValue(rows[0].params[k])}`).join(', ')}`);
+  notes.push(
+    `${rows.length} run(s); val_loss/val_acc: final value, best: best over evaluations; fluct: std of step-to-step val_loss changes over the last half`,
+  );
   return [...lines, ...notes].join('\n');
 }

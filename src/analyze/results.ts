@@ -57,8 +57,15 @@ export function loadRunDir(dir: string, record = readRecordChecked(dir)): Loaded
 /** Loads a bare metrics CSV; if it sits in a run directory, that run is loaded instead. */
 export function loadCsv(file: string): LoadedRun {
   const dir = path.dirname(file);
-  if (path.basename(file) === RUN_FILES.metrics && fs.existsSync(path.join(dir, RUN_FILES.record))) return loadRunDir(dir);
-  return { path: file, id: path.basename(file).replace(/\.csv$/i, ''), spec: '', record: null, metrics: readMetricsChecked(file) };
+  if (path.basename(file) === RUN_FILES.metrics && fs.existsSync(path.join(dir, RUN_FILES.record)))
+    return loadRunDir(dir);
+  return {
+    path: file,
+    id: path.basename(file).replace(/\.csv$/i, ''),
+    spec: '',
+    record: null,
+    metrics: readMetricsChecked(file),
+  };
 }
 
 const isRunDir = (dir: string) => fs.existsSync(path.join(dir, RUN_FILES.record));
@@ -88,7 +95,10 @@ export function loadSweep(p: string): LoadedSweep {
   const runs = sweepRuns(p);
   if (runs.length === 0) {
     const hint = findSweeps(p).length > 0 ? '; it holds sweeps further down: name one (bnx ls lists them)' : '';
-    throw new InputError(p, `not a run directory, sweep directory or metrics.csv (no run.json in it or its sub-folders)${hint}`);
+    throw new InputError(
+      p,
+      `not a run directory, sweep directory or metrics.csv (no run.json in it or its sub-folders)${hint}`,
+    );
   }
   return { path: p, kind: 'sweep', runs };
 }
@@ -107,7 +117,9 @@ function findSweeps(root: string, depth = 3): string[] {
     } catch {
       return;
     }
-    const subdirs = entries.filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules').map((e) => path.join(dir, e.name));
+    const subdirs = entries
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
+      .map((e) => path.join(dir, e.name));
     if (subdirs.some(isRunDir)) {
       found.push(dir);
       return;
@@ -134,7 +146,8 @@ export function loadResults(p: string): LoadedRun[] {
 /** Flattens a nested config to dotted key paths; lists are values (compared as JSON). */
 export function flattenConfig(obj: unknown, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
   if (obj !== null && typeof obj === 'object' && !Array.isArray(obj)) {
-    for (const [k, v] of Object.entries(obj as Record<string, unknown>)) flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
+    for (const [k, v] of Object.entries(obj as Record<string, unknown>))
+      flattenConfig(v, prefix ? `${prefix}.${k}` : k, out);
   } else if (prefix) {
     out[prefix] = obj;
   }

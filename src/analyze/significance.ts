@@ -240,14 +240,26 @@ export function logRatioComparison(
   if (pairing === 'paired') {
     const s = oneSample(b.map((bi, i) => Math.log(bi / a[i])));
     return {
-      ...common, meanLogRatio: s.mean, ratio: Math.exp(s.mean), ci95_low: Math.exp(s.low), ci95_high: Math.exp(s.high),
-      t: s.t, df: s.df, p: s.p,
+      ...common,
+      meanLogRatio: s.mean,
+      ratio: Math.exp(s.mean),
+      ci95_low: Math.exp(s.low),
+      ci95_high: Math.exp(s.high),
+      t: s.t,
+      df: s.df,
+      p: s.p,
     };
   }
   const w = welch(a.map(Math.log), b.map(Math.log));
   return {
-    ...common, meanLogRatio: w.diff, ratio: Math.exp(w.diff), ci95_low: Math.exp(w.low), ci95_high: Math.exp(w.high),
-    t: w.t, df: w.df, p: w.p,
+    ...common,
+    meanLogRatio: w.diff,
+    ratio: Math.exp(w.diff),
+    ci95_low: Math.exp(w.low),
+    ci95_high: Math.exp(w.high),
+    t: w.t,
+    df: w.df,
+    p: w.p,
   };
 }
 
@@ -293,9 +305,14 @@ export type Verdict = 'B better' | 'A better' | 'no significant difference';
  */
 export function verdict(c: Comparison, higherIsBetter: boolean, alpha = 0.05): { verdict: Verdict; text: string } {
   const effect = c.kind === 'log_ratio' ? c.meanLogRatio : c.meanDiff;
-  const n = c.kind === 'paired' ? `n = ${c.n}` : c.kind === 'log_ratio' && c.paired ? `n = ${c.nA}` : `n = ${c.nA} vs ${c.nB}`;
+  const n =
+    c.kind === 'paired' ? `n = ${c.n}` : c.kind === 'log_ratio' && c.paired ? `n = ${c.nA}` : `n = ${c.nA} vs ${c.nB}`;
   const significant = c.p < alpha && effect !== 0;
-  const v: Verdict = !significant ? 'no significant difference' : (effect > 0) === higherIsBetter ? 'B better' : 'A better';
+  const v: Verdict = !significant
+    ? 'no significant difference'
+    : effect > 0 === higherIsBetter
+      ? 'B better'
+      : 'A better';
   let detail: string;
   if (Number.isNaN(c.p)) {
     const tooFew = c.kind === 'paired' ? c.n < 2 : c.kind === 'log_ratio' && c.paired ? c.nA < 2 : c.nA < 2 || c.nB < 2;
@@ -385,7 +402,18 @@ function welch(a: readonly number[], b: readonly number[]): Welch {
   const diff = meanB - meanA;
   const t = diff / se;
   const halfWidth = tQuantile(0.5 + CONFIDENCE / 2, dfTest) * se;
-  return { meanA, meanB, sdA, sdB, diff, t, df, p: twoSidedP(t, dfTest), low: diff - halfWidth, high: diff + halfWidth };
+  return {
+    meanA,
+    meanB,
+    sdA,
+    sdB,
+    diff,
+    t,
+    df,
+    p: twoSidedP(t, dfTest),
+    low: diff - halfWidth,
+    high: diff + halfWidth,
+  };
 }
 
 /**
@@ -445,7 +473,10 @@ function wilcoxonP(d: readonly number[]): number | null {
 function checkValues(xs: readonly number[], side: string): void {
   if (xs.length === 0) throw new RangeError(`${side}: no values`);
   xs.forEach((x, i) => {
-    if (!Number.isFinite(x)) throw new RangeError(`${side}[${i}] = ${x}: every value must be finite (a diverged or unfinished run has to be handled before the comparison)`);
+    if (!Number.isFinite(x))
+      throw new RangeError(
+        `${side}[${i}] = ${x}: every value must be finite (a diverged or unfinished run has to be handled before the comparison)`,
+      );
   });
 }
 

@@ -14,7 +14,12 @@ export const higherIsBetter = (name: string): boolean => /acc/.test(name);
  * 0.95 within 5,000 steps; quick.yaml's synthetic task passes 0.9; fashion-cnn.yaml's CNN passes
  * 0.85 within 1,000 steps; a small CIFAR-10 CNN reaches 0.7 in a few epochs).
  */
-export const DEFAULT_TARGETS: Record<string, number> = { mnist: 0.95, fashion_mnist: 0.85, cifar10: 0.7, synthetic: 0.9 };
+export const DEFAULT_TARGETS: Record<string, number> = {
+  mnist: 0.95,
+  fashion_mnist: 0.85,
+  cifar10: 0.7,
+  synthetic: 0.9,
+};
 export const FALLBACK_TARGET = 0.9;
 
 export function defaultTarget(dataset: string | null): number {
@@ -155,7 +160,8 @@ export function fmtDelta(x: number | null | undefined): string {
 }
 
 /** Integers with thousands separators: `5,000`. */
-export const fmtInt = (x: number | null | undefined): string => (x === null || x === undefined ? '-' : x.toLocaleString('en-US'));
+export const fmtInt = (x: number | null | undefined): string =>
+  x === null || x === undefined ? '-' : x.toLocaleString('en-US');
 
 /** Seconds for people: `30.7 s`, `2 min 5 s`. */
 export function fmtTime(s: number | null | undefined): string {

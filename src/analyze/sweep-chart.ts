@@ -26,13 +26,22 @@ export interface SweepPoint {
 }
 
 /** The points of the chart and the runs that have no value for some of `values`. */
-export function sweepPoints(runs: LoadedRun[], opts: SweepChartOptions): { points: SweepPoint[]; numericX: boolean; missing: string[] } {
+export function sweepPoints(
+  runs: LoadedRun[],
+  opts: SweepChartOptions,
+): { points: SweepPoint[]; numericX: boolean; missing: string[] } {
   const withRecord = runs.filter((r) => r.record);
-  if (withRecord.length === 0) throw new InputError('plot', `--x ${opts.key} needs run folders (run.json holds each run's configuration)`);
+  if (withRecord.length === 0)
+    throw new InputError('plot', `--x ${opts.key} needs run folders (run.json holds each run's configuration)`);
   const xs = withRecord.map((r) => runConfig(r)[opts.key]);
-  if (xs.every((x) => x === undefined)) throw new InputError(`--x ${opts.key}`, `no run has the configuration key ${opts.key}`);
+  if (xs.every((x) => x === undefined))
+    throw new InputError(`--x ${opts.key}`, `no run has the configuration key ${opts.key}`);
   const varying = varyingKeys(withRecord);
-  if (!varying.includes(opts.key)) throw new InputError(`--x ${opts.key}`, `every run has ${opts.key}=${formatValue(xs[0])}; it is not swept (swept here: ${varying.join(', ') || 'nothing'})`);
+  if (!varying.includes(opts.key))
+    throw new InputError(
+      `--x ${opts.key}`,
+      `every run has ${opts.key}=${formatValue(xs[0])}; it is not swept (swept here: ${varying.join(', ') || 'nothing'})`,
+    );
   const numericX = xs.every((x) => typeof x === 'number');
   // The series: the other swept keys' values (`norm=batch`), as in a metric plot's legend; keys
   // that follow the x key (a linked axis: lr scaled with the batch size) are not series.
@@ -79,31 +88,57 @@ export function sweepChartSpec(runs: LoadedRun[], opts: SweepChartOptions): Vega
   const single = opts.values.length === 1;
   const encoding = {
     x: numericX
-      ? { field: 'x', type: 'quantitative', title: opts.key, scale: logX ? { type: 'log', nice: false } : { zero: false }, axis: { format: '~g' } }
+      ? {
+          field: 'x',
+          type: 'quantitative',
+          title: opts.key,
+          scale: logX ? { type: 'log', nice: false } : { zero: false },
+          axis: { format: '~g' },
+        }
       : { field: 'x', type: 'ordinal', title: opts.key, sort: null },
-    y: { field: 'y', type: 'quantitative', title: single ? opts.values[0] : null, scale: opts.logY ? { type: 'log' } : { zero: false } },
-    color: { field: 'series', type: 'nominal', title: legend.title === 'run' ? 'runs' : legend.title, scale: { domain: legend.labels }, legend: { labelLimit: 480 } },
+    y: {
+      field: 'y',
+      type: 'quantitative',
+      title: single ? opts.values[0] : null,
+      scale: opts.logY ? { type: 'log' } : { zero: false },
+    },
+    color: {
+      field: 'series',
+      type: 'nominal',
+      title: legend.title === 'run' ? 'runs' : legend.title,
+      scale: { domain: legend.labels },
+      legend: { labelLimit: 480 },
+    },
   };
   const panel = { width: 480, height: 300, mark: { type: 'line', point: { size: 50 }, strokeWidth: 2 }, encoding };
   const base = chartBase(opts.title, values);
   if (single) return { ...base, ...panel };
   return {
     ...base,
-    facet: { column: { field: 'value', type: 'nominal', sort: opts.values, title: null, header: { labelFontSize: 13 } } },
+    facet: {
+      column: { field: 'value', type: 'nominal', sort: opts.values, title: null, header: { labelFontSize: 13 } },
+    },
     spec: panel,
     resolve: { scale: { y: 'independent' } },
   };
 }
 
 /** The same chart in the terminal, one per value. Non-numeric x values are placed at 0, 1, 2, ... */
-export function sweepTermCharts(runs: LoadedRun[], opts: SweepChartOptions & { width?: number; color?: boolean }): string[] {
+export function sweepTermCharts(
+  runs: LoadedRun[],
+  opts: SweepChartOptions & { width?: number; color?: boolean },
+): string[] {
   const { points, numericX } = sweepPoints(runs, opts);
   const logX = useLogX(points, numericX, opts.logX);
   const categories = [...new Set(points.map((p) => String(p.x)))];
-  const xOf = (p: SweepPoint) => (numericX ? (logX ? Math.log10(p.x as number) : (p.x as number)) : categories.indexOf(String(p.x)));
+  const xOf = (p: SweepPoint) =>
+    numericX ? (logX ? Math.log10(p.x as number) : (p.x as number)) : categories.indexOf(String(p.x));
   return opts.values.map((v) => {
     const mine = points.filter((p) => p.value === v);
-    const series = [...new Set(mine.map((p) => p.series))].map((label) => ({ label, points: mine.filter((p) => p.series === label).map((p) => ({ x: xOf(p), y: p.y })) }));
+    const series = [...new Set(mine.map((p) => p.series))].map((label) => ({
+      label,
+      points: mine.filter((p) => p.series === label).map((p) => ({ x: xOf(p), y: p.y })),
+    }));
     const xLabel = `${opts.key}${logX ? ' (log10)' : ''}${numericX ? '' : `: ${categories.map((c, i) => `${i}=${c}`).join(' ')}`}`;
     return termChart(series, { width: opts.width, color: opts.color, logY: opts.logY, title: v, xLabel });
   });

@@ -1,11 +1,17 @@
 /** Plain-text tables for the terminal: columns padded to their widest cell, numbers right-aligned. */
-export function formatTable(header: string[], rows: string[][], opts: { indent?: string; align?: ('l' | 'r')[] } = {}): string {
+export function formatTable(
+  header: string[],
+  rows: string[][],
+  opts: { indent?: string; align?: ('l' | 'r')[] } = {},
+): string {
   const all = [header, ...rows];
   const widths = header.map((_, c) => Math.max(...all.map((r) => (r[c] ?? '').length)));
   const numeric = /^[-+]?[\d,]*\.?\d+(e[-+]?\d+)?( ?[%x×s])?$|^-$|^(nan|inf|-inf)$/i;
   const align =
     opts.align ??
-    header.map((_, c) => (rows.length > 0 && rows.every((r) => numeric.test((r[c] ?? '').replace(/ @[\d,]+$/, ''))) ? 'r' : 'l'));
+    header.map((_, c) =>
+      rows.length > 0 && rows.every((r) => numeric.test((r[c] ?? '').replace(/ @[\d,]+$/, ''))) ? 'r' : 'l',
+    );
   const line = (r: string[]) =>
     (opts.indent ?? '') +
     r

@@ -49,17 +49,23 @@ export function readRecords(bytes: Uint8Array, where = 'TFRecord data'): Uint8Ar
   let offset = 0;
   while (offset < view.length) {
     const at = `${where} at byte ${offset}`;
-    if (view.length - offset < HEADER_BYTES) throw new InputError(at, `truncated record header (${view.length - offset} of ${HEADER_BYTES} bytes)`);
+    if (view.length - offset < HEADER_BYTES)
+      throw new InputError(at, `truncated record header (${view.length - offset} of ${HEADER_BYTES} bytes)`);
     const lengthBytes = view.subarray(offset, offset + 8);
-    if (view.readUInt32LE(offset + 8) !== maskedCrc32c(lengthBytes)) throw new InputError(at, 'record length checksum mismatch: the file is corrupt');
+    if (view.readUInt32LE(offset + 8) !== maskedCrc32c(lengthBytes))
+      throw new InputError(at, 'record length checksum mismatch: the file is corrupt');
     const length = view.readBigUInt64LE(offset);
     const start = offset + HEADER_BYTES;
     if (length > BigInt(view.length - start - FOOTER_BYTES)) {
-      throw new InputError(at, `truncated record: ${length} data bytes announced, ${Math.max(0, view.length - start - FOOTER_BYTES)} present`);
+      throw new InputError(
+        at,
+        `truncated record: ${length} data bytes announced, ${Math.max(0, view.length - start - FOOTER_BYTES)} present`,
+      );
     }
     const end = start + Number(length);
     const data = view.subarray(start, end);
-    if (view.readUInt32LE(end) !== maskedCrc32c(data)) throw new InputError(at, 'record data checksum mismatch: the file is corrupt');
+    if (view.readUInt32LE(end) !== maskedCrc32c(data))
+      throw new InputError(at, 'record data checksum mismatch: the file is corrupt');
     records.push(data);
     offset = end + FOOTER_BYTES;
   }
@@ -147,7 +153,11 @@ function summaryValue(v: ValueObject): SummaryValue {
   const values = tensorValues(tensor);
   // TF2 summaries: a histogram is a [k, 3] tensor of (left edge, right edge, count) rows.
   if (plugin === 'histograms' && values && shape.length === 2 && shape[1] === 3) {
-    const buckets = Array.from({ length: shape[0] }, (_, i) => ({ left: values[3 * i], right: values[3 * i + 1], count: values[3 * i + 2] }));
+    const buckets = Array.from({ length: shape[0] }, (_, i) => ({
+      left: values[3 * i],
+      right: values[3 * i + 1],
+      count: values[3 * i + 2],
+    }));
     return { tag, kind: 'histogram', buckets };
   }
   if (plugin === 'scalars' && values && values.length === 1) return { tag, kind: 'scalar', value: values[0] };
@@ -163,7 +173,12 @@ export function decodeEvent(data: Uint8Array): TensorBoardEvent {
     fileVersion?: string;
     summary?: { value?: ValueObject[] };
   };
-  return { wallTime: e.wallTime ?? 0, step: e.step ?? 0, fileVersion: e.fileVersion ?? null, values: (e.summary?.value ?? []).map(summaryValue) };
+  return {
+    wallTime: e.wallTime ?? 0,
+    step: e.step ?? 0,
+    fileVersion: e.fileVersion ?? null,
+    values: (e.summary?.value ?? []).map(summaryValue),
+  };
 }
 
 /** Every event of one event file, in the order written. */
@@ -224,8 +239,10 @@ export function readEventLog(dirOrFile: string): EventLog {
   for (const file of files) {
     for (const event of readEventFile(file)) {
       for (const v of event.values) {
-        if (v.kind === 'scalar') push(log.scalars, v.tag, { step: event.step, wallTime: event.wallTime, value: v.value });
-        else if (v.kind === 'histogram') push(log.histograms, v.tag, { step: event.step, wallTime: event.wallTime, buckets: v.buckets });
+        if (v.kind === 'scalar')
+          push(log.scalars, v.tag, { step: event.step, wallTime: event.wallTime, value: v.value });
+        else if (v.kind === 'histogram')
+          push(log.histograms, v.tag, { step: event.step, wallTime: event.wallTime, buckets: v.buckets });
       }
     }
   }

@@ -3,8 +3,22 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
-import { chartSpec, metricTitle, renderPng, renderSvg, termChartOf, X_AXES, type VegaLiteSpec, type XAxis } from '../analyze/chart.js';
-import { INSTRUMENT_TITLES, instrumentChartSpec, instrumentLayers, instrumentTermCharts } from '../analyze/instrument-chart.js';
+import {
+  chartSpec,
+  metricTitle,
+  renderPng,
+  renderSvg,
+  termChartOf,
+  X_AXES,
+  type VegaLiteSpec,
+  type XAxis,
+} from '../analyze/chart.js';
+import {
+  INSTRUMENT_TITLES,
+  instrumentChartSpec,
+  instrumentLayers,
+  instrumentTermCharts,
+} from '../analyze/instrument-chart.js';
 import { loadInstrument, missingInstrumentLine } from '../analyze/instruments.js';
 import { INSTRUMENT_NAMES, type InstrumentName } from '../spec/types.js';
 import { diffCsv, diffJson, diffSweeps, diffWithin, formatDiff, worsePairs } from '../analyze/diff.js';
@@ -23,23 +37,29 @@ function parseTargets(values: string[]): number[] | undefined {
   return values.flatMap((v) =>
     v.split(',').map((s) => {
       const t = Number(s);
-      if (s.trim() === '' || !Number.isFinite(t) || t <= 0 || t > 1) throw new InputError(`--target ${v}`, `"${s}" is not a validation accuracy in (0, 1]`);
+      if (s.trim() === '' || !Number.isFinite(t) || t <= 0 || t > 1)
+        throw new InputError(`--target ${v}`, `"${s}" is not a validation accuracy in (0, 1]`);
       return t;
     }),
   );
 }
 
 function parseMetrics(values: string[]): Metric[] {
-  const list = (values.length > 0 ? values : ['val_acc']).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  const list = (values.length > 0 ? values : ['val_acc'])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const m of list) {
-    if (!(METRICS as readonly string[]).includes(m)) throw new InputError(`--metric ${m}`, `unknown metric; allowed: ${METRICS.join(', ')}`);
+    if (!(METRICS as readonly string[]).includes(m))
+      throw new InputError(`--metric ${m}`, `unknown metric; allowed: ${METRICS.join(', ')}`);
   }
   return [...new Set(list)] as Metric[];
 }
 
 function positive(name: string, value: string, max = Infinity): number {
   const x = Number(value);
-  if (!Number.isFinite(x) || x <= 0 || x > max) throw new InputError(`${name} ${value}`, `must be a number > 0${max < Infinity ? ` and <= ${max}` : ''}`);
+  if (!Number.isFinite(x) || x <= 0 || x > max)
+    throw new InputError(`${name} ${value}`, `must be a number > 0${max < Infinity ? ` and <= ${max}` : ''}`);
   return x;
 }
 
@@ -73,12 +93,19 @@ interface Plot {
 }
 
 function metricsPlot(runs: LoadedRun[], opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
-  if (opts.layer.length > 0) throw new InputError(`--layer ${opts.layer.join(',')}`, 'layers are chosen for --instrument activation_percentiles or ics only');
+  if (opts.layer.length > 0)
+    throw new InputError(
+      `--layer ${opts.layer.join(',')}`,
+      'layers are chosen for --instrument activation_percentiles or ics only',
+    );
   if (!isTimeAxis(opts.x)) return sweepPlot(runs, opts.x, opts, ctx);
-  if (opts.logX !== undefined) throw new InputError('--log-x', 'a log x axis is for --x <config key> (train.lr, train.batch_size)');
+  if (opts.logX !== undefined)
+    throw new InputError('--log-x', 'a log x axis is for --x <config key> (train.lr, train.batch_size)');
   const x: XAxis = opts.x;
   const metrics = parseMetrics(opts.metric);
-  const title = opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
+  const title =
+    opts.title ??
+    `${ctx.specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
   return {
     name: `${ctx.specs.join('+') || 'bnx'}-${metrics.join('+')}`,
     spec: () => chartSpec(runs, { metrics, x, logY: opts.logY, title }),
@@ -96,16 +123,35 @@ const isTimeAxis = (x: string): x is XAxis => (X_AXES as readonly string[]).incl
  */
 function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
   if (!CONFIG_KEYS.includes(key)) {
-    throw new InputError(`--x ${key}`, `not an x axis: use ${X_AXES.join(', ')}, or a configuration key the runs sweep (train.lr, train.batch_size, model.batch_norm.eps)`);
+    throw new InputError(
+      `--x ${key}`,
+      `not an x axis: use ${X_AXES.join(', ')}, or a configuration key the runs sweep (train.lr, train.batch_size, model.batch_norm.eps)`,
+    );
   }
-  const list = (opts.metric.length > 0 ? opts.metric : ['test_acc']).flatMap((v) => v.split(',')).map((s) => s.trim()).filter(Boolean);
+  const list = (opts.metric.length > 0 ? opts.metric : ['test_acc'])
+    .flatMap((v) => v.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const v of list) {
-    if (!(COMPARED_VALUES as readonly string[]).includes(v)) throw new InputError(`--metric ${v}`, `with --x ${key}, what to plot is a run value: ${COMPARED_VALUES.join(', ')}`);
+    if (!(COMPARED_VALUES as readonly string[]).includes(v))
+      throw new InputError(
+        `--metric ${v}`,
+        `with --x ${key}, what to plot is a run value: ${COMPARED_VALUES.join(', ')}`,
+      );
   }
   const values = [...new Set(list)] as ComparedValue[];
-  const chartOpts = { key, values, logX: opts.logX, logY: opts.logY, title: opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${values.join(' and ')} against ${key}` };
+  const chartOpts = {
+    key,
+    values,
+    logX: opts.logX,
+    logY: opts.logY,
+    title: opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${values.join(' and ')} against ${key}`,
+  };
   const { missing } = sweepPoints(runs, chartOpts);
-  if (missing.length > 0) console.error(`bnx plot: left out: ${missing.slice(0, 6).join('; ')}${missing.length > 6 ? `; and ${missing.length - 6} more` : ''}`);
+  if (missing.length > 0)
+    console.error(
+      `bnx plot: left out: ${missing.slice(0, 6).join('; ')}${missing.length > 6 ? `; and ${missing.length - 6} more` : ''}`,
+    );
   return {
     name: `${ctx.specs.join('+') || 'bnx'}-${values.join('+')}-by-${key}`,
     spec: () => sweepChartSpec(runs, chartOpts),
@@ -117,19 +163,34 @@ function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { wid
  * An instrument's CSVs. Runs without the CSV are named on stderr and left out; if no run has it,
  * that line is the InputError.
  */
-function instrumentPlot(runs: LoadedRun[], instrument: InstrumentName, opts: PlotOptions, ctx: { width: number; specs: string[] }): Plot {
-  if (opts.metric.length > 0) throw new InputError(`--metric ${opts.metric.join(',')} --instrument ${instrument}`, 'choose one: a metric or an instrument');
-  if (opts.x !== 'step' || opts.logX !== undefined) throw new InputError(`--x ${opts.x}`, 'instrument CSVs are plotted against the training step only');
+function instrumentPlot(
+  runs: LoadedRun[],
+  instrument: InstrumentName,
+  opts: PlotOptions,
+  ctx: { width: number; specs: string[] },
+): Plot {
+  if (opts.metric.length > 0)
+    throw new InputError(
+      `--metric ${opts.metric.join(',')} --instrument ${instrument}`,
+      'choose one: a metric or an instrument',
+    );
+  if (opts.x !== 'step' || opts.logX !== undefined)
+    throw new InputError(`--x ${opts.x}`, 'instrument CSVs are plotted against the training step only');
   const loaded = loadInstrument(runs, instrument);
   const lacking = missingInstrumentLine(loaded);
   if (loaded.found.length === 0) throw new InputError(runsWhere(runs), lacking!);
   if (lacking) console.error(`bnx plot: ${lacking}`);
-  const layers = opts.layer.flatMap((l) => l.split(',')).map((l) => l.trim()).filter(Boolean);
+  const layers = opts.layer
+    .flatMap((l) => l.split(','))
+    .map((l) => l.trim())
+    .filter(Boolean);
   // Checks --layer now, before any chart is drawn.
   instrumentLayers(loaded, layers);
   const found = loaded.found.map((f) => f.run);
   const specs = [...new Set(found.map((r) => r.spec).filter(Boolean))];
-  const title = opts.title ?? `${specs.join(', ') || 'bnx'}: ${INSTRUMENT_TITLES[instrument]}${layers.length > 0 ? ` (${layers.join(', ')})` : ''}`;
+  const title =
+    opts.title ??
+    `${specs.join(', ') || 'bnx'}: ${INSTRUMENT_TITLES[instrument]}${layers.length > 0 ? ` (${layers.join(', ')})` : ''}`;
   const chartOpts = { layers, logY: opts.logY, title };
   return {
     name: `${specs.join('+') || 'bnx'}-${instrument}${layers.length > 0 ? `-${layers.join('+')}` : ''}`,
@@ -148,20 +209,32 @@ function runsWhere(runs: LoadedRun[]): string {
 export function registerAnalyzeCommands(program: Command): void {
   program
     .command('ls')
-    .description('list runs: spec, run id, varying parameters, status, steps, final/best validation loss and accuracy, test accuracy, val_loss fluctuation, wall time')
+    .description(
+      'list runs: spec, run id, varying parameters, status, steps, final/best validation loss and accuracy, test accuracy, val_loss fluctuation, wall time',
+    )
     .argument('[results]', 'a results folder (every sweep in it), a sweep folder or a run folder', 'results')
     .option('--json', 'print the runs as JSON', false)
-    .option('--sort <key>', 'sort by a column (test_acc, best_val_acc, wall_time_s, ...) or config key; a leading - sorts descending (--sort=-test_acc)')
-    .option('--filter <key=value>', 'keep runs where a column or config key has this value (model.norm=batch, norm=batch, status=completed); repeatable', collect, [])
+    .option(
+      '--sort <key>',
+      'sort by a column (test_acc, best_val_acc, wall_time_s, ...) or config key; a leading - sorts descending (--sort=-test_acc)',
+    )
+    .option(
+      '--filter <key=value>',
+      'keep runs where a column or config key has this value (model.norm=batch, norm=batch, status=completed); repeatable',
+      collect,
+      [],
+    )
     .action((dir: string, opts: { json: boolean; sort?: string; filter: string[] }, cmd: Command) => {
       const defaulted = cmd.args.length === 0;
       if (defaulted && !fs.existsSync(dir)) {
         if (opts.json) console.log('[]');
-        else console.log(`no runs: ${dir}${path.sep} does not exist (bnx run writes there; or name a folder: bnx ls DIR)`);
+        else
+          console.log(`no runs: ${dir}${path.sep} does not exist (bnx run writes there; or name a folder: bnx ls DIR)`);
         return;
       }
       const rows = listResults(loadResults(dir), { sort: opts.sort, filter: opts.filter });
-      if (opts.json) console.log(JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+      if (opts.json)
+        console.log(JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
       else console.log(formatListing(rows));
     });
 
@@ -172,55 +245,112 @@ export function registerAnalyzeCommands(program: Command): void {
     )
     .argument('<a>', 'run folder, sweep folder or metrics CSV (the baseline)')
     .argument('[b]', 'run folder, sweep folder or metrics CSV (compared against A)')
-    .option('--target <acc>', 'validation accuracy to measure steps to; comma list or repeatable (default: 0.95 on mnist, 0.9 on synthetic)', collect, [])
+    .option(
+      '--target <acc>',
+      'validation accuracy to measure steps to; comma list or repeatable (default: 0.95 on mnist, 0.9 on synthetic)',
+      collect,
+      [],
+    )
     .option('--all-steps', 'show every step both runs logged, not about a dozen evaluations', false)
     .option('--json', 'print the diff as JSON', false)
-    .option('--csv', 'print the diff as one long CSV table (a_run,b_run,section,name,step,a,b,diff,a_step,b_step,ratio)', false)
+    .option(
+      '--csv',
+      'print the diff as one long CSV table (a_run,b_run,section,name,step,a,b,diff,a_step,b_step,ratio)',
+      false,
+    )
     .option('--fail-if-worse', 'exit 1 if B is worse than A on --metric (beyond --tolerance), for CI', false)
-    .addOption(new Option('--metric <value>', 'the value --fail-if-worse compares').choices([...COMPARED_VALUES]).default('final_val_acc'))
+    .addOption(
+      new Option('--metric <value>', 'the value --fail-if-worse compares')
+        .choices([...COMPARED_VALUES])
+        .default('final_val_acc'),
+    )
     .option('--tolerance <x>', 'how much worse B may be before --fail-if-worse fails', '0')
-    .action((a: string, b: string | undefined, opts: { target: string[]; allSteps: boolean; json: boolean; csv: boolean; failIfWorse: boolean; metric: ComparedValue; tolerance: string }) => {
-      if (opts.json && opts.csv) throw new InputError('--json --csv', 'choose one output format');
-      const tolerance = Number(opts.tolerance);
-      if (!Number.isFinite(tolerance) || tolerance < 0) throw new InputError(`--tolerance ${opts.tolerance}`, 'must be a number >= 0');
-      const targets = parseTargets(opts.target);
-      const diff = b === undefined ? diffWithin(loadSweep(a), { targets }) : diffSweeps(loadSweep(a), loadSweep(b), { targets });
-      if (diff.pairs.length === 0) throw new InputError(`${a} ${b}`, 'no runs to compare: no run of A matches a run of B on the parameters they share');
-      if (opts.json) process.stdout.write(diffJson(diff));
-      else if (opts.csv) process.stdout.write(diffCsv(diff));
-      else console.log(formatDiff(diff, { allSteps: opts.allSteps }));
-      if (opts.failIfWorse) {
-        const worse = worsePairs(diff, opts.metric, tolerance);
-        for (const w of worse) console.error(`bnx diff: worse: ${w}`);
-        if (worse.length > 0) process.exitCode = 1;
-      }
-    });
+    .action(
+      (
+        a: string,
+        b: string | undefined,
+        opts: {
+          target: string[];
+          allSteps: boolean;
+          json: boolean;
+          csv: boolean;
+          failIfWorse: boolean;
+          metric: ComparedValue;
+          tolerance: string;
+        },
+      ) => {
+        if (opts.json && opts.csv) throw new InputError('--json --csv', 'choose one output format');
+        const tolerance = Number(opts.tolerance);
+        if (!Number.isFinite(tolerance) || tolerance < 0)
+          throw new InputError(`--tolerance ${opts.tolerance}`, 'must be a number >= 0');
+        const targets = parseTargets(opts.target);
+        const diff =
+          b === undefined ? diffWithin(loadSweep(a), { targets }) : diffSweeps(loadSweep(a), loadSweep(b), { targets });
+        if (diff.pairs.length === 0)
+          throw new InputError(
+            `${a} ${b}`,
+            'no runs to compare: no run of A matches a run of B on the parameters they share',
+          );
+        if (opts.json) process.stdout.write(diffJson(diff));
+        else if (opts.csv) process.stdout.write(diffCsv(diff));
+        else console.log(formatDiff(diff, { allSteps: opts.allSteps }));
+        if (opts.failIfWorse) {
+          const worse = worsePairs(diff, opts.metric, tolerance);
+          for (const w of worse) console.error(`bnx diff: worse: ${w}`);
+          if (worse.length > 0) process.exitCode = 1;
+        }
+      },
+    );
 
   program
     .command('plot')
-    .description('line charts of runs, one line per run (legend: the parameters that differ), to SVG and PNG, or to the terminal with --term; --instrument plots an instrument CSV instead')
+    .description(
+      'line charts of runs, one line per run (legend: the parameters that differ), to SVG and PNG, or to the terminal with --term; --instrument plots an instrument CSV instead',
+    )
     .argument('<runs...>', 'run folders, sweep folders or metrics CSVs')
-    .option('--metric <name>', `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc); with --x <config key>: ${COMPARED_VALUES.join(', ')} (default test_acc)`, collect, [])
-    .option('--x <axis>', 'x axis: step, epoch, time (estimated from run.json: metrics.csv holds no clock times), or a swept config key (train.lr) to plot each run\'s final value against it', 'step')
+    .option(
+      '--metric <name>',
+      `what to plot: ${METRICS.join(', ')}; a comma list or repeated gives one panel per metric (default val_acc); with --x <config key>: ${COMPARED_VALUES.join(', ')} (default test_acc)`,
+      collect,
+      [],
+    )
+    .option(
+      '--x <axis>',
+      "x axis: step, epoch, time (estimated from run.json: metrics.csv holds no clock times), or a swept config key (train.lr) to plot each run's final value against it",
+      'step',
+    )
     .option('--log-x', 'with --x <config key>: logarithmic x axis (default: when the values span a decade or more)')
     .option('--no-log-x', 'with --x <config key>: linear x axis')
-    .option('-o, --out <file>', 'output file: .svg, .png, or a name without extension for both; repeatable (default: <spec>-<metric>.svg and .png here)', collect, [])
+    .option(
+      '-o, --out <file>',
+      'output file: .svg, .png, or a name without extension for both; repeatable (default: <spec>-<metric>.svg and .png here)',
+      collect,
+      [],
+    )
     .option('--term', 'draw the chart in the terminal (no files unless -o is given)', false)
     .option('--log-y', 'logarithmic y axis', false)
     .option('--title <text>', 'chart title (default: spec and metric)')
     .option('--scale <n>', 'PNG pixels per SVG pixel', '2')
     .addOption(
-      new Option('--instrument <name>', 'plot an instrument CSV of the runs instead of metrics: activation_percentiles as bands, ics, smoothness or eval_gap').choices([
-        ...INSTRUMENT_NAMES,
-      ]),
+      new Option(
+        '--instrument <name>',
+        'plot an instrument CSV of the runs instead of metrics: activation_percentiles as bands, ics, smoothness or eval_gap',
+      ).choices([...INSTRUMENT_NAMES]),
     )
-    .option('--layer <name>', 'with --instrument activation_percentiles or ics: only these layers (hidden3, conv1); comma list or repeatable', collect, [])
+    .option(
+      '--layer <name>',
+      'with --instrument activation_percentiles or ics: only these layers (hidden3, conv1); comma list or repeatable',
+      collect,
+      [],
+    )
     .action(async (paths: string[], opts: PlotOptions) => {
       const scale = positive('--scale', opts.scale, 8);
       const runs: LoadedRun[] = paths.flatMap((p) => loadSweep(p).runs);
       const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
       const width = Math.min(Math.max(process.stdout.columns || Number(process.env.COLUMNS) || 100, 50), 160);
-      const chart = opts.instrument ? instrumentPlot(runs, opts.instrument, opts, { width, specs }) : metricsPlot(runs, opts, { width, specs });
+      const chart = opts.instrument
+        ? instrumentPlot(runs, opts.instrument, opts, { width, specs })
+        : metricsPlot(runs, opts, { width, specs });
       if (opts.term) for (const t of chart.term()) console.log(`${t}\n`);
       let outs = opts.out;
       if (outs.length === 0 && !opts.term) outs = [chart.name];
@@ -244,7 +374,9 @@ export function registerAnalyzeCommands(program: Command): void {
 
   program
     .command('report')
-    .description('one self-contained page for a sweep: headline numbers, accuracy and loss charts, the run table, the BN vs no-BN diff and the spec (.html, or .md with SVG charts beside it)')
+    .description(
+      'one self-contained page for a sweep: headline numbers, accuracy and loss charts, the run table, the BN vs no-BN diff and the spec (.html, or .md with SVG charts beside it)',
+    )
     .argument('<sweep>', 'a sweep folder (results/<spec name>) or a run folder')
     .option('-o, --out <file>', 'report file: .html or .md (default: <sweep>/report.html)')
     .addOption(new Option('--x <axis>', 'x axis of the charts').choices([...X_AXES]).default('step'))
@@ -252,7 +384,8 @@ export function registerAnalyzeCommands(program: Command): void {
     .action(async (dir: string, opts: { out?: string; x: XAxis; target: string[] }) => {
       const out = opts.out ?? path.join(dir, 'report.html');
       const ext = path.extname(out).toLowerCase();
-      if (!['.html', '.htm', '.md'].includes(ext)) throw new InputError(`-o ${out}`, 'the report file must end in .html or .md');
+      if (!['.html', '.htm', '.md'].includes(ext))
+        throw new InputError(`-o ${out}`, 'the report file must end in .html or .md');
       const targets = parseTargets(opts.target);
       const report = await buildReport(loadSweep(dir), { x: opts.x, targets });
       ensureParent(out);

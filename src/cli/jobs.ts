@@ -16,7 +16,9 @@ const positiveInt = (flag: string) => (v: string) => {
 export function registerJobCommands(program: Command): void {
   program
     .command('export-job')
-    .description('write a Slurm array script or a Kubernetes Indexed Job that runs a sweep as N shards into a shared results directory')
+    .description(
+      'write a Slurm array script or a Kubernetes Indexed Job that runs a sweep as N shards into a shared results directory',
+    )
     .argument('<spec>', 'experiment spec (YAML)')
     .addOption(new Option('--slurm', 'an sbatch script').conflicts('k8s'))
     .addOption(new Option('--k8s', 'a Kubernetes ConfigMap + Indexed Job manifest').conflicts('slurm'))
@@ -31,42 +33,65 @@ export function registerJobCommands(program: Command): void {
     .option('--pvc <name>', 'Kubernetes: PersistentVolumeClaim for results', 'bnx-results')
     .option('--workdir <dir>', 'where bnx is installed (Slurm: this checkout; Kubernetes: in the image)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
-    .action((specFile: string, opts: { slurm?: boolean; k8s?: boolean; set: string[]; shards?: number; parallelism?: number; out: string; cpus: number; memory: string; time: string; image: string; pvc: string; workdir?: string; output?: string }) => {
-      if (!opts.slurm && !opts.k8s) throw new InputError('export-job', 'choose --slurm or --k8s');
-      const { spec, runs } = planFrom(specFile, opts.set);
-      const shards = Math.min(opts.shards ?? runs.length, runs.length);
-      const options: JobOptions = {
-        spec: path.resolve(specFile),
-        specText: fs.readFileSync(specFile, 'utf8'),
-        name: spec.name,
-        sets: opts.set,
-        shards,
-        parallelism: Math.min(opts.parallelism ?? shards, shards),
-        out: path.resolve(opts.out),
-        cpus: opts.cpus,
-        memory: opts.memory,
-        time: opts.time,
-        image: opts.image,
-        pvc: opts.pvc,
-        workdir: opts.workdir ?? (opts.slurm ? process.cwd() : '/app'),
-      };
-      const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
-      if (opts.output) {
-        writeFileAtomic(opts.output, text);
-        console.error(`wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)`);
-      } else {
-        process.stdout.write(text);
-      }
-    });
+    .action(
+      (
+        specFile: string,
+        opts: {
+          slurm?: boolean;
+          k8s?: boolean;
+          set: string[];
+          shards?: number;
+          parallelism?: number;
+          out: string;
+          cpus: number;
+          memory: string;
+          time: string;
+          image: string;
+          pvc: string;
+          workdir?: string;
+          output?: string;
+        },
+      ) => {
+        if (!opts.slurm && !opts.k8s) throw new InputError('export-job', 'choose --slurm or --k8s');
+        const { spec, runs } = planFrom(specFile, opts.set);
+        const shards = Math.min(opts.shards ?? runs.length, runs.length);
+        const options: JobOptions = {
+          spec: path.resolve(specFile),
+          specText: fs.readFileSync(specFile, 'utf8'),
+          name: spec.name,
+          sets: opts.set,
+          shards,
+          parallelism: Math.min(opts.parallelism ?? shards, shards),
+          out: path.resolve(opts.out),
+          cpus: opts.cpus,
+          memory: opts.memory,
+          time: opts.time,
+          image: opts.image,
+          pvc: opts.pvc,
+          workdir: opts.workdir ?? (opts.slurm ? process.cwd() : '/app'),
+        };
+        const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
+        if (opts.output) {
+          writeFileAtomic(opts.output, text);
+          console.error(`wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)`);
+        } else {
+          process.stdout.write(text);
+        }
+      },
+    );
 
   program
     .command('merge')
-    .description('combine results written by shards or machines into one results root; refuses conflicting copies of a run')
+    .description(
+      'combine results written by shards or machines into one results root; refuses conflicting copies of a run',
+    )
     .argument('<dirs...>', 'results roots or spec folders to merge')
     .requiredOption('--out <dir>', 'results root to merge into')
     .action((dirs: string[], opts: { out: string }) => {
       const report = mergeResults(dirs, opts.out);
-      console.log(`merged into ${report.specs.join(', ')}: ${report.copied.length} run(s) copied, ${report.identical.length} already there`);
+      console.log(
+        `merged into ${report.specs.join(', ')}: ${report.copied.length} run(s) copied, ${report.identical.length} already there`,
+      );
       for (const u of report.unfinished) console.log(`  not merged (unfinished): ${u}`);
     });
 }

@@ -14,7 +14,9 @@ const loadTraining = () => import('../train/backend.js');
 
 export function buildProgram(): Command {
   const program = new Command('bnx')
-    .description('Run, log and compare normalization experiments (Batch Normalization and friends) on native TensorFlow.')
+    .description(
+      'Run, log and compare normalization experiments (Batch Normalization and friends) on native TensorFlow.',
+    )
     .version(BNX_VERSION)
     // Usage errors are bad input: one line, `bnx: what (what is allowed)`, like every other.
     .configureOutput({ outputError: (text, write) => write(`bnx: ${text.replace(/^error: /, '').trim()}\n`) })
@@ -27,7 +29,9 @@ export function buildProgram(): Command {
 
   program
     .command('doctor')
-    .description('check the training backend, TensorFlow library, threads and datasets; exits 1 if native TensorFlow is unavailable')
+    .description(
+      'check the training backend, TensorFlow library, threads and datasets; exits 1 if native TensorFlow is unavailable',
+    )
     .action(async () => {
       console.log(`bnx ${BNX_VERSION}, Node ${process.versions.node} (${process.platform}-${process.arch})`);
       let ok = true;
@@ -36,7 +40,9 @@ export function buildProgram(): Command {
         const b = await initBackend('tensorflow');
         console.log(`backend:    ${b.backend}`);
         console.log(`tensorflow: ${b.tensorflow} (native library loaded by tfjs-node ${b.tfjsNode}; tfjs ${b.tfjs})`);
-        console.log(`threads:    intra-op ${b.threads.intraOp}, inter-op ${b.threads.interOp}; ${b.threads.cores} core(s) available`);
+        console.log(
+          `threads:    intra-op ${b.threads.intraOp}, inter-op ${b.threads.interOp}; ${b.threads.cores} core(s) available`,
+        );
       } catch (e) {
         if (!(e instanceof BackendUnavailableError)) throw e;
         ok = false;
@@ -80,7 +86,11 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`bnx: ${e.message}`);
       process.exit(EXIT_BAD_INPUT);
     }
-    if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).syscall) {
+    if (
+      e instanceof Error &&
+      typeof (e as NodeJS.ErrnoException).code === 'string' &&
+      (e as NodeJS.ErrnoException).syscall
+    ) {
       // An operating-system fault outside any run (creating the results folder, say): one line.
       console.error(`bnx: ${describeFault(e)}`);
       process.exit(1);

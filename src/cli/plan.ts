@@ -23,7 +23,13 @@ export function registerPlanCommand(program: Command): void {
     .action((specFile: string, opts: { set: string[]; json: boolean }) => {
       const { runs } = planFrom(specFile, opts.set);
       if (opts.json) {
-        console.log(JSON.stringify(runs.map(({ id, hash, params, config }) => ({ id, hash, params, config })), null, 2));
+        console.log(
+          JSON.stringify(
+            runs.map(({ id, hash, params, config }) => ({ id, hash, params, config })),
+            null,
+            2,
+          ),
+        );
         return;
       }
       const keys = Object.keys(runs[0].params);

@@ -5,11 +5,16 @@ import type { RunRecord } from '../store/runs.js';
 import type { SweepReporter } from '../store/sweep.js';
 import { fixed } from '../store/csv-format.js';
 
-const paramsText = (run: PlannedRun) => Object.entries(run.params).map(([k, v]) => `${k}=${formatValue(v)}`).join(' ') || '(base config)';
+const paramsText = (run: PlannedRun) =>
+  Object.entries(run.params)
+    .map(([k, v]) => `${k}=${formatValue(v)}`)
+    .join(' ') || '(base config)';
 
 function finishLine(r: RunRecord): string {
-  if (r.status === 'diverged' && r.diverged) return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
-  if (r.status === 'interrupted') return `  interrupted ${r.id} after step ${r.steps_done} (the same command starts it again)`;
+  if (r.status === 'diverged' && r.diverged)
+    return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
+  if (r.status === 'interrupted')
+    return `  interrupted ${r.id} after step ${r.steps_done} (the same command starts it again)`;
   if (r.status !== 'completed') return `  ${r.status} ${r.id}${r.error ? `: ${r.error}` : ''}`;
   return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
 }
@@ -43,7 +48,13 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
     }
     if (tty) {
       bar = new cliProgress.SingleBar(
-        { format: '  {bar} {value}/{total} steps | loss {loss} | {speed} steps/s | eta {eta_formatted}', hideCursor: true, clearOnComplete: true, stream, etaBuffer: 200 },
+        {
+          format: '  {bar} {value}/{total} steps | loss {loss} | {speed} steps/s | eta {eta_formatted}',
+          hideCursor: true,
+          clearOnComplete: true,
+          stream,
+          etaBuffer: 200,
+        },
         cliProgress.Presets.shades_classic,
       );
       bar.start(steps, 0, { loss: '-', speed: '-' });

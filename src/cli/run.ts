@@ -31,7 +31,8 @@ interface RunOptions {
 function parseRerun(text: string): Set<RunStatus> {
   const states = text.split(',').map((s) => s.trim());
   for (const s of states) {
-    if (!(STATES as readonly string[]).includes(s)) throw new InputError(`--rerun ${text}`, `unknown state "${s}"; allowed: ${STATES.join(', ')}`);
+    if (!(STATES as readonly string[]).includes(s))
+      throw new InputError(`--rerun ${text}`, `unknown state "${s}"; allowed: ${STATES.join(', ')}`);
   }
   return new Set(states as RunStatus[]);
 }
@@ -61,29 +62,63 @@ function parseWorkers(opts: RunOptions, runs: PlannedRun[]): number {
   if (opts.workers === 'auto') {
     // Runs counted in epochs are taken as long: their step count needs the dataset's size.
     const steps = runs.reduce((sum, r) => sum + (r.config.train.steps ?? Infinity), 0);
-    return opts.shard !== undefined || steps < AUTO_WORKERS_MIN_STEPS ? 1 : Math.min(os.availableParallelism(), runs.length);
+    return opts.shard !== undefined || steps < AUTO_WORKERS_MIN_STEPS
+      ? 1
+      : Math.min(os.availableParallelism(), runs.length);
   }
   const n = Number(opts.workers);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InputError(`--workers ${opts.workers}`, 'must be auto or an integer from 1 to 64');
-  if (n > 1 && opts.shard !== undefined) throw new InputError(`--workers ${opts.workers}`, 'the workers are shards of the grid already; give --shard or --workers, not both');
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new InputError(`--workers ${opts.workers}`, 'must be auto or an integer from 1 to 64');
+  if (n > 1 && opts.shard !== undefined)
+    throw new InputError(
+      `--workers ${opts.workers}`,
+      'the workers are shards of the grid already; give --shard or --workers, not both',
+    );
   return Math.min(n, Math.max(runs.length, 1));
 }
 
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
-    .description('train every run of a spec (grid x --set sweeps) into <out>/<name>/; safe to rerun: completed runs are skipped')
+    .description(
+      'train every run of a spec (grid x --set sweeps) into <out>/<name>/; safe to rerun: completed runs are skipped',
+    )
     .argument('<spec>', 'experiment spec (YAML)')
-    .option('--set <key=value>', 'override a config key; a comma list sweeps it (train.lr=0.1,0.5,2); repeatable', collect, [])
+    .option(
+      '--set <key=value>',
+      'override a config key; a comma list sweeps it (train.lr=0.1,0.5,2); repeatable',
+      collect,
+      [],
+    )
     .option('--out <dir>', 'results root: runs go to <dir>/<spec name>/<run id>/', 'results')
-    .addOption(new Option('--backend <name>', 'training backend; cpu is the slow pure-JS backend, never chosen silently').choices(['tensorflow', 'cpu']).default('tensorflow'))
+    .addOption(
+      new Option('--backend <name>', 'training backend; cpu is the slow pure-JS backend, never chosen silently')
+        .choices(['tensorflow', 'cpu'])
+        .default('tensorflow'),
+    )
     .option('--force', 'rerun every run, whatever its state', false)
-    .option('--rerun <states>', `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`)
+    .option(
+      '--rerun <states>',
+      `rerun only runs in these states (comma list of ${STATES.join(', ')}); default: pending, interrupted, failed`,
+    )
     .option('--new', 'write to a fresh folder <out>/<name>-N instead of adding to <out>/<name>', false)
-    .option('--shard <I/N>', 'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)')
-    .option('--no-fuse', 'train every run alone (by default, graph-engine runs with the same data and schedule are stepped together by one engine; the numbers are the same either way)')
-    .option('--tensorboard <dir>', 'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)')
-    .option('--workers <n>', 'train in N processes, each a --shard of the grid (auto: one per core and at most one per run, one process for sweeps under 5,000 steps; the numbers are the same either way)', 'auto')
+    .option(
+      '--shard <I/N>',
+      'run only slice I of N of the grid (0-based; for Slurm arrays and Kubernetes Indexed Jobs)',
+    )
+    .option(
+      '--no-fuse',
+      'train every run alone (by default, graph-engine runs with the same data and schedule are stepped together by one engine; the numbers are the same either way)',
+    )
+    .option(
+      '--tensorboard <dir>',
+      'also write TensorBoard event files, into <dir>/<spec name>/<run id>/ (run ids unchanged)',
+    )
+    .option(
+      '--workers <n>',
+      'train in N processes, each a --shard of the grid (auto: one per core and at most one per run, one process for sweeps under 5,000 steps; the numbers are the same either way)',
+      'auto',
+    )
     .addOption(new Option('--sweep-dir <dir>', 'the sweep folder itself (set by --new for its workers)').hideHelp())
     .action(async (specFile: string, opts: RunOptions) => {
       const { runs, spec } = planFrom(specFile, opts.set);
@@ -92,19 +127,32 @@ export function registerRunCommand(program: Command): void {
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
         throw new InputError(`--out ${opts.out}`, 'exists and is not a directory; give a directory for results');
       }
-      if (opts.tensorboard !== undefined && fs.existsSync(opts.tensorboard) && !fs.statSync(opts.tensorboard).isDirectory()) {
-        throw new InputError(`--tensorboard ${opts.tensorboard}`, 'exists and is not a directory; give a directory for event files');
+      if (
+        opts.tensorboard !== undefined &&
+        fs.existsSync(opts.tensorboard) &&
+        !fs.statSync(opts.tensorboard).isDirectory()
+      ) {
+        throw new InputError(
+          `--tensorboard ${opts.tensorboard}`,
+          'exists and is not a directory; give a directory for event files',
+        );
       }
       const mine = shard ? selectShard(runs, shard) : runs;
       const tensorboard = opts.tensorboard !== undefined || mine.some((r) => r.config.train.tensorboard);
       if (tensorboard && opts.backend === 'cpu') {
-        const where = opts.tensorboard !== undefined ? `--tensorboard ${opts.tensorboard}` : `${specFile}: train.tensorboard`;
-        throw new InputError(where, 'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu');
+        const where =
+          opts.tensorboard !== undefined ? `--tensorboard ${opts.tensorboard}` : `${specFile}: train.tensorboard`;
+        throw new InputError(
+          where,
+          'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu',
+        );
       }
       const workers = parseWorkers(opts, mine);
       const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
       if (workers > 1) {
-        console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`);
+        console.log(
+          `bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`,
+        );
         const { runWorkers, workerArgs } = await import('../launch/workers.js');
         // --new: the fresh folder is chosen (and taken) here, once for every worker.
         if (opts.new) fs.mkdirSync(dir, { recursive: true });
@@ -116,10 +164,14 @@ export function registerRunCommand(program: Command): void {
       const { runSweep } = await import('../store/sweep.js');
       const backend = await initBackend(opts.backend);
       if (backend.backend === 'cpu') {
-        console.error('WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.');
+        console.error(
+          'WARNING: training on the pure-JS cpu backend (--backend cpu), not TensorFlow: expect it to be 10-100x slower.',
+        );
       }
       const shardText = shard ? ` (shard ${shard.index}/${shard.count}: ${mine.length} of ${runs.length})` : '';
-      console.log(`bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name}${shardText} on ${describeBackend(backend)}`);
+      console.log(
+        `bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name}${shardText} on ${describeBackend(backend)}`,
+      );
       if (mine.length === 0) return;
 
       // Ctrl-C (or a scheduler's SIGTERM) stops after the current step: the run is marked
@@ -141,7 +193,12 @@ export function registerRunCommand(program: Command): void {
         shouldStop: () => stopSignal !== null,
         fuse: opts.fuse,
         tensorboard: opts.tensorboard,
-        invocation: { spec: path.resolve(specFile), specText: fs.readFileSync(specFile, 'utf8'), overrides: opts.set, shard: opts.shard ?? null },
+        invocation: {
+          spec: path.resolve(specFile),
+          specText: fs.readFileSync(specFile, 'utf8'),
+          overrides: opts.set,
+          shard: opts.shard ?? null,
+        },
       });
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

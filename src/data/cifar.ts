@@ -29,17 +29,28 @@ export function readCifarBatch(path: string): CifarBatch {
     buf = readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new InputError(path, code === 'ENOENT' ? 'file not found (expected a CIFAR-10 binary batch)' : `cannot read file: ${code ?? String(e)}`);
+    throw new InputError(
+      path,
+      code === 'ENOENT'
+        ? 'file not found (expected a CIFAR-10 binary batch)'
+        : `cannot read file: ${code ?? String(e)}`,
+    );
   }
   if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
     try {
       buf = gunzipSync(buf);
     } catch (e) {
-      throw new InputError(path, `cannot gunzip: ${(e as Error).message.split('\n')[0]} (expected a complete gzip-compressed CIFAR-10 batch)`);
+      throw new InputError(
+        path,
+        `cannot gunzip: ${(e as Error).message.split('\n')[0]} (expected a complete gzip-compressed CIFAR-10 batch)`,
+      );
     }
   }
   if (buf.length === 0 || buf.length % RECORD !== 0) {
-    throw new InputError(path, `${buf.length} bytes is not a whole number of ${RECORD}-byte records (expected a CIFAR-10 binary batch: 1 label byte + 32x32x3 pixels per image)`);
+    throw new InputError(
+      path,
+      `${buf.length} bytes is not a whole number of ${RECORD}-byte records (expected a CIFAR-10 binary batch: 1 label byte + 32x32x3 pixels per image)`,
+    );
   }
   const n = buf.length / RECORD;
   const x = new Uint8Array(n * PIXELS);
@@ -47,7 +58,8 @@ export function readCifarBatch(path: string): CifarBatch {
   for (let i = 0; i < n; i++) {
     const rec = i * RECORD;
     const label = buf[rec];
-    if (label >= CIFAR_CLASSES) throw new InputError(path, `label ${label} in record ${i} (expected 0..${CIFAR_CLASSES - 1})`);
+    if (label >= CIFAR_CLASSES)
+      throw new InputError(path, `label ${label} in record ${i} (expected 0..${CIFAR_CLASSES - 1})`);
     y[i] = label;
     const out = i * PIXELS;
     // Planar (RRR..GGG..BBB) to channels-last (RGBRGB..).
@@ -77,7 +89,8 @@ export function readCifarBatches(paths: readonly string[]): CifarBatch {
 /** Writes a CIFAR-10 binary batch from channels-last images (tests build fixtures with it). */
 export function writeCifarBatch(path: string, x: Uint8Array, y: ArrayLike<number>): void {
   const n = y.length;
-  if (x.length !== n * PIXELS) throw new Error(`writeCifarBatch: ${x.length} pixel bytes for ${n} images (expected ${n * PIXELS})`);
+  if (x.length !== n * PIXELS)
+    throw new Error(`writeCifarBatch: ${x.length} pixel bytes for ${n} images (expected ${n * PIXELS})`);
   const buf = Buffer.alloc(n * RECORD);
   for (let i = 0; i < n; i++) {
     const rec = i * RECORD;

@@ -5,7 +5,14 @@
 import { InputError } from '../util/errors.js';
 import type { DataConfig, SyntheticConfig } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { CIFAR_CHANNELS, CIFAR_CLASSES, CIFAR_SIDE, readCifarBatch, readCifarBatches, type CifarBatch } from './cifar.js';
+import {
+  CIFAR_CHANNELS,
+  CIFAR_CLASSES,
+  CIFAR_SIDE,
+  readCifarBatch,
+  readCifarBatches,
+  type CifarBatch,
+} from './cifar.js';
 import { readIdx, type IdxFile } from './idx.js';
 import { CIFAR10_FILES, locateDataset, MNIST_FILES } from './sources.js';
 
@@ -78,7 +85,10 @@ function cached<T extends IdxFile | CifarBatch>(path: string, read: (p: string) 
   return file;
 }
 
-function readImagesAndLabels(imagesPath: string, labelsPath: string): { x: Uint8Array; y: Int32Array; rows: number; cols: number } {
+function readImagesAndLabels(
+  imagesPath: string,
+  labelsPath: string,
+): { x: Uint8Array; y: Int32Array; rows: number; cols: number } {
   const images = cached(imagesPath, readIdx);
   const labels = cached(labelsPath, readIdx);
   if (images.dims.length !== 3) {
@@ -89,7 +99,10 @@ function readImagesAndLabels(imagesPath: string, labelsPath: string): { x: Uint8
   }
   const [n, rows, cols] = images.dims;
   if (n === 0 || rows === 0 || cols === 0) {
-    throw new InputError(imagesPath, `images have shape ${images.dims.join(' x ')} (expected at least one non-empty image)`);
+    throw new InputError(
+      imagesPath,
+      `images have shape ${images.dims.join(' x ')} (expected at least one non-empty image)`,
+    );
   }
   if (labels.dims[0] !== n) {
     throw new InputError(labelsPath, `${labels.dims[0]} labels (expected ${n}, one per image in ${imagesPath})`);
@@ -339,7 +352,11 @@ function applyAffine(s: Split, a: Affine): void {
 /** Loads, splits and preprocesses the dataset `cfg` describes. Every call returns fresh arrays. */
 export function loadDataset(cfg: DataConfig): Dataset {
   const raw =
-    cfg.dataset === 'synthetic' ? generateSynthetic(cfg.synthetic) : cfg.dataset === 'cifar10' ? loadCifar10(cfg) : loadIdxDataset(cfg.dataset, cfg);
+    cfg.dataset === 'synthetic'
+      ? generateSynthetic(cfg.synthetic)
+      : cfg.dataset === 'cifar10'
+        ? loadCifar10(cfg)
+        : loadIdxDataset(cfg.dataset, cfg);
   const { train, val, test } = split(raw, cfg);
   const affine = trainStatistics(raw, train, cfg.preprocess);
   if (affine) {
@@ -374,7 +391,8 @@ export function gather(
   if (start < 0 || count < 0 || start + count > indices.length) {
     throw new Error(`gather: rows ${start}..${start + count} out of ${indices.length} indices`);
   }
-  if (into && (into.x.length !== count * features || into.y.length !== count)) throw new Error(`gather: buffers of ${into.y.length} rows for a batch of ${count}`);
+  if (into && (into.x.length !== count * features || into.y.length !== count))
+    throw new Error(`gather: buffers of ${into.y.length} rows for a batch of ${count}`);
   const x = into?.x ?? new Float32Array(count * features);
   const y = into?.y ?? new Int32Array(count);
   for (let i = 0; i < count; i++) {

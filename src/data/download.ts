@@ -51,7 +51,8 @@ export async function download(url: string, dest: string, redirects = 0): Promis
         out.on('finish', () => {
           const expected = Number(res.headers['content-length'] ?? NaN);
           const got = fs.statSync(tmp).size;
-          if (Number.isFinite(expected) && got !== expected) reject(new Error(`${url}: got ${got} of ${expected} bytes`));
+          if (Number.isFinite(expected) && got !== expected)
+            reject(new Error(`${url}: got ${got} of ${expected} bytes`));
           else {
             fs.renameSync(tmp, dest);
             resolve();
@@ -78,7 +79,11 @@ export function untarMembers(archive: Uint8Array, wanted: ReadonlySet<string>): 
   while (off + 512 <= tar.length) {
     const header = tar.subarray(off, off + 512);
     if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) => header.subarray(start, start + len).toString('latin1').replace(/\0.*$/s, '');
+    const field = (start: number, len: number) =>
+      header
+        .subarray(start, start + len)
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
     const name = field(0, 100);
     const prefix = field(345, 155);
     const size = parseInt(field(124, 12).trim() || '0', 8);
@@ -112,7 +117,9 @@ export async function fetchInto(url: string, dir: string, name: string, members:
  * Runs `fetchInto` in a child process and waits: null on success, else the child's one-line reason.
  */
 export function downloadSync(url: string, dir: string, name: string, members: string[] = []): string | null {
-  const res = spawnSync(process.execPath, [fileURLToPath(import.meta.url), url, dir, name, ...members], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, [fileURLToPath(import.meta.url), url, dir, name, ...members], {
+    encoding: 'utf8',
+  });
   if (res.error) return res.error.message;
   if (res.status === 0) return null;
   const lines = (res.stderr ?? '').trim().split('\n').filter(Boolean);

@@ -63,7 +63,10 @@ export function readIdx(path: string): IdxFile {
   const type = buf[2];
   if (type !== UBYTE) {
     const name = TYPE_NAMES[type] ? ` (${TYPE_NAMES[type]})` : '';
-    throw new InputError(path, `IDX element type ${hex(type, 2)}${name} is not supported (expected 0x08, unsigned byte)`);
+    throw new InputError(
+      path,
+      `IDX element type ${hex(type, 2)}${name} is not supported (expected 0x08, unsigned byte)`,
+    );
   }
   const ndims = buf[3];
   if (ndims === 0) throw new InputError(path, 'IDX header declares 0 dimensions (expected at least 1)');

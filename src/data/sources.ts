@@ -72,16 +72,26 @@ export const SOURCES: Record<FileDataset, DatasetSource> = {
     label: 'Fashion-MNIST',
     files: Object.values(MNIST_FILES),
     cacheName: 'fashion-mnist',
-    wellKnown: () => ['/usr/share/datasets/fashion-mnist', '/usr/local/share/datasets/fashion-mnist', join(home(), '.keras/datasets/fashion-mnist')],
+    wellKnown: () => [
+      '/usr/share/datasets/fashion-mnist',
+      '/usr/local/share/datasets/fashion-mnist',
+      join(home(), '.keras/datasets/fashion-mnist'),
+    ],
     // The repository's own copy (the zalando README's links point at an http-only S3 website).
-    download: { urlOf: (f) => `https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/${f}.gz` },
+    download: {
+      urlOf: (f) => `https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/${f}.gz`,
+    },
     hint: 'install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or put the four IDX files (plain or .gz) from https://github.com/zalandoresearch/fashion-mnist in the cache directory or data.path',
   },
   cifar10: {
     label: 'CIFAR-10',
     files: [...CIFAR10_FILES.train, CIFAR10_FILES.test],
     cacheName: 'cifar-10-batches-bin',
-    wellKnown: () => ['/usr/share/datasets/cifar-10-batches-bin', '/usr/local/share/datasets/cifar-10-batches-bin', join(home(), '.keras/datasets/cifar-10-batches-bin')],
+    wellKnown: () => [
+      '/usr/share/datasets/cifar-10-batches-bin',
+      '/usr/local/share/datasets/cifar-10-batches-bin',
+      join(home(), '.keras/datasets/cifar-10-batches-bin'),
+    ],
     download: { archive: 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz' },
     hint: 'download https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz (the binary version) and unpack its .bin files into the cache directory or data.path',
   },
@@ -124,7 +134,11 @@ function fromExplicitPath(dataset: FileDataset, path: string): Located {
   let dir = resolve(path);
   if (!existsSync(dir)) throw new InputError(dir, `${src.label} directory not found (${expected})`);
   if (!statSync(dir).isDirectory()) throw new InputError(dir, `not a directory (${expected})`);
-  if (dataset === 'cifar10' && filesIn(dir, src.files).missing.length === src.files.length && isDir(join(dir, src.cacheName))) {
+  if (
+    dataset === 'cifar10' &&
+    filesIn(dir, src.files).missing.length === src.files.length &&
+    isDir(join(dir, src.cacheName))
+  ) {
     dir = join(dir, src.cacheName);
   }
   const { found, missing } = filesIn(dir, src.files);
@@ -178,7 +192,11 @@ export function locateDataset(dataset: FileDataset, path: string | null): Locate
     const again = findInstalled(dataset);
     if (again) return again;
   }
-  const url = src.download ? ('archive' in src.download ? src.download.archive : src.download.urlOf(src.files[0]).replace(/[^/]*$/, '')) : null;
+  const url = src.download
+    ? 'archive' in src.download
+      ? src.download.archive
+      : src.download.urlOf(src.files[0]).replace(/[^/]*$/, '')
+    : null;
   const tried = url ? `; download from ${url} failed (${failed})` : '';
   throw new InputError(
     `data.dataset ${dataset}`,

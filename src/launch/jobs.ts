@@ -78,7 +78,15 @@ export function k8sManifest(o: JobOptions): string {
               image: o.image,
               workingDir: o.workdir,
               command: ['node', 'bin/bnx.js'],
-              args: ['run', '/spec/spec.yaml', ...o.sets.flatMap((s) => ['--set', s]), '--out', '/results', '--shard', `$(JOB_COMPLETION_INDEX)/${o.shards}`],
+              args: [
+                'run',
+                '/spec/spec.yaml',
+                ...o.sets.flatMap((s) => ['--set', s]),
+                '--out',
+                '/results',
+                '--shard',
+                `$(JOB_COMPLETION_INDEX)/${o.shards}`,
+              ],
               env: [
                 { name: 'TF_NUM_INTRAOP_THREADS', value: String(o.cpus) },
                 { name: 'TF_NUM_INTEROP_THREADS', value: '1' },

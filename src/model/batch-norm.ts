@@ -155,7 +155,10 @@ class BatchStatistics {
     if (this.population) {
       const p = this.population;
       const unbiased = variance && tf.tidy(() => tf.mul(variance, unbiasedFactor(m)));
-      const next = { mean: tf.keep(tf.add(p.mean, mean)), variance: p.variance && unbiased ? tf.keep(tf.add(p.variance, unbiased)) : null };
+      const next = {
+        mean: tf.keep(tf.add(p.mean, mean)),
+        variance: p.variance && unbiased ? tf.keep(tf.add(p.variance, unbiased)) : null,
+      };
       tf.dispose([p.mean, p.variance ?? [], unbiased ?? [], mean, variance ?? []]);
       this.population = { ...next, batches: p.batches + 1 } as typeof p;
       return;
@@ -289,9 +292,22 @@ export class BatchNorm implements BatchStatisticsLayer {
   apply<T extends tf.Tensor>(x: T, training: boolean): T {
     checkChannelsLast(x, this.channels, 'BatchNorm');
     if (!training) {
-      return tf.batchNorm(x as unknown as tf.Tensor4D, this.movingMean, this.movingVar, this.beta, this.gamma, this.options.eps) as unknown as T;
+      return tf.batchNorm(
+        x as unknown as tf.Tensor4D,
+        this.movingMean,
+        this.movingVar,
+        this.beta,
+        this.gamma,
+        this.options.eps,
+      ) as unknown as T;
     }
-    const out = batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.options.eps, this.options.gradient);
+    const out = batchNormTraining(
+      x,
+      this.gamma as tf.Tensor1D,
+      this.beta as tf.Tensor1D,
+      this.options.eps,
+      this.options.gradient,
+    );
     this.stats.record(out.mean, out.variance, out.count);
     if (!this.noiseRng || this.estimatingPopulation) return out.y;
     const { scale, shift } = this.stepNoiseTensors();

@@ -25,7 +25,13 @@ export class Conv2D {
   constructor(initial: tf.Tensor4D, useBias: boolean, weightNorm: boolean, name: string) {
     const cout = initial.shape[3];
     this.kernel = tf.variable(initial, true, `${name}/${weightNorm ? 'v' : 'kernel'}`);
-    this.g = weightNorm ? variableOf(tf.tidy(() => filterNorms(initial)), true, `${name}/g`) : null;
+    this.g = weightNorm
+      ? variableOf(
+          tf.tidy(() => filterNorms(initial)),
+          true,
+          `${name}/g`,
+        )
+      : null;
     this.bias = useBias ? variableOf(tf.zeros([cout]), true, `${name}/bias`) : null;
   }
 
@@ -107,7 +113,8 @@ export class Cnn extends ClassifierBase implements Classifier {
     seed: number,
   ) {
     super();
-    if (inputShape.length !== 3) throw new Error(`Cnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
+    if (inputShape.length !== 3)
+      throw new Error(`Cnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
     const rng = new Rng(seed);
     const prefix = `cnn${++Cnn.created}`;
     const bn = config.batch_norm;
@@ -119,18 +126,42 @@ export class Cnn extends ClassifierBase implements Classifier {
       const placement: NormPlacement = config.norm === 'weight' ? 'before' : config.norm_placement;
       const meanOnly = config.norm === 'weight' && config.weight_norm.mean_only_bn;
       const dropBias = (config.norm === 'batch' && placement === 'before') || meanOnly;
-      const initial = tf.tidy(() => tf.reshape(initWeights(config.init, k * k * cin, cout, config.init_std, rng), [k, k, cin, cout]) as tf.Tensor4D);
+      const initial = tf.tidy(
+        () =>
+          tf.reshape(initWeights(config.init, k * k * cin, cout, config.init_std, rng), [
+            k,
+            k,
+            cin,
+            cout,
+          ]) as tf.Tensor4D,
+      );
       const conv = new Conv2D(initial, !dropBias, config.norm === 'weight', name);
       initial.dispose();
       const normName = `${name}/norm`;
       let norm: NormLayer | null = null;
-      if (config.norm === 'batch') norm = new BatchNorm(cout, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient, noise: { strength: bn.noise, seed: noiseSeed(seed, i) } }, normName);
+      if (config.norm === 'batch')
+        norm = new BatchNorm(
+          cout,
+          {
+            eps: bn.eps,
+            momentum: bn.momentum,
+            inference: bn.inference,
+            gradient: bn.gradient,
+            noise: { strength: bn.noise, seed: noiseSeed(seed, i) },
+          },
+          normName,
+        );
       else if (config.norm === 'layer') norm = new LayerNorm(cout, config.layer_norm.eps, normName);
-      else if (config.norm === 'group') norm = new GroupNorm(cout, config.group_norm.groups, config.group_norm.eps, normName);
+      else if (config.norm === 'group')
+        norm = new GroupNorm(cout, config.group_norm.groups, config.group_norm.eps, normName);
       else if (config.norm === 'instance') norm = new InstanceNorm(cout, config.group_norm.eps, normName);
-      else if (meanOnly) norm = new MeanOnlyBatchNorm(cout, { momentum: bn.momentum, inference: bn.inference }, normName);
+      else if (meanOnly)
+        norm = new MeanOnlyBatchNorm(cout, { momentum: bn.momentum, inference: bn.inference }, normName);
       const blockPool = pool > 1 && h >= pool && w >= pool ? pool : 1;
-      if (pool > 1 && blockPool === 1) throw new Error(`Cnn: block ${i + 1} gets ${h} x ${w} images, smaller than the ${pool} x ${pool} pooling window`);
+      if (pool > 1 && blockPool === 1)
+        throw new Error(
+          `Cnn: block ${i + 1} gets ${h} x ${w} images, smaller than the ${pool} x ${pool} pooling window`,
+        );
       this.blocks.push({ name: local, conv, norm, placement, pool: blockPool });
       [h, w, cin] = [Math.floor(h / blockPool), Math.floor(w / blockPool), cout];
     });
@@ -203,7 +234,11 @@ export class Cnn extends ClassifierBase implements Classifier {
     const k = this.config.cnn.kernel;
     const parts = this.blocks.map((b) => {
       const cin = b.conv.kernel.shape[2];
-      const norm = b.norm ? ` + ${b.norm.kind.replace(/_/g, '-')} norm` : this.config.norm === 'weight' ? ' (weight norm)' : '';
+      const norm = b.norm
+        ? ` + ${b.norm.kind.replace(/_/g, '-')} norm`
+        : this.config.norm === 'weight'
+          ? ' (weight norm)'
+          : '';
       return `conv ${k}x${k} ${cin}->${b.conv.channels}${norm} + ${act}${b.pool > 1 ? ` + maxpool ${b.pool}` : ''}`;
     });
     let fanIn = this.outputShape.reduce((a, b) => a * b, 1);
@@ -226,7 +261,17 @@ export class Cnn extends ClassifierBase implements Classifier {
 }
 
 /** The model `config.arch` names, for a dataset whose examples have shape `inputShape`. */
-export function buildModel(config: ModelConfig, inputShape: readonly number[], classes: number, seed: number): Classifier {
+export function buildModel(
+  config: ModelConfig,
+  inputShape: readonly number[],
+  classes: number,
+  seed: number,
+): Classifier {
   if (config.arch === 'cnn') return new Cnn(config, inputShape, classes, seed);
-  return new Mlp(config, inputShape.reduce((a, b) => a * b, 1), classes, seed);
+  return new Mlp(
+    config,
+    inputShape.reduce((a, b) => a * b, 1),
+    classes,
+    seed,
+  );
 }

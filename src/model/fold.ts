@@ -88,15 +88,23 @@ export function foldMlp(model: Mlp): FoldedNetwork {
     folded++;
     return out;
   };
-  const layerNormOf = (norm: LayerNorm | GroupNorm): FoldedLayer => ({ kind: 'layer_norm', gamma: norm.gamma.clone() as tf.Tensor1D, beta: norm.beta.clone() as tf.Tensor1D, eps: norm.eps });
+  const layerNormOf = (norm: LayerNorm | GroupNorm): FoldedLayer => ({
+    kind: 'layer_norm',
+    gamma: norm.gamma.clone() as tf.Tensor1D,
+    beta: norm.beta.clone() as tf.Tensor1D,
+    eps: norm.eps,
+  });
 
   for (const layer of model.hidden) {
     const norm = layer.norm;
     if (norm instanceof GroupNorm && (norm.kind === 'instance' || norm.groups !== 1)) {
-      throw new Error(`cannot export ${norm.kind} norm with ${norm.groups} groups: TensorFlow.js has no such layer (layer norm, and group norm with 1 group, are exported)`);
+      throw new Error(
+        `cannot export ${norm.kind} norm with ${norm.groups} groups: TensorFlow.js has no such layer (layer norm, and group norm with 1 group, are exported)`,
+      );
     }
     // Own copies: the folded network must not share tensors with the model.
-    const ownKernel = layer.dense instanceof Dense ? (layer.dense.kernel.clone() as tf.Tensor2D) : layer.dense.effectiveKernel();
+    const ownKernel =
+      layer.dense instanceof Dense ? (layer.dense.kernel.clone() as tf.Tensor2D) : layer.dense.effectiveKernel();
     let { kernel, bias } = take(ownKernel, layer.dense.bias ? (layer.dense.bias.clone() as tf.Tensor1D) : null);
     if ((norm instanceof BatchNorm && layer.placement === 'before') || norm instanceof MeanOnlyBatchNorm) {
       ({ kernel, bias } = foldPrecedingNorm(norm, kernel, bias));
@@ -121,7 +129,11 @@ export function foldMlp(model: Mlp): FoldedNetwork {
  * into that layer's kernel and bias (output channels on the kernel's last axis). Consumes the
  * given kernel and bias; returns new ones.
  */
-function foldPrecedingNorm<K extends tf.Tensor>(norm: BatchNorm | MeanOnlyBatchNorm, kernel: K, bias: tf.Tensor1D | null): { kernel: K; bias: tf.Tensor1D } {
+function foldPrecedingNorm<K extends tf.Tensor>(
+  norm: BatchNorm | MeanOnlyBatchNorm,
+  kernel: K,
+  bias: tf.Tensor1D | null,
+): { kernel: K; bias: tf.Tensor1D } {
   if (norm instanceof BatchNorm) {
     const affine = norm.scaleShift();
     const f = foldBatchNorm(kernel, bias, affine);
@@ -150,8 +162,13 @@ export function foldCnn(model: Cnn): FoldedNetwork {
   for (const b of model.blocks) {
     const norm = b.norm;
     if (norm && !(norm instanceof BatchNorm && b.placement === 'before') && !(norm instanceof MeanOnlyBatchNorm)) {
-      const what = norm instanceof BatchNorm ? 'batch norm after the activation (model.norm_placement: after)' : `${norm.kind} norm`;
-      throw new Error(`cannot export a cnn with ${what}: only batch norm before the activation, mean-only batch norm and weight norm fold into conv layers`);
+      const what =
+        norm instanceof BatchNorm
+          ? 'batch norm after the activation (model.norm_placement: after)'
+          : `${norm.kind} norm`;
+      throw new Error(
+        `cannot export a cnn with ${what}: only batch norm before the activation, mean-only batch norm and weight norm fold into conv layers`,
+      );
     }
     let kernel = b.conv.g ? b.conv.effectiveKernel() : (b.conv.kernel.clone() as tf.Tensor4D);
     let bias: tf.Tensor1D | null = b.conv.bias ? (b.conv.bias.clone() as tf.Tensor1D) : null;
@@ -164,9 +181,19 @@ export function foldCnn(model: Cnn): FoldedNetwork {
   }
   layers.push({ kind: 'flatten' });
   for (const d of model.dense) {
-    layers.push({ kind: 'dense', kernel: d.layer.kernel.clone() as tf.Tensor2D, bias: (d.layer.bias as tf.Variable).clone() as tf.Tensor1D, activation: act });
+    layers.push({
+      kind: 'dense',
+      kernel: d.layer.kernel.clone() as tf.Tensor2D,
+      bias: (d.layer.bias as tf.Variable).clone() as tf.Tensor1D,
+      activation: act,
+    });
   }
-  layers.push({ kind: 'dense', kernel: model.head.kernel.clone() as tf.Tensor2D, bias: (model.head.bias as tf.Variable).clone() as tf.Tensor1D, activation: 'linear' });
+  layers.push({
+    kind: 'dense',
+    kernel: model.head.kernel.clone() as tf.Tensor2D,
+    bias: (model.head.bias as tf.Variable).clone() as tf.Tensor1D,
+    activation: 'linear',
+  });
   return { inputs: model.inputs, layers, folded };
 }
 
@@ -198,7 +225,8 @@ export function foldedForward(net: FoldedNetwork, x: tf.Tensor2D): tf.Tensor2D {
       if (l.kind === 'dense') h = ACTIVATIONS[l.activation](tf.add(tf.matMul(h as tf.Tensor2D, l.kernel), l.bias));
       else if (l.kind === 'activation') h = ACTIVATIONS[l.activation](h);
       else if (l.kind === 'reshape') h = tf.reshape(h, [h.shape[0], ...l.shape]);
-      else if (l.kind === 'conv') h = ACTIVATIONS[l.activation](tf.add(tf.conv2d(h as tf.Tensor4D, l.kernel, 1, 'same'), l.bias));
+      else if (l.kind === 'conv')
+        h = ACTIVATIONS[l.activation](tf.add(tf.conv2d(h as tf.Tensor4D, l.kernel, 1, 'same'), l.bias));
       else if (l.kind === 'maxpool') h = tf.maxPool(h as tf.Tensor4D, l.size, l.size, 'valid');
       else if (l.kind === 'flatten') h = tf.reshape(h, [h.shape[0], -1]);
       else {
@@ -217,17 +245,54 @@ export function toLayersModel(net: FoldedNetwork): tf.Sequential {
   net.layers.forEach((l, i) => {
     const inputShape = i === 0 ? { inputShape: [width] } : {};
     if (l.kind === 'dense') {
-      model.add(tf.layers.dense({ units: l.kernel.shape[1], activation: l.activation, useBias: true, weights: [l.kernel, l.bias], name: `dense${i + 1}`, ...inputShape }));
+      model.add(
+        tf.layers.dense({
+          units: l.kernel.shape[1],
+          activation: l.activation,
+          useBias: true,
+          weights: [l.kernel, l.bias],
+          name: `dense${i + 1}`,
+          ...inputShape,
+        }),
+      );
       width = l.kernel.shape[1];
     } else if (l.kind === 'layer_norm') {
-      model.add(tf.layers.layerNormalization({ axis: -1, epsilon: l.eps, weights: [l.gamma, l.beta], name: `layer_norm${i + 1}`, ...inputShape }));
+      model.add(
+        tf.layers.layerNormalization({
+          axis: -1,
+          epsilon: l.eps,
+          weights: [l.gamma, l.beta],
+          name: `layer_norm${i + 1}`,
+          ...inputShape,
+        }),
+      );
     } else if (l.kind === 'reshape') {
       model.add(tf.layers.reshape({ targetShape: l.shape, name: `reshape${i + 1}`, ...inputShape }));
     } else if (l.kind === 'conv') {
       const [kh, kw, , filters] = l.kernel.shape;
-      model.add(tf.layers.conv2d({ filters, kernelSize: [kh, kw], strides: 1, padding: 'same', activation: l.activation, useBias: true, weights: [l.kernel, l.bias], name: `conv${i + 1}`, ...inputShape }));
+      model.add(
+        tf.layers.conv2d({
+          filters,
+          kernelSize: [kh, kw],
+          strides: 1,
+          padding: 'same',
+          activation: l.activation,
+          useBias: true,
+          weights: [l.kernel, l.bias],
+          name: `conv${i + 1}`,
+          ...inputShape,
+        }),
+      );
     } else if (l.kind === 'maxpool') {
-      model.add(tf.layers.maxPooling2d({ poolSize: l.size, strides: l.size, padding: 'valid', name: `maxpool${i + 1}`, ...inputShape }));
+      model.add(
+        tf.layers.maxPooling2d({
+          poolSize: l.size,
+          strides: l.size,
+          padding: 'valid',
+          name: `maxpool${i + 1}`,
+          ...inputShape,
+        }),
+      );
     } else if (l.kind === 'flatten') {
       model.add(tf.layers.flatten({ name: `flatten${i + 1}`, ...inputShape }));
     } else {

@@ -34,7 +34,10 @@ export class GroupNorm extends AffineNorm {
       // [N, S, G, C/G]: statistics over the positions (axis 1) and the group's channels (axis 3);
       // dense inputs (S = 1) as [N, G, C/G] over axis 2, a contiguous (faster) reduction.
       const perGroup = this.channels / this.groups;
-      const grouped = positions === 1 ? tf.reshape(x, [n, this.groups, perGroup]) : tf.reshape(x, [n, positions, this.groups, perGroup]);
+      const grouped =
+        positions === 1
+          ? tf.reshape(x, [n, this.groups, perGroup])
+          : tf.reshape(x, [n, positions, this.groups, perGroup]);
       const { mean, variance } = tf.moments(grouped, positions === 1 ? [2] : [1, 3], true);
       const xhat = tf.reshape(tf.mul(tf.sub(grouped, mean), tf.rsqrt(tf.add(variance, this.eps))), x.shape);
       return tf.add(tf.mul(xhat, this.gamma), this.beta) as T;
@@ -56,7 +59,9 @@ export class InstanceNorm extends GroupNorm {
 
   override apply<T extends tf.Tensor>(x: T, training = false): T {
     if (x.rank !== 4) {
-      throw new Error(`InstanceNorm: input of shape [${x.shape}]; it normalizes each channel over spatial positions and needs [N, H, W, C]`);
+      throw new Error(
+        `InstanceNorm: input of shape [${x.shape}]; it normalizes each channel over spatial positions and needs [N, H, W, C]`,
+      );
     }
     return super.apply(x, training);
   }

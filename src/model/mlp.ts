@@ -64,15 +64,29 @@ export class Mlp extends ClassifierBase implements Classifier {
       const meanOnly = config.norm === 'weight' && config.weight_norm.mean_only_bn;
       const dropBias = (config.norm === 'batch' && placement === 'before') || meanOnly;
       const initial = initWeights(config.init, fanIn, units, config.init_std, rng);
-      const dense = config.norm === 'weight' ? new WeightNormDense(initial, !dropBias, name) : new Dense(initial, !dropBias, name);
+      const dense =
+        config.norm === 'weight' ? new WeightNormDense(initial, !dropBias, name) : new Dense(initial, !dropBias, name);
       initial.dispose();
       let norm: NormLayer | null = null;
       const normName = `${name}/norm`;
-      if (config.norm === 'batch') norm = new BatchNorm(units, { eps: bn.eps, momentum: bn.momentum, inference: bn.inference, gradient: bn.gradient, noise: { strength: bn.noise, seed: noiseSeed(seed, i) } }, normName);
+      if (config.norm === 'batch')
+        norm = new BatchNorm(
+          units,
+          {
+            eps: bn.eps,
+            momentum: bn.momentum,
+            inference: bn.inference,
+            gradient: bn.gradient,
+            noise: { strength: bn.noise, seed: noiseSeed(seed, i) },
+          },
+          normName,
+        );
       else if (config.norm === 'layer') norm = new LayerNorm(units, config.layer_norm.eps, normName);
-      else if (config.norm === 'group') norm = new GroupNorm(units, config.group_norm.groups, config.group_norm.eps, normName);
+      else if (config.norm === 'group')
+        norm = new GroupNorm(units, config.group_norm.groups, config.group_norm.eps, normName);
       else if (config.norm === 'instance') norm = new InstanceNorm(units, config.group_norm.eps, normName);
-      else if (meanOnly) norm = new MeanOnlyBatchNorm(units, { momentum: bn.momentum, inference: bn.inference }, normName);
+      else if (meanOnly)
+        norm = new MeanOnlyBatchNorm(units, { momentum: bn.momentum, inference: bn.inference }, normName);
       this.hidden.push({ name: local, dense, norm, placement });
       fanIn = units;
     });
@@ -102,7 +116,10 @@ export class Mlp extends ClassifierBase implements Classifier {
 
   /** Variables the optimizer updates. */
   get trainable(): tf.Variable[] {
-    return [...this.hidden.flatMap((l) => [...l.dense.trainable, ...(l.norm?.trainable ?? [])]), ...this.head.trainable];
+    return [
+      ...this.hidden.flatMap((l) => [...l.dense.trainable, ...(l.norm?.trainable ?? [])]),
+      ...this.head.trainable,
+    ];
   }
 
   /**

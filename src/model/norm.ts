@@ -52,7 +52,8 @@ export type InferenceStats = 'ema' | 'population';
  * The same as `layer.apply(x, mode === 'training')`.
  */
 export function normalize<T extends tf.Tensor>(layer: NormLayer, x: T, mode: NormMode): T {
-  if (mode !== 'training' && mode !== 'inference') throw new Error(`normalize: mode ${String(mode)} (expected training or inference)`);
+  if (mode !== 'training' && mode !== 'inference')
+    throw new Error(`normalize: mode ${String(mode)} (expected training or inference)`);
   return layer.apply(x, mode === 'training');
 }
 
@@ -64,10 +65,14 @@ export function hasBatchStatistics(layer: NormLayer | null): layer is BatchStati
 /** Checks x is [N, C] or [N, H, W, C] with C = `channels`; returns the rank. */
 export function checkChannelsLast(x: tf.Tensor, channels: number, who: string): number {
   if (x.rank !== 2 && x.rank !== 4) {
-    throw new Error(`${who}: input of shape [${x.shape}]; expected [N, C] (dense) or [N, H, W, C] (convolutional, channels-last)`);
+    throw new Error(
+      `${who}: input of shape [${x.shape}]; expected [N, C] (dense) or [N, H, W, C] (convolutional, channels-last)`,
+    );
   }
   if (x.shape[x.rank - 1] !== channels) {
-    throw new Error(`${who}: input of shape [${x.shape}] has ${x.shape[x.rank - 1]} channels on its last axis; the layer has ${channels}`);
+    throw new Error(
+      `${who}: input of shape [${x.shape}] has ${x.shape[x.rank - 1]} channels on its last axis; the layer has ${channels}`,
+    );
   }
   return x.rank;
 }

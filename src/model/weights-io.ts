@@ -28,7 +28,11 @@ export function saveWeights(model: Classifier, dir: string): void {
     const values = v.dataSync() as Float32Array;
     chunks.push(Buffer.from(values.buffer, values.byteOffset, values.byteLength));
   }
-  const manifest: WeightsFile = { format: 'bnx-weights', version: 1, weightsManifest: [{ paths: [WEIGHT_FILES.data], weights: specs }] };
+  const manifest: WeightsFile = {
+    format: 'bnx-weights',
+    version: 1,
+    weightsManifest: [{ paths: [WEIGHT_FILES.data], weights: specs }],
+  };
   // Data first, manifest last: a manifest on disk always describes a complete weights.bin.
   writeFileAtomic(path.join(dir, WEIGHT_FILES.data), Buffer.concat(chunks));
   writeFileAtomic(path.join(dir, WEIGHT_FILES.manifest), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -45,7 +49,8 @@ export function hasWeights(dir: string): boolean {
  */
 export function loadWeights(model: Classifier, dir: string): void {
   const file = JSON.parse(fs.readFileSync(path.join(dir, WEIGHT_FILES.manifest), 'utf8')) as WeightsFile;
-  if (file.format !== 'bnx-weights' || file.version !== 1) throw new Error(`${WEIGHT_FILES.manifest}: not a bnx weights file (version 1)`);
+  if (file.format !== 'bnx-weights' || file.version !== 1)
+    throw new Error(`${WEIGHT_FILES.manifest}: not a bnx weights file (version 1)`);
   const group = file.weightsManifest[0];
   const data = fs.readFileSync(path.join(dir, group.paths[0]));
   const buffer = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
@@ -55,11 +60,14 @@ export function loadWeights(model: Classifier, dir: string): void {
     const missing = [...named.keys()].filter((k) => !(k in tensors));
     const extra = Object.keys(tensors).filter((k) => !named.has(k));
     if (missing.length > 0 || extra.length > 0) {
-      throw new Error(`${WEIGHT_FILES.manifest} does not match the model: missing [${missing.join(', ')}], unexpected [${extra.join(', ')}]`);
+      throw new Error(
+        `${WEIGHT_FILES.manifest} does not match the model: missing [${missing.join(', ')}], unexpected [${extra.join(', ')}]`,
+      );
     }
     for (const [name, v] of named) {
       const t = tensors[name];
-      if (t.shape.join(',') !== v.shape.join(',')) throw new Error(`${WEIGHT_FILES.manifest}: ${name} has shape [${t.shape}], the model [${v.shape}]`);
+      if (t.shape.join(',') !== v.shape.join(','))
+        throw new Error(`${WEIGHT_FILES.manifest}: ${name} has shape [${t.shape}], the model [${v.shape}]`);
       v.assign(t);
     }
   } finally {

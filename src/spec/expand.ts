@@ -47,7 +47,8 @@ export function expandGrid(spec: Spec): PlannedRun[] {
   for (const axis of spec.grid) {
     // A linked axis (`train.batch_size,train.lr`) sets each of its keys from one list value.
     const keys = axisKeys(axis.key);
-    const entries = (v: unknown) => (keys.length === 1 ? [[axis.key, v]] : keys.map((k, j) => [k, (v as unknown[])[j]]));
+    const entries = (v: unknown) =>
+      keys.length === 1 ? [[axis.key, v]] : keys.map((k, j) => [k, (v as unknown[])[j]]);
     points = points.flatMap((p) =>
       axis.values.map((v, i) => ({
         values: { ...p.values, ...Object.fromEntries(entries(v)) },
@@ -55,7 +56,9 @@ export function expandGrid(spec: Spec): PlannedRun[] {
       })),
     );
   }
-  const setKeys = [...spec.grid.flatMap((a) => axisKeys(a.key)), ...spec.assignments.keys()].filter((k) => k !== 'name');
+  const setKeys = [...spec.grid.flatMap((a) => axisKeys(a.key)), ...spec.assignments.keys()].filter(
+    (k) => k !== 'name',
+  );
   const runs = points.map((point) => {
     const config = structuredClone(base);
     for (const [k, v] of Object.entries(point.values)) assign(config, k, v, point.where[k]);
@@ -67,14 +70,19 @@ export function expandGrid(spec: Spec): PlannedRun[] {
     };
     const checked = checkRunConfig(config, whereOf);
     checkConsistency(checked, whereOf);
-    const params = Object.fromEntries(setKeys.map((k) => [k, k in point.values ? point.values[k] : spec.assignments.get(k)?.value]));
+    const params = Object.fromEntries(
+      setKeys.map((k) => [k, k in point.values ? point.values[k] : spec.assignments.get(k)?.value]),
+    );
     const hash = configHash(checked);
     return { id: runId(params, hash), params, hash, config: checked };
   });
   const seen = new Map<string, PlannedRun>();
   for (const r of runs) {
     if (seen.has(r.id)) {
-      throw new InputError(spec.file, `two grid points resolve to the same configuration (${r.id}); remove the repeated value`);
+      throw new InputError(
+        spec.file,
+        `two grid points resolve to the same configuration (${r.id}); remove the repeated value`,
+      );
     }
     seen.set(r.id, r);
   }
@@ -98,22 +106,37 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
     throw new InputError(whereOf('train'), 'set train.steps or train.epochs (how long to train)');
   }
   if (c.train.optimizer === 'adam' && c.train.momentum !== 0) {
-    throw new InputError(whereOf('train.momentum'), `train.momentum is ${c.train.momentum}, but train.optimizer adam has its own (train.adam.beta1); set train.momentum to 0`);
+    throw new InputError(
+      whereOf('train.momentum'),
+      `train.momentum is ${c.train.momentum}, but train.optimizer adam has its own (train.adam.beta1); set train.momentum to 0`,
+    );
   }
   const d = c.data;
   const total = fullTrainSize(d);
   if (d.validation === 'holdout' && d.val_size >= total) {
-    throw new InputError(whereOf('data.val_size'), `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`);
+    throw new InputError(
+      whereOf('data.val_size'),
+      `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`,
+    );
   }
   if (d.path !== null && !fs.existsSync(d.path)) {
-    throw new InputError(whereOf('data.path'), `data.path is "${d.path}", which does not exist; give the directory holding the dataset's files, or null to search the usual places`);
+    throw new InputError(
+      whereOf('data.path'),
+      `data.path is "${d.path}", which does not exist; give the directory holding the dataset's files, or null to search the usual places`,
+    );
   }
   const n = trainSetSize(c);
   if (c.train.batch_size > n) {
-    throw new InputError(whereOf('train.batch_size'), `train.batch_size is ${c.train.batch_size}, larger than the training set (${n} examples)`);
+    throw new InputError(
+      whereOf('train.batch_size'),
+      `train.batch_size is ${c.train.batch_size}, larger than the training set (${n} examples)`,
+    );
   }
   if (c.model.norm === 'batch' && c.train.batch_size < 2) {
-    throw new InputError(whereOf('train.batch_size'), 'batch normalization needs train.batch_size >= 2 (the batch variance of one example is 0)');
+    throw new InputError(
+      whereOf('train.batch_size'),
+      'batch normalization needs train.batch_size >= 2 (the batch variance of one example is 0)',
+    );
   }
   const modelProblem = modelConfigProblem(c);
   if (modelProblem) throw new InputError(whereOf(modelProblem.key), modelProblem.message);
@@ -137,7 +160,12 @@ export function canonicalJson(value: unknown): string {
  */
 function hashedView(config: RunConfig): Record<string, unknown> {
   const { name: _name, ...rest } = config;
-  const view = structuredClone(rest) as unknown as { data: Record<string, unknown>; model: Record<string, unknown>; train: Record<string, unknown>; instruments?: unknown };
+  const view = structuredClone(rest) as unknown as {
+    data: Record<string, unknown>;
+    model: Record<string, unknown>;
+    train: Record<string, unknown>;
+    instruments?: unknown;
+  };
   const aug = config.data.augment;
   if (aug && aug.crop_padding === 0 && !aug.flip) delete view.data.augment;
   if (config.model.arch === 'mlp') delete view.model.cnn;
@@ -151,7 +179,10 @@ function hashedView(config: RunConfig): Record<string, unknown> {
 }
 
 export function configHash(config: RunConfig): string {
-  return createHash('sha256').update(canonicalJson(hashedView(config))).digest('hex').slice(0, 8);
+  return createHash('sha256')
+    .update(canonicalJson(hashedView(config)))
+    .digest('hex')
+    .slice(0, 8);
 }
 
 /** `lr=0.5_norm=batch_1a2b3c4d`: leaf names (full paths where two leaves share a name), then the hash. */

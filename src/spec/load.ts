@@ -72,9 +72,18 @@ export function loadSpec(file: string): Spec {
   const grid: GridAxis[] = [];
   for (const [key, values] of Object.entries((spec.grid ?? {}) as Record<string, unknown[]>)) {
     const where = values.map((_, i) => locate(`grid.${key}.${i}`));
-    checkAxis(key, values, () => locate(`grid.${key}`, true), (i) => where[i]);
+    checkAxis(
+      key,
+      values,
+      () => locate(`grid.${key}`, true),
+      (i) => where[i],
+    );
     const taken = grid.flatMap((a) => axisKeys(a.key)).find((k) => axisKeys(key).includes(k));
-    if (taken) throw new InputError(locate(`grid.${key}`, true), `${taken} is swept by two grid axes; give it one axis (or one linked axis such as "train.batch_size,train.lr")`);
+    if (taken)
+      throw new InputError(
+        locate(`grid.${key}`, true),
+        `${taken} is swept by two grid axes; give it one axis (or one linked axis such as "train.batch_size,train.lr")`,
+      );
     grid.push({ key, values, where });
   }
   if (spec.seeds !== undefined) {
@@ -111,14 +120,21 @@ export function instrumentsFromList(list: unknown[], whereOf: (i: number) => str
   const out = structuredClone(DEFAULT_CONFIG.instruments) as unknown as Record<string, Record<string, unknown>>;
   const names: readonly string[] = INSTRUMENT_NAMES;
   list.forEach((item, i) => {
-    const isMapping = item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item).length === 1;
+    const isMapping =
+      item !== null && typeof item === 'object' && !Array.isArray(item) && Object.keys(item).length === 1;
     const name = typeof item === 'string' ? item : isMapping ? Object.keys(item as object)[0] : null;
     if (name === null) {
-      throw new InputError(whereOf(i), `an instruments entry is a name or a one-key mapping (name: { options }); instruments are ${names.join(', ')}`);
+      throw new InputError(
+        whereOf(i),
+        `an instruments entry is a name or a one-key mapping (name: { options }); instruments are ${names.join(', ')}`,
+      );
     }
     if (!names.includes(name)) {
       const near = didYouMean(name, [...names]);
-      throw new InputError(whereOf(i), `unknown instrument "${name}"${near ? ` (did you mean "${near}"?)` : ''}; instruments are ${names.join(', ')}`);
+      throw new InputError(
+        whereOf(i),
+        `unknown instrument "${name}"${near ? ` (did you mean "${near}"?)` : ''}; instruments are ${names.join(', ')}`,
+      );
     }
     const options = isMapping ? (item as Record<string, unknown>)[name] : {};
     if (options !== null && (typeof options !== 'object' || Array.isArray(options))) {
@@ -153,10 +169,16 @@ export function parseOverride(arg: string): Override {
   }
   const values = parts.map((p) => {
     const doc = parseDocument(p, { prettyErrors: false });
-    if (doc.errors.length > 0) throw new InputError(where, `cannot parse value "${p}": ${doc.errors[0].message.split('\n')[0]}`);
+    if (doc.errors.length > 0)
+      throw new InputError(where, `cannot parse value "${p}": ${doc.errors[0].message.split('\n')[0]}`);
     return doc.toJS() as unknown;
   });
-  checkAxis(key, values, () => where, () => where);
+  checkAxis(
+    key,
+    values,
+    () => where,
+    () => where,
+  );
   return { key, values, where };
 }
 
@@ -193,7 +215,10 @@ export function applyOverrides(spec: Spec, overrides: Override[]): Spec {
   for (const o of overrides) {
     const linked = grid.find((a) => a.key !== o.key && axisKeys(a.key).some((k) => axisKeys(o.key).includes(k)));
     if (linked) {
-      throw new InputError(o.where, `${axisKeys(o.key).find((k) => axisKeys(linked.key).includes(k))} is swept in the linked grid axis "${linked.key}"; override that axis whole (--set ${linked.key}=[...],[...])`);
+      throw new InputError(
+        o.where,
+        `${axisKeys(o.key).find((k) => axisKeys(linked.key).includes(k))} is swept in the linked grid axis "${linked.key}"; override that axis whole (--set ${linked.key}=[...],[...])`,
+      );
     }
     const i = grid.findIndex((a) => a.key === o.key);
     if (o.values.length === 1) {
@@ -228,7 +253,10 @@ function checkAxis(key: string, values: unknown[], whereKey: () => string, where
   if (new Set(keys).size < keys.length) throw new InputError(whereKey(), `the linked axis "${key}" names a key twice`);
   values.forEach((v, i) => {
     if (!Array.isArray(v) || v.length !== keys.length) {
-      throw new InputError(whereValue(i), `each value of the linked axis "${key}" is a list of ${keys.length} values, one per key (for example [${keys.map(() => '...').join(', ')}]); got ${JSON.stringify(v)}`);
+      throw new InputError(
+        whereValue(i),
+        `each value of the linked axis "${key}" is a list of ${keys.length} values, one per key (for example [${keys.map(() => '...').join(', ')}]); got ${JSON.stringify(v)}`,
+      );
     }
   });
 }
@@ -237,7 +265,10 @@ function checkKeyPath(key: string, where: () => string): void {
   if (KEY_PATHS.includes(key)) return;
   const near = didYouMean(key, KEY_PATHS);
   const hint = near ? ` (did you mean "${near}"?)` : '';
-  throw new InputError(where(), `unknown key "${key}"${hint}; keys are dotted paths such as train.lr, model.norm, data.dataset`);
+  throw new InputError(
+    where(),
+    `unknown key "${key}"${hint}; keys are dotted paths such as train.lr, model.norm, data.dataset`,
+  );
 }
 
 /** Sets a dotted key path in a nested object, creating mappings on the way. */
@@ -264,7 +295,14 @@ export function getPath(obj: unknown, keyPath: string): unknown {
 /** Deep merge of plain mappings; lists and scalars in `over` replace. */
 export function deepMerge<T>(base: T, over: unknown): T {
   if (over === undefined) return structuredClone(base);
-  if (base === null || typeof base !== 'object' || Array.isArray(base) || over === null || typeof over !== 'object' || Array.isArray(over)) {
+  if (
+    base === null ||
+    typeof base !== 'object' ||
+    Array.isArray(base) ||
+    over === null ||
+    typeof over !== 'object' ||
+    Array.isArray(over)
+  ) {
     return structuredClone(over) as T;
   }
   const out = structuredClone(base) as Record<string, unknown>;
@@ -294,7 +332,10 @@ function pickError(errors: ErrorObject[]): ErrorObject {
 
 /** The JSON-pointer segments of an error's location (grid keys contain dots, so not split on them). */
 function errorParts(err: ErrorObject): string[] {
-  const parts = err.instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (err.keyword === 'additionalProperties') parts.push(String(err.params.additionalProperty));
   return parts;
 }
@@ -305,7 +346,10 @@ function errorKeyPath(err: ErrorObject): string {
 
 function describeError(err: ErrorObject, root: unknown): string {
   const keyPath = errorKeyPath(err);
-  const value = errorParts(err).reduce<unknown>((v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined), root);
+  const value = errorParts(err).reduce<unknown>(
+    (v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined),
+    root,
+  );
   const shown = JSON.stringify(value);
   switch (err.keyword) {
     case 'additionalProperties': {
@@ -368,7 +412,12 @@ function editDistance(a: string, b: string): number {
 }
 
 /** `file:line:col` of a key path's value (or of its key), when the document has it. */
-function locateInDoc(doc: Document, keyPath: string, atKey: boolean, pos: (offset: number) => string): string | undefined {
+function locateInDoc(
+  doc: Document,
+  keyPath: string,
+  atKey: boolean,
+  pos: (offset: number) => string,
+): string | undefined {
   // Grid keys contain dots themselves (`grid.train.lr.0`): walk the document, matching the
   // longest key that fits at each level.
   let node: unknown = doc.contents;
@@ -398,7 +447,7 @@ function locateInDoc(doc: Document, keyPath: string, atKey: boolean, pos: (offse
     node = next.value;
     rest = rest.slice(consumed.length + 1);
   }
-  const target = rest === '' && !atKey ? last?.value : last?.key ?? last?.value;
+  const target = rest === '' && !atKey ? last?.value : (last?.key ?? last?.value);
   const range = (target as { range?: [number, number, number] } | undefined)?.range;
   return range ? pos(range[0]) : undefined;
 }

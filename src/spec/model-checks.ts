@@ -8,10 +8,17 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
   const m = c.model;
   const d = c.data;
   if (d.dataset === 'synthetic' && (d.augment.crop_padding > 0 || d.augment.flip)) {
-    return { key: 'data.augment', message: 'data.augment crops and flips images; the synthetic dataset has none (use mnist, fashion_mnist or cifar10)' };
+    return {
+      key: 'data.augment',
+      message:
+        'data.augment crops and flips images; the synthetic dataset has none (use mnist, fashion_mnist or cifar10)',
+    };
   }
   if (m.batch_norm.noise > 0 && m.norm !== 'batch') {
-    return { key: 'model.batch_norm.noise', message: `model.batch_norm.noise perturbs batch norm's output and needs model.norm batch (model.norm is ${m.norm}); set it to 0` };
+    return {
+      key: 'model.batch_norm.noise',
+      message: `model.batch_norm.noise perturbs batch norm's output and needs model.norm batch (model.norm is ${m.norm}); set it to 0`,
+    };
   }
   if (m.arch === 'cnn') return cnnProblem(c);
   if (m.norm === 'instance' && m.arch === 'mlp') {
@@ -26,7 +33,10 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
     const bad = m.hidden.find((units) => units % g !== 0 || units === g);
     if (bad !== undefined) {
       const why = bad === g ? 'one feature per group normalizes every output to beta' : `${g} does not divide ${bad}`;
-      return { key: 'model.group_norm.groups', message: `model.group_norm.groups is ${g}: it must divide every hidden layer width and be smaller (hidden: [${m.hidden.join(', ')}]; ${why})` };
+      return {
+        key: 'model.group_norm.groups',
+        message: `model.group_norm.groups is ${g}: it must divide every hidden layer width and be smaller (hidden: [${m.hidden.join(', ')}]; ${why})`,
+      };
     }
   }
   return meanOnlyProblem(c);
@@ -46,25 +56,38 @@ function cnnProblem(c: RunConfig): { key: string; message: string } | null {
   const m = c.model;
   const d = c.data;
   if (d.dataset === 'synthetic') {
-    return { key: 'model.arch', message: 'model.arch cnn needs images: use data.dataset mnist, fashion_mnist or cifar10 (synthetic examples are flat vectors; use mlp)' };
+    return {
+      key: 'model.arch',
+      message:
+        'model.arch cnn needs images: use data.dataset mnist, fashion_mnist or cifar10 (synthetic examples are flat vectors; use mlp)',
+    };
   }
   const { channels, kernel, pool } = m.cnn;
   if (m.norm === 'group') {
     const g = m.group_norm.groups;
     const bad = channels.find((ch) => ch % g !== 0);
     if (bad !== undefined) {
-      return { key: 'model.group_norm.groups', message: `model.group_norm.groups is ${g}: it must divide every conv block's channels (model.cnn.channels: [${channels.join(', ')}]; ${g} does not divide ${bad})` };
+      return {
+        key: 'model.group_norm.groups',
+        message: `model.group_norm.groups is ${g}: it must divide every conv block's channels (model.cnn.channels: [${channels.join(', ')}]; ${g} does not divide ${bad})`,
+      };
     }
   }
   if (kernel % 2 === 0) {
-    return { key: 'model.cnn.kernel', message: `model.cnn.kernel is ${kernel}, must be odd (same padding keeps the image centred)` };
+    return {
+      key: 'model.cnn.kernel',
+      message: `model.cnn.kernel is ${kernel}, must be odd (same padding keeps the image centred)`,
+    };
   }
   let [h, w]: number[] = [...IMAGE_SHAPES[d.dataset]];
   if (pool > 1) {
     for (let i = 0; i < channels.length; i++) {
       [h, w] = [Math.floor(h / pool), Math.floor(w / pool)];
       if (h < 1 || w < 1) {
-        return { key: 'model.cnn.pool', message: `model.cnn.pool is ${pool}: after block ${i + 1} of ${channels.length} the ${d.dataset} images (${IMAGE_SHAPES[d.dataset].slice(0, 2).join(' x ')}) have no pixels left; use fewer blocks or pool: 1` };
+        return {
+          key: 'model.cnn.pool',
+          message: `model.cnn.pool is ${pool}: after block ${i + 1} of ${channels.length} the ${d.dataset} images (${IMAGE_SHAPES[d.dataset].slice(0, 2).join(' x ')}) have no pixels left; use fewer blocks or pool: 1`,
+        };
       }
     }
   }

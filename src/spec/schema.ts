@@ -27,7 +27,14 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     init_std: 0.05,
     norm: 'none',
     norm_placement: 'before',
-    batch_norm: { eps: 1e-3, momentum: 0.99, inference: 'ema', population_batches: 100, gradient: 'closed_form', noise: 0 },
+    batch_norm: {
+      eps: 1e-3,
+      momentum: 0.99,
+      inference: 'ema',
+      population_batches: 100,
+      gradient: 'closed_form',
+      noise: 0,
+    },
     layer_norm: { eps: 1e-5 },
     group_norm: { groups: 4, eps: 1e-5 },
     weight_norm: { mean_only_bn: false },
@@ -76,7 +83,17 @@ export const RUN_CONFIG_SCHEMA: Json = {
     data: {
       type: 'object',
       additionalProperties: false,
-      required: ['dataset', 'path', 'validation', 'val_size', 'train_limit', 'preprocess', 'split_seed', 'synthetic', 'augment'],
+      required: [
+        'dataset',
+        'path',
+        'validation',
+        'val_size',
+        'train_limit',
+        'preprocess',
+        'split_seed',
+        'synthetic',
+        'augment',
+      ],
       properties: {
         dataset: { enum: ['mnist', 'fashion_mnist', 'cifar10', 'synthetic'] },
         path: nullable({ type: 'string', minLength: 1 }),
@@ -111,7 +128,20 @@ export const RUN_CONFIG_SCHEMA: Json = {
     model: {
       type: 'object',
       additionalProperties: false,
-      required: ['arch', 'hidden', 'cnn', 'activation', 'init', 'init_std', 'norm', 'norm_placement', 'batch_norm', 'layer_norm', 'group_norm', 'weight_norm'],
+      required: [
+        'arch',
+        'hidden',
+        'cnn',
+        'activation',
+        'init',
+        'init_std',
+        'norm',
+        'norm_placement',
+        'batch_norm',
+        'layer_norm',
+        'group_norm',
+        'weight_norm',
+      ],
       properties: {
         arch: { enum: ['mlp', 'cnn'] },
         hidden: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 100 },
@@ -120,7 +150,12 @@ export const RUN_CONFIG_SCHEMA: Json = {
           additionalProperties: false,
           required: ['channels', 'kernel', 'pool', 'dense'],
           properties: {
-            channels: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 4096 }, minItems: 1, maxItems: 50 },
+            channels: {
+              type: 'array',
+              items: { type: 'integer', minimum: 1, maximum: 4096 },
+              minItems: 1,
+              maxItems: 50,
+            },
             kernel: { type: 'integer', minimum: 1, maximum: 15 },
             pool: { type: 'integer', minimum: 1, maximum: 8 },
             dense: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 20 },
@@ -170,7 +205,21 @@ export const RUN_CONFIG_SCHEMA: Json = {
     train: {
       type: 'object',
       additionalProperties: false,
-      required: ['optimizer', 'lr', 'momentum', 'batch_size', 'steps', 'epochs', 'eval_every', 'log_every', 'eval_limit', 'max_loss', 'engine', 'adam', 'tensorboard'],
+      required: [
+        'optimizer',
+        'lr',
+        'momentum',
+        'batch_size',
+        'steps',
+        'epochs',
+        'eval_every',
+        'log_every',
+        'eval_limit',
+        'max_loss',
+        'engine',
+        'adam',
+        'tensorboard',
+      ],
       properties: {
         optimizer: { enum: ['sgd', 'adam'] },
         lr: { type: 'number', exclusiveMinimum: 0 },
@@ -203,7 +252,12 @@ export const RUN_CONFIG_SCHEMA: Json = {
       properties: {
         activation_percentiles: instrument({
           probe_size: { type: 'integer', minimum: 2, maximum: 100000 },
-          percentiles: { type: 'array', items: { type: 'number', minimum: 0, maximum: 100 }, minItems: 1, maxItems: 20 },
+          percentiles: {
+            type: 'array',
+            items: { type: 'number', minimum: 0, maximum: 100 },
+            minItems: 1,
+            maxItems: 20,
+          },
         }),
         ics: instrument({}),
         smoothness: instrument({

@@ -15,7 +15,10 @@ export function parseShard(text: string): Shard {
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index >= count) {
-    throw new InputError(`--shard ${text}`, 'expected I/N with 0 <= I < N (for example --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)');
+    throw new InputError(
+      `--shard ${text}`,
+      'expected I/N with 0 <= I < N (for example --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)',
+    );
   }
   return { index, count };
 }

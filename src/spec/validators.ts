@@ -11,7 +11,9 @@ export const VALIDATOR_OPTIONS = { allErrors: true, strict: false } as const;
 
 /** Identifies the schemas and options a precompiled validator was made from. */
 export function schemaFingerprint(): string {
-  return createHash('sha256').update(JSON.stringify([VALIDATOR_OPTIONS, VALIDATED_SCHEMAS])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([VALIDATOR_OPTIONS, VALIDATED_SCHEMAS]))
+    .digest('hex');
 }
 
 let validators: Validators | null = null;
@@ -30,5 +32,8 @@ export function specValidators(): Validators {
     // not built: compile below
   }
   const ajv = new Ajv(VALIDATOR_OPTIONS);
-  return (validators = { specShape: ajv.compile(VALIDATED_SCHEMAS.specShape), runConfig: ajv.compile(VALIDATED_SCHEMAS.runConfig) });
+  return (validators = {
+    specShape: ajv.compile(VALIDATED_SCHEMAS.specShape),
+    runConfig: ajv.compile(VALIDATED_SCHEMAS.runConfig),
+  });
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { InstrumentName, RunConfig } from '../spec/types.js';
+import type { InstrumentName } from '../spec/types.js';
 export { INSTRUMENT_COLUMNS, instrumentColumns, percentileColumn } from '../train/instruments/columns.js';
 import { significant } from './csv-format.js';
 import { CsvLines } from './csv-lines.js';
@@ -29,11 +29,14 @@ export class InstrumentCsv {
 
   append(rows: Record<string, number | string>[]): void {
     if (rows.length === 0) return;
-    this.lines.append(rows.map((row) => {
-      const keys = Object.keys(row);
-      if (keys.join(',') !== this.columns.join(',')) throw new Error(`${this.file}: a row with columns ${keys.join(',')} (expected ${this.columns.join(',')})`);
-      return keys.map((k) => cell(k, row[k]));
-    }));
+    this.lines.append(
+      rows.map((row) => {
+        const keys = Object.keys(row);
+        if (keys.join(',') !== this.columns.join(','))
+          throw new Error(`${this.file}: a row with columns ${keys.join(',')} (expected ${this.columns.join(',')})`);
+        return keys.map((k) => cell(k, row[k]));
+      }),
+    );
   }
 
   close(): void {

@@ -74,7 +74,8 @@ function takeOverStale(file: string, stale: LockOwner): void {
   }
   try {
     const now = readOwner(file);
-    if (now && now.pid === stale.pid && now.host === stale.host && now.since === stale.since) fs.rmSync(file, { force: true });
+    if (now && now.pid === stale.pid && now.host === stale.host && now.since === stale.since)
+      fs.rmSync(file, { force: true });
   } finally {
     fs.rmSync(takeover, { force: true });
   }
@@ -93,7 +94,9 @@ export function withLock<T>(file: string, fn: () => T, timeoutMs = 30_000): T {
       }
     }
     if (Date.now() > deadline) {
-      throw new Error(`${file} is held by pid ${lock.owner.pid} on ${lock.owner.host} since ${lock.owner.since}; remove it if that process is gone`);
+      throw new Error(
+        `${file} is held by pid ${lock.owner.pid} on ${lock.owner.host} since ${lock.owner.since}; remove it if that process is gone`,
+      );
     }
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 25);
   }

@@ -12,7 +12,8 @@ const isFinal = (r: RunRecord) => r.status === 'completed' || r.status === 'dive
 /** Spec folders under a path: the path itself if it holds runs or a sweep.json, else its sub-folders that do. */
 export function findSpecDirs(root: string): string[] {
   const isSpecDir = (d: string) => fs.existsSync(path.join(d, SWEEP_INDEX)) || listRuns(d).length > 0;
-  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) throw new InputError(root, 'is not a directory of bnx results');
+  if (!fs.existsSync(root) || !fs.statSync(root).isDirectory())
+    throw new InputError(root, 'is not a directory of bnx results');
   if (isSpecDir(root)) return [root];
   const dirs = fs
     .readdirSync(root, { withFileTypes: true })
@@ -43,7 +44,8 @@ export interface MergeReport {
  * a grid point may not map to two configurations: on any conflict nothing is written.
  */
 export function mergeResults(sources: string[], out: string): MergeReport {
-  if (fs.existsSync(out) && !fs.statSync(out).isDirectory()) throw new InputError(`--out ${out}`, 'exists and is not a directory');
+  if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
+    throw new InputError(`--out ${out}`, 'exists and is not a directory');
   const report: MergeReport = { copied: [], identical: [], unfinished: [], specs: [] };
   // Plan everything first, so that a conflict found late still leaves `out` untouched.
   const plan = new Map<string, { index: SweepIndex; runs: Map<string, { dir: string; record: RunRecord }> }>();
@@ -51,7 +53,10 @@ export function mergeResults(sources: string[], out: string): MergeReport {
     const label = pointLabel(run.record);
     const known = points.get(label);
     if (known && known !== run.record.hash) {
-      throw new InputError(where, `run ${label} has configuration ${run.record.hash} here but ${known} elsewhere in ${name}; these are results of different specs`);
+      throw new InputError(
+        where,
+        `run ${label} has configuration ${run.record.hash} here but ${known} elsewhere in ${name}; these are results of different specs`,
+      );
     }
     points.set(label, run.record.hash);
   };
@@ -66,7 +71,10 @@ export function mergeResults(sources: string[], out: string): MergeReport {
         const points = new Map<string, string>();
         for (const r of existing) claim(name, target(name), r, points);
         pointsBySpec.set(name, points);
-        plan.set(name, { index: readIndex(target(name), name), runs: new Map(existing.filter((r) => isFinal(r.record)).map((r) => [r.record.id, r])) });
+        plan.set(name, {
+          index: readIndex(target(name), name),
+          runs: new Map(existing.filter((r) => isFinal(r.record)).map((r) => [r.record.id, r])),
+        });
       }
       const entry = plan.get(name)!;
       const points = pointsBySpec.get(name)!;
@@ -78,7 +86,10 @@ export function mergeResults(sources: string[], out: string): MergeReport {
         claim(name, run.dir, run, points);
         const have = entry.runs.get(run.record.id);
         if (have && !sameResult(have, run)) {
-          throw new InputError(run.dir, `conflicts with ${have.dir}: the same run with different results (status or metrics.csv differ); merge refuses to pick one`);
+          throw new InputError(
+            run.dir,
+            `conflicts with ${have.dir}: the same run with different results (status or metrics.csv differ); merge refuses to pick one`,
+          );
         }
         if (have) {
           if (!report.identical.includes(run.record.id)) report.identical.push(run.record.id);

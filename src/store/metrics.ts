@@ -18,15 +18,17 @@ export class MetricsWriter {
   }
 
   append(row: MetricsRow): void {
-    this.lines.append([[
-      String(row.step),
-      fixed(row.epoch, 4),
-      fixed(row.train_loss),
-      fixed(row.train_acc),
-      fixed(row.val_loss),
-      fixed(row.val_acc),
-      significant(row.lr),
-    ]]);
+    this.lines.append([
+      [
+        String(row.step),
+        fixed(row.epoch, 4),
+        fixed(row.train_loss),
+        fixed(row.train_acc),
+        fixed(row.val_loss),
+        fixed(row.val_acc),
+        significant(row.lr),
+      ],
+    ]);
   }
 
   /** Flushes to disk and closes. */
@@ -37,7 +39,10 @@ export class MetricsWriter {
 
 /** Reads a metrics.csv written by MetricsWriter. */
 export function readMetrics(file: string): MetricsRow[] {
-  const records = parse(fs.readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  const records = parse(fs.readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<
+    string,
+    string
+  >[];
   return records.map((r) => ({
     step: Number(r.step),
     epoch: Number(r.epoch),

@@ -87,11 +87,22 @@ export function listRuns(dir: string): { dir: string; record: RunRecord }[] {
     .readdirSync(dir, { withFileTypes: true })
     .filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, RUN_FILES.record)))
     .map((e) => ({ dir: path.join(dir, e.name), record: readRecord(path.join(dir, e.name)) }));
-  return runs.sort((a, b) => a.record.started_at.localeCompare(b.record.started_at) || a.record.id.localeCompare(b.record.id));
+  return runs.sort(
+    (a, b) => a.record.started_at.localeCompare(b.record.started_at) || a.record.id.localeCompare(b.record.id),
+  );
 }
 
 export const SUMMARY_METRICS = [
-  'steps', 'final_train_loss', 'final_val_loss', 'final_val_acc', 'best_val_loss', 'best_val_acc', 'best_val_acc_step', 'test_loss', 'test_acc', 'wall_time_s',
+  'steps',
+  'final_train_loss',
+  'final_val_loss',
+  'final_val_acc',
+  'best_val_loss',
+  'best_val_acc',
+  'best_val_acc_step',
+  'test_loss',
+  'test_acc',
+  'wall_time_s',
 ] as const;
 
 /**

@@ -14,7 +14,14 @@ import { readRecord, RUN_FILES } from './runs.js';
 export interface SweepIndex {
   name: string;
   points: Record<string, { id: string; hash: string }>;
-  invocations: { at: string; spec: string; spec_text: string; overrides: string[]; shard: string | null; runs: string[] }[];
+  invocations: {
+    at: string;
+    spec: string;
+    spec_text: string;
+    overrides: string[];
+    shard: string | null;
+    runs: string[];
+  }[];
 }
 
 export const SWEEP_INDEX = 'sweep.json';
@@ -39,7 +46,13 @@ export function configDifferences(a: unknown, b: unknown, prefix = ''): string[]
   const isMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (isMap(a) && isMap(b)) {
     const keys = [...new Set([...Object.keys(a as object), ...Object.keys(b as object)])];
-    return keys.flatMap((k) => configDifferences((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], prefix ? `${prefix}.${k}` : k));
+    return keys.flatMap((k) =>
+      configDifferences(
+        (a as Record<string, unknown>)[k],
+        (b as Record<string, unknown>)[k],
+        prefix ? `${prefix}.${k}` : k,
+      ),
+    );
   }
   return canonicalJson(a) === canonicalJson(b) ? [] : [`${prefix} ${canonicalJson(a)} -> ${canonicalJson(b)}`];
 }
@@ -56,7 +69,8 @@ export function checkIdentity(dir: string, index: SweepIndex, runs: PlannedRun[]
     const oldDir = path.join(dir, known.id);
     if (fs.existsSync(path.join(oldDir, RUN_FILES.record))) {
       const diffs = configDifferences(readRecord(oldDir).config, run.config).filter((d) => !d.startsWith('name '));
-      if (diffs.length > 0) what = diffs.slice(0, 3).join(', ') + (diffs.length > 3 ? `, and ${diffs.length - 3} more` : '');
+      if (diffs.length > 0)
+        what = diffs.slice(0, 3).join(', ') + (diffs.length > 3 ? `, and ${diffs.length - 3} more` : '');
     }
     throw new InputError(
       dir,
@@ -67,7 +81,11 @@ export function checkIdentity(dir: string, index: SweepIndex, runs: PlannedRun[]
 }
 
 /** Records an invocation's points in the index (call under the sweep lock, after checkIdentity). */
-export function registerInvocation(index: SweepIndex, runs: PlannedRun[], invocation: SweepIndex['invocations'][number]): SweepIndex {
+export function registerInvocation(
+  index: SweepIndex,
+  runs: PlannedRun[],
+  invocation: SweepIndex['invocations'][number],
+): SweepIndex {
   const points = { ...index.points };
   for (const run of runs) points[pointLabel(run)] = { id: run.id, hash: run.hash };
   return { ...index, points, invocations: [...index.invocations, invocation] };

@@ -9,13 +9,29 @@ import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrumen
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { enabledInstruments } from '../train/instruments/index.js';
 import { TensorBoardWriter, tensorboardDir } from './tensorboard.js';
-import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, writeSummary, type RunRecord, type RunStatus } from './runs.js';
+import {
+  RUN_FILES,
+  readRecord,
+  specDir,
+  writeConfig,
+  writeRecord,
+  writeSummary,
+  type RunRecord,
+  type RunStatus,
+} from './runs.js';
 import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
 import { trainingGroups } from '../train/groups.js';
-import { DivergedError, InterruptedError, totalSteps, trainGroup, type RunHooks, type TrainResult } from '../train/loop.js';
+import {
+  DivergedError,
+  InterruptedError,
+  totalSteps,
+  trainGroup,
+  type RunHooks,
+  type TrainResult,
+} from '../train/loop.js';
 
 /** What the CLI shows while a sweep runs. */
 export interface SweepReporter {
@@ -62,7 +78,14 @@ export interface SweepResult {
 }
 
 export const DEFAULT_RERUN: ReadonlySet<RunStatus> = new Set<RunStatus>(['pending', 'interrupted', 'failed']);
-export const ALL_STATES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'diverged', 'interrupted'];
+export const ALL_STATES: readonly RunStatus[] = [
+  'pending',
+  'running',
+  'completed',
+  'failed',
+  'diverged',
+  'interrupted',
+];
 
 /**
  * Trains the planned runs into their sweep folder. Safe to rerun and to run from several processes
@@ -80,14 +103,17 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     const index = readIndex(dir, runs[0].config.name);
     checkIdentity(dir, index, runs);
     const inv = opts.invocation;
-    writeIndex(dir, registerInvocation(index, runs, {
-      at: new Date().toISOString(),
-      spec: inv?.spec ?? '',
-      spec_text: inv?.specText ?? '',
-      overrides: inv?.overrides ?? [],
-      shard: inv?.shard ?? null,
-      runs: runs.map((r) => r.id),
-    }));
+    writeIndex(
+      dir,
+      registerInvocation(index, runs, {
+        at: new Date().toISOString(),
+        spec: inv?.spec ?? '',
+        spec_text: inv?.specText ?? '',
+        overrides: inv?.overrides ?? [],
+        shard: inv?.shard ?? null,
+        runs: runs.map((r) => r.id),
+      }),
+    );
     for (const run of runs) {
       const runDir = path.join(dir, run.id);
       if (!fs.existsSync(path.join(runDir, RUN_FILES.record))) {
@@ -109,7 +135,12 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     const runDir = path.join(dir, run.id);
     const lock = tryLock(path.join(runDir, '.lock'));
     if (!lock.ok) {
-      opts.reporter?.skip(run, i, runs.length, `running in another process (pid ${lock.owner.pid} on ${lock.owner.host})`);
+      opts.reporter?.skip(
+        run,
+        i,
+        runs.length,
+        `running in another process (pid ${lock.owner.pid} on ${lock.owner.host})`,
+      );
       skipped++;
       return null;
     }
@@ -119,7 +150,12 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
       const previous = readRecord(runDir);
       const state: RunStatus = previous.status === 'running' ? 'interrupted' : previous.status;
       if (rerun.has(state)) return { run, runDir, index: i, release: () => lock.release() };
-      opts.reporter?.skip(run, i, runs.length, `${state}, skipped (${state === 'completed' ? '--force reruns it' : `--rerun ${state} reruns it`})`);
+      opts.reporter?.skip(
+        run,
+        i,
+        runs.length,
+        `${state}, skipped (${state === 'completed' ? '--force reruns it' : `--rerun ${state} reruns it`})`,
+      );
       records.push(previous);
       skipped++;
     } catch (e) {
@@ -159,10 +195,16 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
 }
 
 /** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */
-function instrumentOverhead(seconds: Partial<Record<InstrumentName, number>> | null, wall: number): RunRecord['instruments'] {
+function instrumentOverhead(
+  seconds: Partial<Record<InstrumentName, number>> | null,
+  wall: number,
+): RunRecord['instruments'] {
   if (!seconds) return null;
   return Object.fromEntries(
-    Object.entries(seconds).map(([name, s]) => [name, { seconds: Math.round((s as number) * 1000) / 1000, share: Math.round(((s as number) / wall) * 10000) / 10000 }]),
+    Object.entries(seconds).map(([name, s]) => [
+      name,
+      { seconds: Math.round((s as number) * 1000) / 1000, share: Math.round(((s as number) / wall) * 10000) / 10000 },
+    ]),
   );
 }
 
@@ -181,9 +223,17 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
     steps_done: 0,
     backend: describeBackend(b),
     engine: null,
-    versions: { bnx: BNX_VERSION, tensorflow: b.tensorflow, tfjs: b.tfjs, tfjs_node: b.tfjsNode, node: process.versions.node },
+    versions: {
+      bnx: BNX_VERSION,
+      tensorflow: b.tensorflow,
+      tfjs: b.tfjs,
+      tfjs_node: b.tfjsNode,
+      node: process.versions.node,
+    },
     numerics: numericsOf(b, null, BNX_VERSION),
-    dataset: data ? { name: data.name, source: data.source, train: data.train.n, val: data.val.n, test: data.test.n } : null,
+    dataset: data
+      ? { name: data.name, source: data.source, train: data.train.n, val: data.val.n, test: data.test.n }
+      : null,
     parameters: null,
     final: null,
     best: null,
@@ -199,7 +249,12 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
  * With `train.tensorboard` or `--tensorboard`: opens the run's event file and chains the run's
  * hooks to also write its metrics rows and instrument measurements there. The caller closes it.
  */
-function openTensorBoard(run: PlannedRun, runDir: string, opts: SweepOptions, hooks: RunHooks): TensorBoardWriter | null {
+function openTensorBoard(
+  run: PlannedRun,
+  runDir: string,
+  opts: SweepOptions,
+  hooks: RunHooks,
+): TensorBoardWriter | null {
   if (!run.config.train.tensorboard && !opts.tensorboard) return null;
   const board = TensorBoardWriter.open(tensorboardDir(runDir, opts.tensorboard));
   const { onRow, onInstrument } = hooks;
@@ -236,7 +291,15 @@ function datasetFor(run: PlannedRun, datasets: Map<string, Dataset>): Dataset {
 }
 
 function completeRecord(record: RunRecord, result: TrainResult): void {
-  Object.assign(record, { status: 'completed', engine: result.engine, steps_done: result.steps, final: result.final, best: result.best, test: result.test, parameters: result.parameters });
+  Object.assign(record, {
+    status: 'completed',
+    engine: result.engine,
+    steps_done: result.steps,
+    final: result.final,
+    best: result.best,
+    test: result.test,
+    parameters: result.parameters,
+  });
 }
 
 /** How a run that threw ended: diverged (a result), interrupted, or failed. */
@@ -269,7 +332,12 @@ function writeFinalRecord(runDir: string, record: RunRecord): void {
  * trained alone; its wall time is the group's. A member that diverges is recorded diverged while
  * the others go on.
  */
-async function trainClaimed(claimed: ClaimedRun[], datasets: Map<string, Dataset>, opts: SweepOptions, count: number): Promise<RunRecord[]> {
+async function trainClaimed(
+  claimed: ClaimedRun[],
+  datasets: Map<string, Dataset>,
+  opts: SweepOptions,
+  count: number,
+): Promise<RunRecord[]> {
   const started = performance.now();
   const members = claimed.map((c) => new RunFiles(c, opts));
   /** Each member's outcome; a fault that ends the whole group (data, engine, interruption) ends those still without one. */
@@ -277,7 +345,13 @@ async function trainClaimed(claimed: ClaimedRun[], datasets: Map<string, Dataset
   try {
     const data = datasetFor(claimed[0].run, datasets);
     const steps = totalSteps(claimed[0].run.config, data.train.n);
-    if (claimed.length > 1 && opts.reporter?.startGroup) opts.reporter.startGroup(claimed.map((c) => c.run), claimed.map((c) => c.index), count, steps);
+    if (claimed.length > 1 && opts.reporter?.startGroup)
+      opts.reporter.startGroup(
+        claimed.map((c) => c.run),
+        claimed.map((c) => c.index),
+        count,
+        steps,
+      );
     else opts.reporter?.start(claimed[0].run, claimed[0].index, count, steps);
     // A run whose files cannot be opened (a full disk, a file where its folder should be) fails alone.
     const training: { files: RunFiles; hooks: RunHooks }[] = [];
@@ -292,7 +366,11 @@ async function trainClaimed(claimed: ClaimedRun[], datasets: Map<string, Dataset
       const results = await trainGroup(
         training.map((t) => t.files.config),
         data,
-        { members: training.map((t) => t.hooks), onStep: (step, _total, loss) => opts.reporter?.step(step, loss), shouldStop: opts.shouldStop },
+        {
+          members: training.map((t) => t.hooks),
+          onStep: (step, _total, loss) => opts.reporter?.step(step, loss),
+          shouldStop: opts.shouldStop,
+        },
       );
       training.forEach((t, k) => outcomes.set(t.files, results[k]));
     }
@@ -340,7 +418,11 @@ class RunFiles {
     writeConfig(runDir, run.config);
     writeRecord(runDir, record);
     const writer = (this.writer = new MetricsWriter(path.join(runDir, RUN_FILES.metrics)));
-    for (const name of enabledInstruments(run.config)) this.instrumentCsvs.set(name, new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)));
+    for (const name of enabledInstruments(run.config))
+      this.instrumentCsvs.set(
+        name,
+        new InstrumentCsv(instrumentCsvPath(runDir, name), instrumentColumns(run.config, name)),
+      );
     const hooks: RunHooks = {
       onRow: (row) => {
         writer.append(row);

@@ -21,7 +21,9 @@ export const EVENT_FILE_MARK = 'tfevents';
  */
 export function tensorboardDir(runDir: string, root: string | null | undefined): string {
   const resolved = path.resolve(runDir);
-  return root ? path.join(root, path.basename(path.dirname(resolved)), path.basename(resolved)) : path.join(runDir, TENSORBOARD_SUBDIR);
+  return root
+    ? path.join(root, path.basename(path.dirname(resolved)), path.basename(resolved))
+    : path.join(runDir, TENSORBOARD_SUBDIR);
 }
 
 /** The metrics.csv columns written as scalars, under the same names. */
@@ -48,7 +50,10 @@ const FLUSH_MILLIS = 5_000;
  * (string values as they are, numeric ones as `column=value`) and the column, joined by `/`:
  * `ics/dense1/cosine`, `eval_gap/gap`, `smoothness/step_size=0.5/beta`.
  */
-export function instrumentScalars(name: InstrumentName, rows: Record<string, number | string>[]): { tag: string; value: number }[] {
+export function instrumentScalars(
+  name: InstrumentName,
+  rows: Record<string, number | string>[],
+): { tag: string; value: number }[] {
   const scalars: { tag: string; value: number }[] = [];
   for (const row of rows) {
     const series: string[] = [name];
@@ -93,7 +98,8 @@ export function histogramBuckets(values: Float32Array, count: number): { rows: F
   const counts = new Float64Array(count);
   for (const v of values) counts[Math.min(Math.floor((v - min) / width), count - 1)]++;
   const rows = new Float32Array(3 * count);
-  for (let i = 0; i < count; i++) rows.set([min + i * width, i === count - 1 ? max : min + (i + 1) * width, counts[i]], 3 * i);
+  for (let i = 0; i < count; i++)
+    rows.set([min + i * width, i === count - 1 ? max : min + (i + 1) * width, counts[i]], 3 * i);
   return { rows, buckets: count };
 }
 
@@ -109,10 +115,21 @@ interface NativeSummaryWriter {
  */
 interface SummaryKernels {
   summaryWriter(logdir: string): tfTypes.Tensor;
-  createSummaryFileWriter(handle: tfTypes.Tensor, logdir: string, maxQueue: number, flushMillis: number, filenameSuffix: string): void;
+  createSummaryFileWriter(
+    handle: tfTypes.Tensor,
+    logdir: string,
+    maxQueue: number,
+    flushMillis: number,
+    filenameSuffix: string,
+  ): void;
   executeMultipleOutputs(op: string, attrs: unknown[], inputs: tfTypes.Tensor[], outputs: number): tfTypes.Tensor[];
   getInputTensorIds(inputs: unknown[]): number[];
-  binding: { executeOp(op: string, attrs: unknown[], inputs: number[], outputs: number): unknown; deleteTensor(id: number): void; TF_ATTR_TYPE: number; TF_FLOAT: number };
+  binding: {
+    executeOp(op: string, attrs: unknown[], inputs: number[], outputs: number): unknown;
+    deleteTensor(id: number): void;
+    TF_ATTR_TYPE: number;
+    TF_FLOAT: number;
+  };
 }
 
 /** tfjs-node's int64 scalar: summary steps are int64 and tfjs has no int64 tensors. */
@@ -155,12 +172,18 @@ export class TensorBoardWriter {
     require('@tensorflow/tfjs-node');
     const tf = require('@tensorflow/tfjs') as typeof tfTypes;
     if (tf.getBackend() !== 'tensorflow') {
-      throw new Error(`TensorBoard event files are written by the native tensorflow backend, but the ${tf.getBackend()} backend is active; train with --backend tensorflow`);
+      throw new Error(
+        `TensorBoard event files are written by the native tensorflow backend, but the ${tf.getBackend()} backend is active; train with --backend tensorflow`,
+      );
     }
-    const { SummaryFileWriter } = require('@tensorflow/tfjs-node/dist/tensorboard.js') as { SummaryFileWriter: new (handle: tfTypes.Tensor) => NativeSummaryWriter };
+    const { SummaryFileWriter } = require('@tensorflow/tfjs-node/dist/tensorboard.js') as {
+      SummaryFileWriter: new (handle: tfTypes.Tensor) => NativeSummaryWriter;
+    };
     const { Int64Scalar } = require('@tensorflow/tfjs-node/dist/int64_tensors.js') as { Int64Scalar: Int64ScalarClass };
     const metadata = eventSchema().lookupType('tensorflow.SummaryMetadata');
-    const histogramMetadata = metadata.encode(metadata.fromObject({ pluginData: { pluginName: 'histograms' } })).finish();
+    const histogramMetadata = metadata
+      .encode(metadata.fromObject({ pluginData: { pluginName: 'histograms' } }))
+      .finish();
     fs.mkdirSync(dir, { recursive: true });
     for (const name of fs.readdirSync(dir)) {
       if (name.includes(EVENT_FILE_MARK)) fs.rmSync(path.join(dir, name), { force: true });
@@ -169,7 +192,15 @@ export class TensorBoardWriter {
     const logdir = path.resolve(dir);
     const handle = kernels.summaryWriter(logdir);
     kernels.createSummaryFileWriter(handle, logdir, MAX_QUEUE, FLUSH_MILLIS, '.v2');
-    return new TensorBoardWriter(dir, tf, kernels, handle, new SummaryFileWriter(handle), Int64Scalar, histogramMetadata);
+    return new TensorBoardWriter(
+      dir,
+      tf,
+      kernels,
+      handle,
+      new SummaryFileWriter(handle),
+      Int64Scalar,
+      histogramMetadata,
+    );
   }
 
   /** One metrics row: train_loss, train_acc and lr always; val_loss and val_acc on rows with an evaluation. */
@@ -181,7 +212,12 @@ export class TensorBoardWriter {
   }
 
   /** One instrument measurement (TrainHooks.onInstrument): its scalars, and a histogram per layer of raw activations. */
-  instrument(name: InstrumentName, step: number, rows: Record<string, number | string>[], activations?: Map<string, Float32Array>): void {
+  instrument(
+    name: InstrumentName,
+    step: number,
+    rows: Record<string, number | string>[],
+    activations?: Map<string, Float32Array>,
+  ): void {
     for (const { tag, value } of instrumentScalars(name, rows)) this.scalar(tag, value, step);
     for (const [layer, values] of activations ?? []) this.histogram(`activations/${layer}`, values, step);
   }
@@ -203,10 +239,21 @@ export class TensorBoardWriter {
     const { rows, buckets: k } = histogramBuckets(finite, buckets);
     const { tf, kernels } = this;
     tf.tidy(() => {
-      const inputs = [this.handle, new this.Int64Scalar(step), tf.tensor2d(rows, [k, 3]), tf.scalar(tag, 'string'), tf.scalar(this.histogramMetadata, 'string')];
+      const inputs = [
+        this.handle,
+        new this.Int64Scalar(step),
+        tf.tensor2d(rows, [k, 3]),
+        tf.scalar(tag, 'string'),
+        tf.scalar(this.histogramMetadata, 'string'),
+      ];
       const ids = kernels.getInputTensorIds(inputs);
       try {
-        kernels.binding.executeOp('WriteSummary', [{ name: 'T', type: kernels.binding.TF_ATTR_TYPE, value: kernels.binding.TF_FLOAT }], ids, 0);
+        kernels.binding.executeOp(
+          'WriteSummary',
+          [{ name: 'T', type: kernels.binding.TF_ATTR_TYPE, value: kernels.binding.TF_FLOAT }],
+          ids,
+          0,
+        );
       } finally {
         kernels.binding.deleteTensor(ids[1]); // the step's int64 tensor, which no tfjs tensor owns
       }

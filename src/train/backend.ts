@@ -58,7 +58,8 @@ export function defaultInterOpThreads(): number {
  */
 export async function initBackend(name: BackendName = 'tensorflow'): Promise<BackendInfo> {
   if (loaded) {
-    if (loaded.backend !== name) throw new Error(`backend ${loaded.backend} is already loaded in this process; cannot switch to ${name}`);
+    if (loaded.backend !== name)
+      throw new Error(`backend ${loaded.backend} is already loaded in this process; cannot switch to ${name}`);
     return loaded;
   }
   // Read by libtensorflow when it loads; the environment, when it sets them, wins.
@@ -87,7 +88,8 @@ export async function initBackend(name: BackendName = 'tensorflow'): Promise<Bac
       );
     }
     await tf.setBackend('tensorflow');
-    if (tf.getBackend() !== 'tensorflow') throw new BackendUnavailableError(`tfjs-node loaded but the active backend is ${tf.getBackend()}`);
+    if (tf.getBackend() !== 'tensorflow')
+      throw new BackendUnavailableError(`tfjs-node loaded but the active backend is ${tf.getBackend()}`);
     const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
     tensorflow = binding?.TF_Version ?? null;
   } else {
@@ -116,7 +118,10 @@ export async function initBackend(name: BackendName = 'tensorflow'): Promise<Bac
 export function describeBackend(info: BackendInfo): string {
   if (info.backend !== 'tensorflow') return 'cpu (PURE-JS backend: slow, not TensorFlow; chosen with --backend cpu)';
   const { intraOp, interOp, ignoredIntraOp } = info.threads;
-  const ignored = ignoredIntraOp === null ? '' : ` (TF_NUM_INTRAOP_THREADS=${ignoredIntraOp} ignored: a run's numbers must not depend on the process)`;
+  const ignored =
+    ignoredIntraOp === null
+      ? ''
+      : ` (TF_NUM_INTRAOP_THREADS=${ignoredIntraOp} ignored: a run's numbers must not depend on the process)`;
   return `tensorflow (native TensorFlow ${info.tensorflow ?? '?'} CPU kernels via tfjs-node ${info.tfjsNode}; threads intra-op ${intraOp}${ignored}, inter-op ${interOp})`;
 }
 
@@ -135,5 +140,13 @@ export interface Numerics {
 }
 
 export function numericsOf(info: BackendInfo, engine: Numerics['engine'], bnx: string): Numerics {
-  return { engine, backend: info.backend, tensorflow: info.tensorflow, tfjs_node: info.tfjsNode, bnx, intra_op_threads: info.threads.intraOp, cpu: info.cpu };
+  return {
+    engine,
+    backend: info.backend,
+    tensorflow: info.tensorflow,
+    tfjs_node: info.tfjsNode,
+    bnx,
+    intra_op_threads: info.threads.intraOp,
+    cpu: info.cpu,
+  };
 }

@@ -24,7 +24,14 @@ class EagerMember {
           : tf.train.sgd(t.lr);
     // model.batch_norm.inference: population: Algorithm 2's statistics, re-estimated before every evaluation.
     this.population = model.usesPopulationStatistics
-      ? new PopulationStatistics(model, data.train, data.features, t.batch_size, config.model.batch_norm.population_batches, config.seed)
+      ? new PopulationStatistics(
+          model,
+          data.train,
+          data.features,
+          t.batch_size,
+          config.model.batch_norm.population_batches,
+          config.seed,
+        )
       : null;
   }
 

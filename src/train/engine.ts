@@ -49,8 +49,12 @@ export interface Engine {
 export function chooseEngine(config: RunConfig): { kind: EngineKind; note: string | null } {
   const asked = config.train.engine;
   if (asked === 'eager') return { kind: 'eager', note: null };
-  const why = tf.getBackend() !== 'tensorflow' ? `the ${tf.getBackend()} backend (it needs tensorflow)` : graphUnsupported(config);
+  const why =
+    tf.getBackend() !== 'tensorflow'
+      ? `the ${tf.getBackend()} backend (it needs tensorflow)`
+      : graphUnsupported(config);
   if (why === null) return { kind: 'graph', note: null };
-  if (asked === 'graph') throw new Error(`train.engine=graph: the graph engine does not cover ${why} yet; use train.engine=auto or eager`);
+  if (asked === 'graph')
+    throw new Error(`train.engine=graph: the graph engine does not cover ${why} yet; use train.engine=auto or eager`);
   return { kind: 'eager', note: `engine: eager (graph engine does not cover ${why} yet)` };
 }

@@ -19,7 +19,8 @@ export function groupKey(config: RunConfig): string | null {
     return null; // train.engine=graph on a run it does not cover: training it alone reports it
   }
   const t = config.train;
-  const population = config.model.batch_norm.inference === 'population' ? config.model.batch_norm.population_batches : null;
+  const population =
+    config.model.batch_norm.inference === 'population' ? config.model.batch_norm.population_batches : null;
   return canonicalJson({
     data: { ...config.data, augment: null },
     steps: t.steps,

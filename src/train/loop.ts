@@ -31,7 +31,12 @@ export interface RunHooks {
    * order), and for activation_percentiles the raw probe activations by layer name (for
    * TensorBoard's histograms).
    */
-  onInstrument?(name: InstrumentName, step: number, rows: Record<string, number | string>[], activations?: Map<string, Float32Array>): void;
+  onInstrument?(
+    name: InstrumentName,
+    step: number,
+    rows: Record<string, number | string>[],
+    activations?: Map<string, Float32Array>,
+  ): void;
   /** Once, however training ends, when an instrument is enabled: the wall time each enabled instrument took, in seconds. */
   onInstrumentOverhead?(seconds: Partial<Record<InstrumentName, number>>): void;
 }
@@ -89,7 +94,9 @@ class Feeder {
     const n = config.train.batch_size;
     this.batcher = new EpochBatcher(data.train.n, n, config.seed);
     // data.augment: random crops and flips of each training batch, from their own seeded stream.
-    this.augmenter = augments(config.data.augment) ? new Augmenter(data.inputShape, config.data.augment, config.seed) : null;
+    this.augmenter = augments(config.data.augment)
+      ? new Augmenter(data.inputShape, config.data.augment, config.seed)
+      : null;
     this.batch = { x: new Float32Array(n * data.features), y: new Int32Array(n) };
   }
 
@@ -147,7 +154,11 @@ class Member {
  * its DivergedError as its outcome, one whose own hooks fail (writing its files) that error, and
  * the others go on; an interruption or a fault of the engine ends every member (thrown).
  */
-export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: GroupHooks): Promise<(TrainResult | Error)[]> {
+export async function trainGroup(
+  configs: RunConfig[],
+  data: Dataset,
+  hooks: GroupHooks,
+): Promise<(TrainResult | Error)[]> {
   const t = configs[0].train;
   const steps = totalSteps(configs[0], data.train.n);
   const feeders = new Map<string, Feeder>();
@@ -159,14 +170,25 @@ export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: Gro
       const key = Feeder.key(config);
       const feeder = feeders.get(key) ?? (feeders.set(key, new Feeder(config, data)).get(key) as Feeder);
       // model.arch: mlp or cnn (a cnn reshapes the [N, features] rows to data.inputShape itself).
-      members.push(new Member(config, hooks.members[m], buildModel(config.model, data.inputShape, data.classes, config.seed), feeder, data));
+      members.push(
+        new Member(
+          config,
+          hooks.members[m],
+          buildModel(config.model, data.inputShape, data.classes, config.seed),
+          feeder,
+          data,
+        ),
+      );
     });
     for (const s of members) {
       // instruments: measured between steps, their time kept apart (see src/train/instruments/).
-      s.instruments = InstrumentRunner.create(s.config, data, (name, step, m) => s.hooks.onInstrument?.(name, step, m.rows, m.activations));
+      s.instruments = InstrumentRunner.create(s.config, data, (name, step, m) =>
+        s.hooks.onInstrument?.(name, step, m.rows, m.activations),
+      );
     }
     const choices = configs.map(chooseEngine);
-    if (choices.some((c) => c.kind !== choices[0].kind)) throw new Error('trainGroup: the members of a group train on one engine');
+    if (choices.some((c) => c.kind !== choices[0].kind))
+      throw new Error('trainGroup: the members of a group train on one engine');
     members.forEach((s, m) => s.report(() => s.hooks.onEngine?.(choices[m].kind, choices[m].note)));
     engine = choices[0].kind === 'graph' ? await GraphEngine.create(members, data) : new EagerEngine(members, data);
     const live = engine;
@@ -219,7 +241,11 @@ export async function trainGroup(configs: RunConfig[], data: Dataset, hooks: Gro
 
 /** One run trained alone (a group of one): its result; DivergedError (or its hooks' fault) thrown. */
 export async function train(config: RunConfig, data: Dataset, hooks: TrainHooks = {}): Promise<TrainResult> {
-  const [outcome] = await trainGroup([config], data, { members: [hooks], onStep: hooks.onStep, shouldStop: hooks.shouldStop });
+  const [outcome] = await trainGroup([config], data, {
+    members: [hooks],
+    onStep: hooks.onStep,
+    shouldStop: hooks.shouldStop,
+  });
   if (outcome instanceof Error) throw outcome;
   return outcome;
 }

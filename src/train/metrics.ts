@@ -67,7 +67,10 @@ export class RunMetrics {
     this.sinceRow++;
     const t = this.config.train;
     if (Number.isFinite(loss) && (t.max_loss === null || loss <= t.max_loss)) return null;
-    return { error: new DivergedError(step, loss), row: { step, epoch: this.epoch(step), train_loss: loss, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr } };
+    return {
+      error: new DivergedError(step, loss),
+      row: { step, epoch: this.epoch(step), train_loss: loss, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr },
+    };
   }
 
   /** Validation every `eval_every` steps and at the last step. */

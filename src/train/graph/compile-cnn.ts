@@ -1,5 +1,6 @@
 import type { RunConfig } from '../../spec/types.js';
-import { graphUnsupported, type CompiledGraph } from './compile.js';
+import { graphUnsupported } from './compile.js';
+import type { CompiledGraph } from './graph-def.js';
 import { GraphBuilder, type Attr } from './graph-def.js';
 import {
   activationBackward,
@@ -104,7 +105,8 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
   if (why) throw new Error(`the graph engine does not cover ${why} yet`);
   const m = config.model;
   if (m.arch !== 'cnn') throw new Error(`compileCnn: model.arch=${m.arch} (compileMlp compiles the mlp)`);
-  if (inputShape.length !== 3) throw new Error(`compileCnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
+  if (inputShape.length !== 3)
+    throw new Error(`compileCnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
   const [h0, w0, c0] = inputShape;
   const features = h0 * w0 * c0;
   const bn = m.norm === 'batch';
@@ -130,9 +132,13 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     const gain = wn ? vars.add(`${name}/g`, [cout]) : null;
     const bias = (bn && before) || meanOnly ? null : vars.add(`${name}/bias`, [cout]);
     const norm = addNormVariables(vars, name, cout, normVariables);
-    if (m.norm === 'group' && cout % m.group_norm.groups !== 0) throw new Error(`compileCnn: ${m.group_norm.groups} groups do not divide the ${cout} channels of block ${i + 1}`);
+    if (m.norm === 'group' && cout % m.group_norm.groups !== 0)
+      throw new Error(`compileCnn: ${m.group_norm.groups} groups do not divide the ${cout} channels of block ${i + 1}`);
     const blockPool = pool > 1 && height >= pool && width >= pool ? pool : 1;
-    if (pool > 1 && blockPool === 1) throw new Error(`compileCnn: block ${i + 1} gets ${height} x ${width} images, smaller than the ${pool} x ${pool} pooling window`);
+    if (pool > 1 && blockPool === 1)
+      throw new Error(
+        `compileCnn: block ${i + 1} gets ${height} x ${width} images, smaller than the ${pool} x ${pool} pooling window`,
+      );
     blocks.push({ name, height, width, cin, cout, pool: blockPool, kernel, g: gain, bias, ...norm });
     [height, width, cin] = [Math.floor(height / blockPool), Math.floor(width / blockPool), cout];
   });
@@ -155,19 +161,43 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
   /** An int32 vector constant, one node per distinct value. */
   const intConst = (dims: number[]) => {
     const key = dims.join('_').replace(/-/g, 'm');
-    return consts.get(key) ?? (consts.set(key, g.constInt(`const/${key}`, dims, [dims.length])), consts.get(key) as string);
+    return (
+      consts.get(key) ?? (consts.set(key, g.constInt(`const/${key}`, dims, [dims.length])), consts.get(key) as string)
+    );
   };
   const axis0 = g.constInt('axis0', [0], [1]);
   const axis1 = g.constInt('axis1', [1], []);
   /** Every axis of [N, H, W, C] but the channel; of [k, k, Cin, Cout] but the output channel. */
   const allButChannel = intConst([0, 1, 2]);
-  const matmul = (name: string, a: string, b: string, ta = false, tb = false) => g.op('MatMul', name, [a, b], { T: F32, transpose_a: { b: ta }, transpose_b: { b: tb } });
-  const reshape = (name: string, x: string, dims: number[]) => g.op('Reshape', name, [x, intConst(dims)], { T: F32, Tshape: I32 });
-  const mean = (axes: number[]) => (name: string, v: string) => g.op('Mean', name, [v, intConst(axes)], { T: F32, Tidx: I32, keep_dims: { b: true } });
-  const sumBatch = (name: string, v: string) => g.op('Sum', name, [v, allButChannel], { T: F32, Tidx: I32, keep_dims: { b: false } });
-  const normEps = ln ? g.scalar('layer_norm/eps', m.layer_norm.eps) : gn ? g.scalar('group_norm/eps', m.group_norm.eps) : '';
-  const convAttrs = { T: F32, strides: ints([1, 1, 1, 1]), padding: { s: 'SAME' }, data_format: { s: 'NHWC' }, dilations: ints([1, 1, 1, 1]), use_cudnn_on_gpu: { b: true }, explicit_paddings: ints([]) };
-  const poolAttrs = (p: number) => ({ T: F32, ksize: ints([1, p, p, 1]), strides: ints([1, p, p, 1]), padding: { s: 'VALID' }, data_format: { s: 'NHWC' } });
+  const matmul = (name: string, a: string, b: string, ta = false, tb = false) =>
+    g.op('MatMul', name, [a, b], { T: F32, transpose_a: { b: ta }, transpose_b: { b: tb } });
+  const reshape = (name: string, x: string, dims: number[]) =>
+    g.op('Reshape', name, [x, intConst(dims)], { T: F32, Tshape: I32 });
+  const mean = (axes: number[]) => (name: string, v: string) =>
+    g.op('Mean', name, [v, intConst(axes)], { T: F32, Tidx: I32, keep_dims: { b: true } });
+  const sumBatch = (name: string, v: string) =>
+    g.op('Sum', name, [v, allButChannel], { T: F32, Tidx: I32, keep_dims: { b: false } });
+  const normEps = ln
+    ? g.scalar('layer_norm/eps', m.layer_norm.eps)
+    : gn
+      ? g.scalar('group_norm/eps', m.group_norm.eps)
+      : '';
+  const convAttrs = {
+    T: F32,
+    strides: ints([1, 1, 1, 1]),
+    padding: { s: 'SAME' },
+    data_format: { s: 'NHWC' },
+    dilations: ints([1, 1, 1, 1]),
+    use_cudnn_on_gpu: { b: true },
+    explicit_paddings: ints([]),
+  };
+  const poolAttrs = (p: number) => ({
+    T: F32,
+    ksize: ints([1, p, p, 1]),
+    strides: ints([1, p, p, 1]),
+    padding: { s: 'VALID' },
+    data_format: { s: 'NHWC' },
+  });
 
   /**
    * Layer norm over each example's H·W·C values ([N, H, W, C], axes 1..3), as LayerNorm on 4-D
@@ -185,17 +215,42 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
   };
 
   /** A block's normalization on v: [N, H, W, C]; `noise` (noisy batch norm, training) perturbs its output. */
-  const normForward = (s: string, b: BlockVars, v: string, training: boolean, noise?: NoiseInput): { y: string; saved: NormSaved } => {
+  const normForward = (
+    s: string,
+    b: BlockVars,
+    v: string,
+    training: boolean,
+    noise?: NoiseInput,
+  ): { y: string; saved: NormSaved } => {
     if (meanOnly) {
-      const { y, mean: batchMean } = meanOnlyForward(g, s, v, read(b.beta as string), training ? null : read(b.movingMean as string), allButChannel);
+      const { y, mean: batchMean } = meanOnlyForward(
+        g,
+        s,
+        v,
+        read(b.beta as string),
+        training ? null : read(b.movingMean as string),
+        allButChannel,
+      );
       return { y, saved: { mean: batchMean } };
     }
     if (bn) {
-      const moving: [string, string] | null = training ? null : [read(b.movingMean as string), read(b.movingVar as string)];
+      const moving: [string, string] | null = training
+        ? null
+        : [read(b.movingMean as string), read(b.movingVar as string)];
       const fused = fusedBatchNorm(g, s, v, read(b.gamma as string), read(b.beta as string), moving, m.batch_norm.eps);
-      return noise ? { y: noiseForward(g, s, fused, noise), saved: { input: v, fused, noise } } : { y: fused, saved: { input: v, fused } };
+      return noise
+        ? { y: noiseForward(g, s, fused, noise), saved: { input: v, fused, noise } }
+        : { y: fused, saved: { input: v, fused } };
     }
-    const { y, saved } = groupNormForward(g, s, v, read(b.gamma as string), read(b.beta as string), normEps, groupView(b));
+    const { y, saved } = groupNormForward(
+      g,
+      s,
+      v,
+      read(b.gamma as string),
+      read(b.beta as string),
+      normEps,
+      groupView(b),
+    );
     return { y, saved: { group: saved } };
   };
 
@@ -207,12 +262,27 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
       return dx;
     }
     if (bn) {
-      const bng = fusedBatchNormGrad(g, s, sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy, sv.input as string, read(b.gamma as string), sv.fused as string, m.batch_norm.eps);
+      const bng = fusedBatchNormGrad(
+        g,
+        s,
+        sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy,
+        sv.input as string,
+        read(b.gamma as string),
+        sv.fused as string,
+        m.batch_norm.eps,
+      );
       grads.set(b.gamma as string, `${bng}:1`);
       grads.set(b.beta as string, `${bng}:2`);
       return bng;
     }
-    const { dx, dgamma, dbeta } = groupNormBackward(g, s, sv.group as GroupNormSaved, dy, read(b.gamma as string), groupView(b));
+    const { dx, dgamma, dbeta } = groupNormBackward(
+      g,
+      s,
+      sv.group as GroupNormSaved,
+      dy,
+      read(b.gamma as string),
+      groupView(b),
+    );
     grads.set(b.gamma as string, dgamma);
     grads.set(b.beta as string, dbeta);
     return dx;
@@ -248,12 +318,19 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     const denseSaved: { input: string; act: string }[] = [];
     for (const d of dense) {
       const s = `${scope}/${d.name}`;
-      const z = g.op('BiasAdd', `${s}/bias_add`, [matmul(`${s}/matmul`, flat, read(d.kernel)), read(d.bias)], { T: F32 });
+      const z = g.op('BiasAdd', `${s}/bias_add`, [matmul(`${s}/matmul`, flat, read(d.kernel)), read(d.bias)], {
+        T: F32,
+      });
       const a = activationForward(g, activation, s, z);
       denseSaved.push({ input: flat, act: a });
       flat = a;
     }
-    const logits = g.op('BiasAdd', `${scope}/head/bias_add`, [matmul(`${scope}/head/matmul`, flat, read(headKernel)), read(headBias)], { T: F32 });
+    const logits = g.op(
+      'BiasAdd',
+      `${scope}/head/bias_add`,
+      [matmul(`${scope}/head/matmul`, flat, read(headKernel)), read(headBias)],
+      { T: F32 },
+    );
     return { saved, denseSaved, last: flat, logits };
   };
 
@@ -264,14 +341,27 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
       : blocks.map((b, i) => {
           const norm = saved[i].norm as NormSaved;
           const [batchMean, variance] = bn ? [`${norm.fused}:1`, `${norm.fused}:2`] : [`${norm.mean}:0`, null];
-          return { layer: b.name, channels: b.cout, mean: batchMean, variance, movingMean: b.movingMean as string, movingVar: b.movingVar };
+          return {
+            layer: b.name,
+            channels: b.cout,
+            mean: batchMean,
+            variance,
+            movingMean: b.movingMean as string,
+            movingVar: b.movingVar,
+          };
         });
 
   // ---- train_step ----
   const x = g.op('Placeholder', 'train/x', [], { dtype: F32, shape: { shape: [-1, features] } });
   const labels = g.op('Placeholder', 'train/labels', [], { dtype: I32, shape: { shape: [-1] } });
   const lr = g.op('Placeholder', 'train/lr', [], { dtype: F32, shape: { shape: [] } });
-  const noise = bn && m.batch_norm.noise > 0 ? noiseInputs(g, blocks.map((b) => ({ name: b.name, channels: b.cout }))) : [];
+  const noise =
+    bn && m.batch_norm.noise > 0
+      ? noiseInputs(
+          g,
+          blocks.map((b) => ({ name: b.name, channels: b.cout })),
+        )
+      : [];
   const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();
@@ -292,12 +382,18 @@ export function compileCnn(config: RunConfig, inputShape: readonly number[], cla
     const b = blocks[i];
     const sv = fwd.saved[i];
     const s = `grad/${b.name}`;
-    if (sv.pooled) dh = g.op('MaxPoolGrad', `${s}/max_pool`, [sv.pooled.input, sv.pooled.output, dh], poolAttrs(b.pool));
+    if (sv.pooled)
+      dh = g.op('MaxPoolGrad', `${s}/max_pool`, [sv.pooled.input, sv.pooled.output, dh], poolAttrs(b.pool));
     if (sv.norm && !before) dh = normBackward(s, b, sv.norm, dh, grads);
     let dz = activationBackward(g, activation, s, sv.act, dh);
     if (sv.norm && before) dz = normBackward(s, b, sv.norm, dz, grads);
     if (b.bias) grads.set(b.bias, g.op('BiasAddGrad', `${s}/bias`, [dz], { T: F32, data_format: { s: 'NHWC' } }));
-    const dKernel = g.op('Conv2DBackpropFilter', `${s}/kernel`, [sv.input, intConst([k, k, b.cin, b.cout]), dz], convAttrs);
+    const dKernel = g.op(
+      'Conv2DBackpropFilter',
+      `${s}/kernel`,
+      [sv.input, intConst([k, k, b.cin, b.cout]), dz],
+      convAttrs,
+    );
     if (sv.weightNorm) {
       const { dv, dg } = weightNormBackward(g, s, sv.weightNorm, dKernel, allButChannel);
       grads.set(b.kernel, dv);

@@ -1,6 +1,6 @@
 import type { RunConfig } from '../../spec/types.js';
 import { GRADIENT_INSTRUMENTS } from '../instruments/index.js';
-import { DT, GraphBuilder, type NodeDef, type Signature } from './graph-def.js';
+import { DT, GraphBuilder, type CompiledGraph } from './graph-def.js';
 import {
   activationBackward,
   addNormVariables,
@@ -23,7 +23,6 @@ import {
   weightNormBackward,
   weightNormForward,
   type BatchStatistic,
-  type GraphVariable,
   type GroupNormSaved,
   type GroupView,
   type NormVariables,
@@ -31,7 +30,8 @@ import {
   type WeightNormSaved,
 } from './layers.js';
 
-export { F32, fusedBatchNorm, fusedBatchNormGrad, spec, type GraphVariable } from './layers.js';
+export { F32, fusedBatchNorm, fusedBatchNormGrad, spec } from './layers.js';
+export type { CompiledGraph, GraphVariable } from './graph-def.js';
 
 /**
  * Why the graph compiler cannot compile a run yet (`instruments.ics`, ...), or null when it can.
@@ -49,29 +49,6 @@ export function graphUnsupported(config: RunConfig): string | null {
   const gradients = GRADIENT_INSTRUMENTS.find((name) => config.instruments[name].enabled);
   if (gradients) return `instruments.${gradients}`;
   return null;
-}
-
-export interface CompiledGraph {
-  nodes: NodeDef[];
-  /**
-   * `init`: one input per model variable (by name); sets them and zeroes the optimizer's slots.
-   * `train_step`: x [N, F] float32, labels [N] int32, lr [] -> loss (mean cross-entropy before the
-   *   update) and correct (count of argmax = label), both taken after every update ran.
-   * `eval`: x, labels -> loss_sum (sum of per-example cross-entropies) and correct, inference mode.
-   * `read`: every model variable by name.
-   * With batch norm or mean-only batch norm and `inference: population` (Algorithm 2),
-   * `train_step` leaves the inference statistics alone, and two more signatures serve the estimate:
-   * `batch_stats`: x -> `<layer>/mean` (and `<layer>/variance`, batch norm) per layer: the batch
-   *   mean and the unbiased batch variance m/(m-1) s2 of a training-mode forward pass, nothing updated;
-   * `set_stats`: one input per `moving_mean` / `moving_variance` variable -> sets them.
-   * With noisy batch norm (`model.batch_norm.noise` > 0), `train_step` takes the step's noise:
-   * `noise/<layer>/scale` and `noise/<layer>/shift` [C] per batch-norm layer; `eval` and
-   * `batch_stats` are noise-free, as the eager layer's inference mode and population estimates.
-   */
-  signatures: Record<'init' | 'train_step' | 'eval' | 'read', Signature> & Partial<Record<'batch_stats' | 'set_stats', Signature>>;
-  variables: GraphVariable[];
-  /** Noisy batch norm only: its layers (`hidden1`, `conv1`, ...) in the model's order, i.e. the order of its batch-norm layers. */
-  noise?: { layer: string; channels: number }[];
 }
 
 /** A hidden layer's variables by name (null where the layer has none). */
@@ -156,22 +133,33 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   // ---- shared pieces ----
   const reshapeTo4 = new Map<number, string>();
   const reshapeTo2 = new Map<number, string>();
-  const shape4 = (c: number) => reshapeTo4.get(c) ?? (reshapeTo4.set(c, g.constInt(`shape/nhwc_${c}`, [-1, 1, 1, c], [4])), reshapeTo4.get(c) as string);
-  const shape2 = (c: number) => reshapeTo2.get(c) ?? (reshapeTo2.set(c, g.constInt(`shape/nc_${c}`, [-1, c], [2])), reshapeTo2.get(c) as string);
+  const shape4 = (c: number) =>
+    reshapeTo4.get(c) ??
+    (reshapeTo4.set(c, g.constInt(`shape/nhwc_${c}`, [-1, 1, 1, c], [4])), reshapeTo4.get(c) as string);
+  const shape2 = (c: number) =>
+    reshapeTo2.get(c) ?? (reshapeTo2.set(c, g.constInt(`shape/nc_${c}`, [-1, c], [2])), reshapeTo2.get(c) as string);
   const axis0 = g.constInt('axis0', [0], [1]);
   const axis1 = g.constInt('axis1', [1], []);
   const activation = m.activation;
-  const matmul = (name: string, a: string, b: string, ta = false, tb = false) => g.op('MatMul', name, [a, b], { T: F32, transpose_a: { b: ta }, transpose_b: { b: tb } });
-  const reshape = (name: string, x: string, shape: string) => g.op('Reshape', name, [x, shape], { T: F32, Tshape: { type: DT.int32 } });
+  const matmul = (name: string, a: string, b: string, ta = false, tb = false) =>
+    g.op('MatMul', name, [a, b], { T: F32, transpose_a: { b: ta }, transpose_b: { b: tb } });
+  const reshape = (name: string, x: string, shape: string) =>
+    g.op('Reshape', name, [x, shape], { T: F32, Tshape: { type: DT.int32 } });
 
-  const mean1 = (name: string, v: string) => g.op('Mean', name, [v, axis1], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } });
-  const sum0 = (name: string, v: string) => g.op('Sum', name, [v, axis0], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: false } });
+  const mean1 = (name: string, v: string) =>
+    g.op('Mean', name, [v, axis1], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } });
+  const sum0 = (name: string, v: string) =>
+    g.op('Sum', name, [v, axis0], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: false } });
   const lnEps = ln ? g.scalar('layer_norm/eps', m.norm === 'group' ? m.group_norm.eps : m.layer_norm.eps) : '';
   const axis2 = g.constInt('axis2', [2], []);
-  const meanG = (name: string, v: string) => (groups === 1 ? mean1(name, v) : g.op('Mean', name, [v, axis2], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } }));
+  const meanG = (name: string, v: string) =>
+    groups === 1
+      ? mean1(name, v)
+      : g.op('Mean', name, [v, axis2], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } });
   /** Layer/group norm on [N, C]: groups as [N, G, C/G] (axis 2), layer norm as [N, C] (axis 1). */
   const groupView = (c: number): GroupView => ({
-    toGroups: (name, v) => (groups === 1 ? v : reshape(name, v, g.constInt(`${name}/shape`, [-1, groups, c / groups], [3]))),
+    toGroups: (name, v) =>
+      groups === 1 ? v : reshape(name, v, g.constInt(`${name}/shape`, [-1, groups, c / groups], [3])),
     fromGroups: (name, v) => (groups === 1 ? v : reshape(name, v, shape2(c))),
     mean: meanG,
     sumBatch: sum0,
@@ -192,19 +180,44 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
   }
 
   /** A normalization layer's forward op(s) on v: [N, C]; `noise` (noisy batch norm, training) perturbs its output. */
-  const normForward = (s: string, l: MlpLayer, v: string, training: boolean, noise?: NoiseInput): { y: string; saved: NormSaved } => {
+  const normForward = (
+    s: string,
+    l: MlpLayer,
+    v: string,
+    training: boolean,
+    noise?: NoiseInput,
+  ): { y: string; saved: NormSaved } => {
     if (meanOnly) {
-      const { y, mean } = meanOnlyForward(g, s, v, read(l.beta as string), training ? null : read(l.movingMean as string), axis0);
+      const { y, mean } = meanOnlyForward(
+        g,
+        s,
+        v,
+        read(l.beta as string),
+        training ? null : read(l.movingMean as string),
+        axis0,
+      );
       return { y, saved: { input: v, mean } };
     }
     if (bn) {
       const x4 = reshape(`${s}/to_nhwc`, v, shape4(l.units));
-      const moving: [string, string] | null = training ? null : [read(l.movingMean as string), read(l.movingVar as string)];
+      const moving: [string, string] | null = training
+        ? null
+        : [read(l.movingMean as string), read(l.movingVar as string)];
       const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
       const y = reshape(`${s}/to_nc`, fused, shape2(l.units));
-      return noise ? { y: noiseForward(g, s, y, noise), saved: { input: v, x4, fused, noise } } : { y, saved: { input: v, x4, fused } };
+      return noise
+        ? { y: noiseForward(g, s, y, noise), saved: { input: v, x4, fused, noise } }
+        : { y, saved: { input: v, x4, fused } };
     }
-    const { y, saved } = groupNormForward(g, s, v, read(l.gamma as string), read(l.beta as string), lnEps, groupView(l.units));
+    const { y, saved } = groupNormForward(
+      g,
+      s,
+      v,
+      read(l.gamma as string),
+      read(l.beta as string),
+      lnEps,
+      groupView(l.units),
+    );
     return { y, saved: { input: v, group: saved } };
   };
 
@@ -217,12 +230,27 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     }
     if (bn) {
       const dy4 = reshape(`${s}/to_nhwc`, sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy, shape4(l.units));
-      const bng = fusedBatchNormGrad(g, s, dy4, sv.x4 as string, read(l.gamma as string), sv.fused as string, m.batch_norm.eps);
+      const bng = fusedBatchNormGrad(
+        g,
+        s,
+        dy4,
+        sv.x4 as string,
+        read(l.gamma as string),
+        sv.fused as string,
+        m.batch_norm.eps,
+      );
       grads.set(l.gamma as string, `${bng}:1`);
       grads.set(l.beta as string, `${bng}:2`);
       return reshape(`${s}/to_nc`, bng, shape2(l.units));
     }
-    const { dx, dgamma, dbeta } = groupNormBackward(g, s, sv.group as GroupNormSaved, dy, read(l.gamma as string), groupView(l.units));
+    const { dx, dgamma, dbeta } = groupNormBackward(
+      g,
+      s,
+      sv.group as GroupNormSaved,
+      dy,
+      read(l.gamma as string),
+      groupView(l.units),
+    );
     grads.set(l.gamma as string, dgamma);
     grads.set(l.beta as string, dbeta);
     return dx;
@@ -271,14 +299,27 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
       : layers.map((l, i) => {
           const norm = saved[i].norm as NormSaved;
           const [mean, variance] = bn ? [`${norm.fused}:1`, `${norm.fused}:2`] : [`${norm.mean}:0`, null];
-          return { layer: l.name, channels: l.units, mean, variance, movingMean: l.movingMean as string, movingVar: l.movingVar };
+          return {
+            layer: l.name,
+            channels: l.units,
+            mean,
+            variance,
+            movingMean: l.movingMean as string,
+            movingVar: l.movingVar,
+          };
         });
 
   // ---- train_step ----
   const x = g.op('Placeholder', 'train/x', [], { dtype: F32, shape: { shape: [-1, features] } });
   const labels = g.op('Placeholder', 'train/labels', [], { dtype: { type: DT.int32 }, shape: { shape: [-1] } });
   const lr = g.op('Placeholder', 'train/lr', [], { dtype: F32, shape: { shape: [] } });
-  const noise = bn && m.batch_norm.noise > 0 ? noiseInputs(g, layers.map((l) => ({ name: l.name, channels: l.units }))) : [];
+  const noise =
+    bn && m.batch_norm.noise > 0
+      ? noiseInputs(
+          g,
+          layers.map((l) => ({ name: l.name, channels: l.units })),
+        )
+      : [];
   const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();

@@ -9,7 +9,8 @@ import { BatchNorm, Cnn, type Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
-import { compileMlp, type CompiledGraph } from './compile.js';
+import { compileMlp } from './compile.js';
+import type { CompiledGraph } from './graph-def.js';
 import { compileCnn } from './compile-cnn.js';
 import { isAlive } from '../../util/process.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
@@ -23,7 +24,8 @@ export interface SavedModelSignature {
 type LoadSavedModel = (dir: string, tags: string[], signature: string) => Promise<SavedModelSignature>;
 
 function loadSavedModelFn(): LoadSavedModel {
-  if (tf.getBackend() !== 'tensorflow') throw new Error(`the graph engine needs the native tensorflow backend (active: ${tf.getBackend()})`);
+  if (tf.getBackend() !== 'tensorflow')
+    throw new Error(`the graph engine needs the native tensorflow backend (active: ${tf.getBackend()})`);
   const require = createRequire(import.meta.url);
   return (require('@tensorflow/tfjs-node') as { node: { loadSavedModel: LoadSavedModel } }).node.loadSavedModel;
 }
@@ -51,7 +53,10 @@ function removeStaleFolders(): void {
  * Writes a graph as a SavedModel to a temporary folder and loads each signature on one session
  * (same path and tags). `unload` disposes the signatures and removes the folder.
  */
-export async function loadGraph<K extends string>(nodes: NodeDef[], signatures: Record<K, Signature>): Promise<{ dir: string; sig: Record<K, SavedModelSignature>; unload: () => void }> {
+export async function loadGraph<K extends string>(
+  nodes: NodeDef[],
+  signatures: Record<K, Signature>,
+): Promise<{ dir: string; sig: Record<K, SavedModelSignature>; unload: () => void }> {
   const load = loadSavedModelFn();
   removeStaleFolders();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
@@ -84,7 +89,11 @@ export async function loadGraph<K extends string>(nodes: NodeDef[], signatures: 
  * inputs, disposed after use) of the batch means and unbiased variances, summed in float32 as
  * the eager tf.add does. Output `<prefix><layer>/mean` feeds input `<prefix><layer>/norm/moving_mean`.
  */
-export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature; set_stats?: SavedModelSignature }, batches: number, nextBatch: () => tf.NamedTensorMap): void {
+export function setPopulationStatistics(
+  sig: { batch_stats?: SavedModelSignature; set_stats?: SavedModelSignature },
+  batches: number,
+  nextBatch: () => tf.NamedTensorMap,
+): void {
   const sums = new Map<string, Float32Array>();
   for (let b = 0; b < batches; b++) {
     const inputs = nextBatch();
@@ -99,7 +108,9 @@ export function setPopulationStatistics(sig: { batch_stats?: SavedModelSignature
   const inputs: tf.NamedTensorMap = {};
   for (const [k, sum] of sums) {
     const [layer, stat] = [k.slice(0, k.lastIndexOf('/')), k.slice(k.lastIndexOf('/') + 1)];
-    inputs[`${layer}/norm/${stat === 'mean' ? 'moving_mean' : 'moving_variance'}`] = tf.tensor1d(sum.map((s) => s / batches));
+    inputs[`${layer}/norm/${stat === 'mean' ? 'moving_mean' : 'moving_variance'}`] = tf.tensor1d(
+      sum.map((s) => s / batches),
+    );
   }
   const done = (sig.set_stats as SavedModelSignature).predict(inputs);
   tf.dispose([...Object.values(inputs), ...Object.values(done)]);
@@ -122,7 +133,9 @@ interface GraphMember {
 
 /** The graph a model trains with: `compileCnn` for a Cnn, `compileMlp` for an Mlp. */
 export function compileRun(config: RunConfig, model: Classifier, data: Dataset): CompiledGraph {
-  return model instanceof Cnn ? compileCnn(config, model.inputShape, data.classes) : compileMlp(config, data.features, data.classes);
+  return model instanceof Cnn
+    ? compileCnn(config, model.inputShape, data.classes)
+    : compileMlp(config, data.features, data.classes);
 }
 
 /**
@@ -144,7 +157,8 @@ export class GraphEngine implements Engine {
   private constructor(
     private readonly list: GraphMember[],
     readonly graph: GroupGraph,
-    private readonly sig: Partial<Record<GroupSignatureName, SavedModelSignature>> & Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
+    private readonly sig: Partial<Record<GroupSignatureName, SavedModelSignature>> &
+      Record<'init' | 'train_step' | 'eval' | 'read', SavedModelSignature>,
     private readonly unload: () => void,
     private readonly data: Dataset,
   ) {}
@@ -165,12 +179,17 @@ export class GraphEngine implements Engine {
         const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
         const noise = (compiled.noise ?? []).map(({ layer, channels }, i) => {
           const bn = bns[i];
-          if (!bn || bn.channels !== channels) throw new Error(`graph noise input ${layer} [${channels}] has no batch norm counterpart in the model`);
+          if (!bn || bn.channels !== channels)
+            throw new Error(`graph noise input ${layer} [${channels}] has no batch norm counterpart in the model`);
           return { layer, bn };
         });
         const t = config.train;
         const population = compiled.signatures.batch_stats
-          ? { batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)), batches: config.model.batch_norm.population_batches, batchSize: t.batch_size }
+          ? {
+              batcher: new EpochBatcher(data.train.n, t.batch_size, populationSeed(config.seed)),
+              batches: config.model.batch_norm.population_batches,
+              batchSize: t.batch_size,
+            }
           : null;
         list.push({ model, graph: compiled, lr: tf.scalar(t.lr), noise, population });
       });
@@ -190,7 +209,8 @@ export class GraphEngine implements Engine {
       const named = model.namedWeights;
       for (const v of graph.variables) {
         const w = named.get(v.name);
-        if (!w || w.shape.join(',') !== v.shape.join(',')) throw new Error(`graph variable ${v.name} [${v.shape}] has no counterpart in the model`);
+        if (!w || w.shape.join(',') !== v.shape.join(','))
+          throw new Error(`graph variable ${v.name} [${v.shape}] has no counterpart in the model`);
         inputs[memberKey(k, v.name)] = w;
       }
     });
@@ -200,7 +220,8 @@ export class GraphEngine implements Engine {
   /** Each distinct batch as tensors, once (members sharing a Batch object share its tensors). */
   private static batchTensors(batches: Batch[], features: number): Map<Batch, [tf.Tensor2D, tf.Tensor1D]> {
     const tensors = new Map<Batch, [tf.Tensor2D, tf.Tensor1D]>();
-    for (const b of batches) if (!tensors.has(b)) tensors.set(b, [tf.tensor2d(b.x, [b.y.length, features]), tf.tensor1d(b.y, 'int32')]);
+    for (const b of batches)
+      if (!tensors.has(b)) tensors.set(b, [tf.tensor2d(b.x, [b.y.length, features]), tf.tensor1d(b.y, 'int32')]);
     return tensors;
   }
 
@@ -254,7 +275,10 @@ export class GraphEngine implements Engine {
       for (const { k, p } of members) {
         const { batcher, batchSize } = p as NonNullable<GraphMember['population']>;
         const { indices, start } = batcher.next();
-        inputs[memberKey(k, 'x')] = tf.tensor2d(gather(this.data.train, f, indices, start, batchSize).x, [batchSize, f]);
+        inputs[memberKey(k, 'x')] = tf.tensor2d(gather(this.data.train, f, indices, start, batchSize).x, [
+          batchSize,
+          f,
+        ]);
       }
       return inputs;
     });
@@ -288,7 +312,8 @@ export class GraphEngine implements Engine {
   read(member: number): Map<string, Float32Array> {
     this.readCache ??= this.sig.read.predict({});
     const values = new Map<string, Float32Array>();
-    for (const v of this.list[member].graph.variables) values.set(v.name, this.readCache[memberKey(member, v.name)].dataSync() as Float32Array);
+    for (const v of this.list[member].graph.variables)
+      values.set(v.name, this.readCache[memberKey(member, v.name)].dataSync() as Float32Array);
     return values;
   }
 

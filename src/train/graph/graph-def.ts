@@ -46,6 +46,37 @@ export interface Signature {
   outputs: Record<string, TensorSpec>;
 }
 
+/** A variable of the compiled graph, by its model's `namedWeights` name (`hidden1/kernel`, `conv1/g`, `head/bias`, ...). */
+export interface GraphVariable {
+  name: string;
+  shape: number[];
+}
+
+/** A compiled run: its graph and the signatures bnx calls (see `compileMlp`, `compileCnn`). */
+export interface CompiledGraph {
+  nodes: NodeDef[];
+  /**
+   * `init`: one input per model variable (by name); sets them and zeroes the optimizer's slots.
+   * `train_step`: x [N, F] float32, labels [N] int32, lr [] -> loss (mean cross-entropy before the
+   *   update) and correct (count of argmax = label), both taken after every update ran.
+   * `eval`: x, labels -> loss_sum (sum of per-example cross-entropies) and correct, inference mode.
+   * `read`: every model variable by name.
+   * With batch norm or mean-only batch norm and `inference: population` (Algorithm 2),
+   * `train_step` leaves the inference statistics alone, and two more signatures serve the estimate:
+   * `batch_stats`: x -> `<layer>/mean` (and `<layer>/variance`, batch norm) per layer: the batch
+   *   mean and the unbiased batch variance m/(m-1) s2 of a training-mode forward pass, nothing updated;
+   * `set_stats`: one input per `moving_mean` / `moving_variance` variable -> sets them.
+   * With noisy batch norm (`model.batch_norm.noise` > 0), `train_step` takes the step's noise:
+   * `noise/<layer>/scale` and `noise/<layer>/shift` [C] per batch-norm layer; `eval` and
+   * `batch_stats` are noise-free, as the eager layer's inference mode and population estimates.
+   */
+  signatures: Record<'init' | 'train_step' | 'eval' | 'read', Signature> &
+    Partial<Record<'batch_stats' | 'set_stats', Signature>>;
+  variables: GraphVariable[];
+  /** Noisy batch norm only: its layers (`hidden1`, `conv1`, ...) in the model's order, i.e. the order of its batch-norm layers. */
+  noise?: { layer: string; channels: number }[];
+}
+
 /**
  * Builds a GraphDef node by node. Node names are unique: `op()` returns the name it used (the
  * requested one, or with a numeric suffix), to be passed as the input of later nodes.
@@ -63,11 +94,17 @@ export class GraphBuilder {
   }
 
   constFloat(name: string, values: number[] | Float32Array, shape: number[]): string {
-    return this.op('Const', name, [], { dtype: { type: DT.float }, value: { tensor: { dtype: DT.float, shape, values: Float32Array.from(values) } } });
+    return this.op('Const', name, [], {
+      dtype: { type: DT.float },
+      value: { tensor: { dtype: DT.float, shape, values: Float32Array.from(values) } },
+    });
   }
 
   constInt(name: string, values: number[], shape: number[]): string {
-    return this.op('Const', name, [], { dtype: { type: DT.int32 }, value: { tensor: { dtype: DT.int32, shape, values: Int32Array.from(values) } } });
+    return this.op('Const', name, [], {
+      dtype: { type: DT.int32 },
+      value: { tensor: { dtype: DT.int32, shape, values: Int32Array.from(values) } },
+    });
   }
 
   scalar(name: string, value: number): string {
@@ -88,7 +125,8 @@ function attrProto(a: Attr): Record<string, unknown> {
   if ('shape' in a) return { shape: shapeProto(a.shape) };
   if ('tensor' in a) return { tensor: tensorProto(a.tensor) };
   if ('s' in a) return { s: Buffer.from(a.s, 'utf8') };
-  if ('list' in a) return { list: { i: a.list.i ?? [], type: a.list.type ?? [], shape: (a.list.shape ?? []).map(shapeProto) } };
+  if ('list' in a)
+    return { list: { i: a.list.i ?? [], type: a.list.type ?? [], shape: (a.list.shape ?? []).map(shapeProto) } };
   return a;
 }
 
@@ -106,18 +144,27 @@ const GRAPH_PRODUCER = 1994;
 /** The bytes of a `saved_model.pb`: one MetaGraphDef tagged `serve` holding the graph and the signatures. */
 export function encodeSavedModel(nodes: NodeDef[], signatures: Record<string, Signature>): Uint8Array {
   const tensorInfo = (t: TensorSpec) => ({ name: t.tensor, dtype: t.dtype, tensorShape: shapeProto(t.shape) });
-  const mapOf = (m: Record<string, TensorSpec>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, tensorInfo(v)]));
+  const mapOf = (m: Record<string, TensorSpec>) =>
+    Object.fromEntries(Object.entries(m).map(([k, v]) => [k, tensorInfo(v)]));
   const message = {
     savedModelSchemaVersion: 1,
     metaGraphs: [
       {
         metaInfoDef: { tags: ['serve'] },
         graphDef: {
-          node: nodes.map((n) => ({ name: n.name, op: n.op, input: n.input, attr: Object.fromEntries(Object.entries(n.attr).map(([k, v]) => [k, attrProto(v)])) })),
+          node: nodes.map((n) => ({
+            name: n.name,
+            op: n.op,
+            input: n.input,
+            attr: Object.fromEntries(Object.entries(n.attr).map(([k, v]) => [k, attrProto(v)])),
+          })),
           versions: { producer: GRAPH_PRODUCER },
         },
         signatureDef: Object.fromEntries(
-          Object.entries(signatures).map(([k, s]) => [k, { inputs: mapOf(s.inputs), outputs: mapOf(s.outputs), methodName: 'tensorflow/serving/predict' }]),
+          Object.entries(signatures).map(([k, s]) => [
+            k,
+            { inputs: mapOf(s.inputs), outputs: mapOf(s.outputs), methodName: 'tensorflow/serving/predict' },
+          ]),
         ),
       },
     ],
@@ -131,7 +178,10 @@ export function encodeSavedModel(nodes: NodeDef[], signatures: Record<string, Si
 /** Decodes a `saved_model.pb` (for tests and debugging). */
 export function decodeSavedModel(bytes: Uint8Array): Record<string, unknown> {
   const type = savedModelMessage();
-  return type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: Array, defaults: false }) as Record<string, unknown>;
+  return type.toObject(type.decode(bytes), { enums: String, longs: Number, bytes: Array, defaults: false }) as Record<
+    string,
+    unknown
+  >;
 }
 
 /** Writes `dir`/saved_model.pb and an empty `dir`/variables/ (the variables live in the session, set by `init`). */

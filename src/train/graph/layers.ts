@@ -1,6 +1,13 @@
 import type { Activation, RunConfig } from '../../spec/types.js';
-import type { CompiledGraph } from './compile.js';
-import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './graph-def.js';
+import {
+  DT,
+  GraphBuilder,
+  type Attr,
+  type CompiledGraph,
+  type GraphVariable,
+  type Signature,
+  type TensorSpec,
+} from './graph-def.js';
 
 /**
  * The pieces both graph compilers (`compileMlp`, `compileCnn`) build their graphs from: the model's
@@ -14,13 +21,11 @@ import { DT, GraphBuilder, type Attr, type Signature, type TensorSpec } from './
 export const F32: Attr = { type: DT.float };
 export const I32: Attr = { type: DT.int32 };
 /** A signature's input or output: the node's first output, its dtype and shape. */
-export const spec = (tensor: string, dtype: number, shape: number[]): TensorSpec => ({ tensor: `${tensor}:0`, dtype: dtype as TensorSpec['dtype'], shape });
-
-/** A variable of the compiled graph, by its model's `namedWeights` name (`hidden1/kernel`, `conv1/g`, `head/bias`, ...). */
-export interface GraphVariable {
-  name: string;
-  shape: number[];
-}
+export const spec = (tensor: string, dtype: number, shape: number[]): TensorSpec => ({
+  tensor: `${tensor}:0`,
+  dtype: dtype as TensorSpec['dtype'],
+  shape,
+});
 
 /** Inference statistics (never updated by the optimizer): batch norm's and mean-only batch norm's. */
 const isStatistic = (name: string) => name.endsWith('/moving_mean') || name.endsWith('/moving_variance');
@@ -44,7 +49,12 @@ export class GraphVariables implements VariableAccess {
   constructor(private readonly g: GraphBuilder) {}
 
   add(name: string, shape: number[]): string {
-    const h = this.g.op('VarHandleOp', `var/${name}`, [], { dtype: F32, shape: { shape }, shared_name: { s: name }, container: { s: '' } });
+    const h = this.g.op('VarHandleOp', `var/${name}`, [], {
+      dtype: F32,
+      shape: { shape },
+      shared_name: { s: name },
+      container: { s: '' },
+    });
     this.handles.set(name, h);
     this.reads.set(name, this.g.op('ReadVariableOp', `read/${name}`, [h], { dtype: F32 }));
     this.list.push({ name, shape });
@@ -88,19 +98,49 @@ export class GraphVariables implements VariableAccess {
  * `adam/beta*_power` variables (float32 products, as tfjs's accBeta*); `advance` multiplies them by
  * b1, b2 after the step (its controls: the updates that read them).
  */
-function adamStepInputs(g: GraphBuilder, powers: { beta1: string; beta2: string }, adam: RunConfig['train']['adam'], lr: string) {
+function adamStepInputs(
+  g: GraphBuilder,
+  powers: { beta1: string; beta2: string },
+  adam: RunConfig['train']['adam'],
+  lr: string,
+) {
   const f32 = Math.fround;
   const ratio = (b: number) => f32(1 - b) / f32(1 - f32(b)); // c / c'
   const beta1 = g.scalar('adam/beta1', adam.beta1);
   const beta2 = g.scalar('adam/beta2', adam.beta2);
   const beta1Power = g.op('ReadVariableOp', 'adam/read/beta1_power', [powers.beta1], { dtype: F32 });
   const beta2Power = g.op('ReadVariableOp', 'adam/read/beta2_power', [powers.beta2], { dtype: F32 });
-  const scaledLr = g.op('Mul', 'adam/lr', [lr, g.scalar('adam/lr_scale', ratio(adam.beta1) / Math.sqrt(ratio(adam.beta2)))], { T: F32 });
-  const sqrtBiasCorrection2 = g.op('Sqrt', 'adam/sqrt_bias_correction2', [g.op('Sub', 'adam/bias_correction2', [g.scalar('adam/one', 1), beta2Power], { T: F32 })], { T: F32 });
-  const epsilon = g.op('Mul', 'adam/epsilon', [g.scalar('adam/eps_scale', adam.epsilon / Math.sqrt(ratio(adam.beta2))), sqrtBiasCorrection2], { T: F32 });
+  const scaledLr = g.op(
+    'Mul',
+    'adam/lr',
+    [lr, g.scalar('adam/lr_scale', ratio(adam.beta1) / Math.sqrt(ratio(adam.beta2)))],
+    { T: F32 },
+  );
+  const sqrtBiasCorrection2 = g.op(
+    'Sqrt',
+    'adam/sqrt_bias_correction2',
+    [g.op('Sub', 'adam/bias_correction2', [g.scalar('adam/one', 1), beta2Power], { T: F32 })],
+    { T: F32 },
+  );
+  const epsilon = g.op(
+    'Mul',
+    'adam/epsilon',
+    [g.scalar('adam/eps_scale', adam.epsilon / Math.sqrt(ratio(adam.beta2))), sqrtBiasCorrection2],
+    { T: F32 },
+  );
   const advance = (after: string[]) =>
-    ([['beta1', beta1Power, beta1], ['beta2', beta2Power, beta2]] as const).map(([k, power, beta]) =>
-      g.op('AssignVariableOp', `adam/advance/${k}_power`, [powers[k], g.op('Mul', `adam/next/${k}_power`, [power, beta], { T: F32 }), ...after], { dtype: F32 }),
+    (
+      [
+        ['beta1', beta1Power, beta1],
+        ['beta2', beta2Power, beta2],
+      ] as const
+    ).map(([k, power, beta]) =>
+      g.op(
+        'AssignVariableOp',
+        `adam/advance/${k}_power`,
+        [powers[k], g.op('Mul', `adam/next/${k}_power`, [power, beta], { T: F32 }), ...after],
+        { dtype: F32 },
+      ),
     );
   return { beta1Power, beta2Power, beta1, beta2, lr: scaledLr, epsilon, advance };
 }
@@ -132,11 +172,27 @@ export class GraphOptimizer {
       const shape = vars.shape(name);
       for (const kind of slotKinds) {
         const key = `${name}/${kind}`;
-        this.slots.set(key, { handle: g.op('VarHandleOp', `slot/${key}`, [], { dtype: F32, shape: { shape }, shared_name: { s: key }, container: { s: '' } }), shape });
+        this.slots.set(key, {
+          handle: g.op('VarHandleOp', `slot/${key}`, [], {
+            dtype: F32,
+            shape: { shape },
+            shared_name: { s: key },
+            container: { s: '' },
+          }),
+          shape,
+        });
       }
     }
-    const scalarVariable = (name: string) => g.op('VarHandleOp', name, [], { dtype: F32, shape: { shape: [] }, shared_name: { s: name }, container: { s: '' } });
-    this.betaPowers = this.adam ? { beta1: scalarVariable('adam/beta1_power'), beta2: scalarVariable('adam/beta2_power') } : null;
+    const scalarVariable = (name: string) =>
+      g.op('VarHandleOp', name, [], {
+        dtype: F32,
+        shape: { shape: [] },
+        shared_name: { s: name },
+        container: { s: '' },
+      });
+    this.betaPowers = this.adam
+      ? { beta1: scalarVariable('adam/beta1_power'), beta2: scalarVariable('adam/beta2_power') }
+      : null;
   }
 
   private slot(name: string, kind: string): string {
@@ -148,13 +204,30 @@ export class GraphOptimizer {
     const g = this.g;
     const assigns: string[] = [];
     for (const [key, { handle, shape }] of this.slots) {
-      const zeros = g.op('Fill', `init/zeros/${key}`, [g.constInt(`init/shape/${key}`, shape, [shape.length]), zero], { T: F32, index_type: I32 });
+      const zeros = g.op('Fill', `init/zeros/${key}`, [g.constInt(`init/shape/${key}`, shape, [shape.length]), zero], {
+        T: F32,
+        index_type: I32,
+      });
       assigns.push(g.op('AssignVariableOp', `init/assign_slot/${key}`, [handle, zeros], { dtype: F32 }));
     }
     if (this.betaPowers) {
       const { beta1, beta2 } = this.config.train.adam;
-      assigns.push(g.op('AssignVariableOp', 'init/assign/adam/beta1_power', [this.betaPowers.beta1, g.scalar('init/adam/beta1', beta1)], { dtype: F32 }));
-      assigns.push(g.op('AssignVariableOp', 'init/assign/adam/beta2_power', [this.betaPowers.beta2, g.scalar('init/adam/beta2', beta2)], { dtype: F32 }));
+      assigns.push(
+        g.op(
+          'AssignVariableOp',
+          'init/assign/adam/beta1_power',
+          [this.betaPowers.beta1, g.scalar('init/adam/beta1', beta1)],
+          { dtype: F32 },
+        ),
+      );
+      assigns.push(
+        g.op(
+          'AssignVariableOp',
+          'init/assign/adam/beta2_power',
+          [this.betaPowers.beta2, g.scalar('init/adam/beta2', beta2)],
+          { dtype: F32 },
+        ),
+      );
     }
     return assigns;
   }
@@ -177,11 +250,42 @@ export class GraphOptimizer {
       const handle = this.vars.handle(name);
       if (adamInputs) {
         const { beta1Power, beta2Power, beta1, beta2, epsilon } = adamInputs;
-        updates.push(g.op('ResourceApplyAdam', `update/${name}`, [handle, this.slot(name, 'm'), this.slot(name, 'v'), beta1Power, beta2Power, adamInputs.lr, beta1, beta2, epsilon, grad, ...afterReads], { T: F32, use_locking: { b: false }, use_nesterov: { b: false } }));
+        updates.push(
+          g.op(
+            'ResourceApplyAdam',
+            `update/${name}`,
+            [
+              handle,
+              this.slot(name, 'm'),
+              this.slot(name, 'v'),
+              beta1Power,
+              beta2Power,
+              adamInputs.lr,
+              beta1,
+              beta2,
+              epsilon,
+              grad,
+              ...afterReads,
+            ],
+            { T: F32, use_locking: { b: false }, use_nesterov: { b: false } },
+          ),
+        );
       } else if (momentumConst) {
-        updates.push(g.op('ResourceApplyMomentum', `update/${name}`, [handle, this.slot(name, 'momentum'), lr, grad, momentumConst, ...afterReads], { T: F32, use_locking: { b: false }, use_nesterov: { b: false } }));
+        updates.push(
+          g.op(
+            'ResourceApplyMomentum',
+            `update/${name}`,
+            [handle, this.slot(name, 'momentum'), lr, grad, momentumConst, ...afterReads],
+            { T: F32, use_locking: { b: false }, use_nesterov: { b: false } },
+          ),
+        );
       } else {
-        updates.push(g.op('ResourceApplyGradientDescent', `update/${name}`, [handle, lr, grad, ...afterReads], { T: F32, use_locking: { b: false } }));
+        updates.push(
+          g.op('ResourceApplyGradientDescent', `update/${name}`, [handle, lr, grad, ...afterReads], {
+            T: F32,
+            use_locking: { b: false },
+          }),
+        );
       }
     }
     updates.push(...statistics(afterReads));
@@ -199,9 +303,20 @@ export type NormVariables = 'batch' | 'affine' | 'mean_only' | null;
  * `batch` gamma, beta, moving_mean, moving_variance; `affine` (layer, group, instance norm) gamma
  * and beta; `mean_only` beta and moving_mean; null none. Each is [channels]; null where absent.
  */
-export function addNormVariables(vars: GraphVariables, layer: string, channels: number, kind: NormVariables): { gamma: string | null; beta: string | null; movingMean: string | null; movingVar: string | null } {
+export function addNormVariables(
+  vars: GraphVariables,
+  layer: string,
+  channels: number,
+  kind: NormVariables,
+): { gamma: string | null; beta: string | null; movingMean: string | null; movingVar: string | null } {
   const add = (name: string) => vars.add(`${layer}/norm/${name}`, [channels]);
-  if (kind === 'batch') return { gamma: add('gamma'), beta: add('beta'), movingMean: add('moving_mean'), movingVar: add('moving_variance') };
+  if (kind === 'batch')
+    return {
+      gamma: add('gamma'),
+      beta: add('beta'),
+      movingMean: add('moving_mean'),
+      movingVar: add('moving_variance'),
+    };
   if (kind === 'affine') return { gamma: add('gamma'), beta: add('beta'), movingMean: null, movingVar: null };
   if (kind === 'mean_only') return { gamma: null, beta: add('beta'), movingMean: add('moving_mean'), movingVar: null };
   return { gamma: null, beta: null, movingMean: null, movingVar: null };
@@ -212,7 +327,11 @@ export function addNormVariables(vars: GraphVariables, layer: string, channels: 
  * (`optimizer.initAssigns`). Returns the signature and its `init/zero` scalar (for other
  * signatures' `done` outputs).
  */
-export function initSignature(g: GraphBuilder, vars: VariableAccess, optimizer: { initAssigns(zero: string): string[] }): { signature: Signature; zero: string } {
+export function initSignature(
+  g: GraphBuilder,
+  vars: VariableAccess,
+  optimizer: { initAssigns(zero: string): string[] },
+): { signature: Signature; zero: string } {
   const inputs: Record<string, TensorSpec> = {};
   const assigns: string[] = [];
   for (const v of vars.list) {
@@ -229,12 +348,20 @@ export function initSignature(g: GraphBuilder, vars: VariableAccess, optimizer: 
 /** `read`: every model variable by name. */
 export function readSignature(g: GraphBuilder, vars: VariableAccess): Signature {
   const outputs: Record<string, TensorSpec> = {};
-  for (const v of vars.list) outputs[v.name] = spec(g.op('Identity', `out/${v.name}`, [vars.read(v.name)], { T: F32 }), DT.float, v.shape);
+  for (const v of vars.list)
+    outputs[v.name] = spec(g.op('Identity', `out/${v.name}`, [vars.read(v.name)], { T: F32 }), DT.float, v.shape);
   return { inputs: {}, outputs };
 }
 
 /** Per-example cross-entropies ([N], output 1: its backprop softmax - onehot) and the count of argmax = label. */
-export function lossAndCorrect(g: GraphBuilder, scope: string, logits: string, labels: string, axis0: string, axis1: string): { ce: string; correct: string } {
+export function lossAndCorrect(
+  g: GraphBuilder,
+  scope: string,
+  logits: string,
+  labels: string,
+  axis0: string,
+  axis1: string,
+): { ce: string; correct: string } {
   const ce = g.op('SparseSoftmaxCrossEntropyWithLogits', `${scope}/xent`, [logits, labels], { T: F32, Tlabels: I32 });
   const argmax = g.op('ArgMax', `${scope}/argmax`, [logits, axis1], { T: F32, Tidx: I32, output_type: I32 });
   const equal = g.op('Equal', `${scope}/equal`, [argmax, labels], { T: I32 });
@@ -244,10 +371,19 @@ export function lossAndCorrect(g: GraphBuilder, scope: string, logits: string, l
 }
 
 /** The training loss (mean cross-entropy over the batch), the correct count and dL/dlogits = (softmax - onehot) / N. */
-export function trainingLoss(g: GraphBuilder, logits: string, labels: string, axis0: string, axis1: string): { loss: string; correct: string; dLogits: string } {
+export function trainingLoss(
+  g: GraphBuilder,
+  logits: string,
+  labels: string,
+  axis0: string,
+  axis1: string,
+): { loss: string; correct: string; dLogits: string } {
   const { ce, correct } = lossAndCorrect(g, 'train', logits, labels, axis0, axis1);
   const loss = g.op('Mean', 'train/loss', [ce, axis0], { T: F32, Tidx: I32, keep_dims: { b: false } });
-  const n = g.op('Cast', 'train/n', [g.op('Size', 'train/size', [labels], { T: I32, out_type: I32 })], { SrcT: I32, DstT: F32 });
+  const n = g.op('Cast', 'train/n', [g.op('Size', 'train/size', [labels], { T: I32, out_type: I32 })], {
+    SrcT: I32,
+    DstT: F32,
+  });
   const invN = g.op('Reciprocal', 'train/inv_n', [n], { T: F32 });
   const dLogits = g.op('Mul', 'grad/logits', [`${ce}:1`, invN], { T: F32 });
   return { loss, correct, dLogits };
@@ -261,7 +397,13 @@ export function activationForward(g: GraphBuilder, activation: Activation, scope
 }
 
 /** dL/dz from dL/da and the activation's output a: SigmoidGrad, TanhGrad, ReluGrad (a > 0 where z > 0). */
-export function activationBackward(g: GraphBuilder, activation: Activation, scope: string, a: string, da: string): string {
+export function activationBackward(
+  g: GraphBuilder,
+  activation: Activation,
+  scope: string,
+  a: string,
+  da: string,
+): string {
   if (activation === 'sigmoid') return g.op('SigmoidGrad', `${scope}/sigmoid`, [a, da], { T: F32 });
   if (activation === 'tanh') return g.op('TanhGrad', `${scope}/tanh`, [a, da], { T: F32 });
   if (activation === 'relu') return g.op('ReluGrad', `${scope}/relu`, [da, a], { T: F32 });
@@ -274,7 +416,15 @@ export function activationBackward(g: GraphBuilder, activation: Activation, scop
  * statistics over N·H·W values per channel, and outputs 3..5 are the reserve spaces
  * `fusedBatchNormGrad` needs; inference mode uses the moving mean and variance.
  */
-export function fusedBatchNorm(g: GraphBuilder, s: string, x4: string, gamma: string, beta: string, moving: [string, string] | null, eps: number): string {
+export function fusedBatchNorm(
+  g: GraphBuilder,
+  s: string,
+  x4: string,
+  gamma: string,
+  beta: string,
+  moving: [string, string] | null,
+  eps: number,
+): string {
   const [mean, variance] = moving ?? [g.constFloat(`${s}/no_mean`, [], [0]), g.constFloat(`${s}/no_variance`, [], [0])];
   return g.op('FusedBatchNormV3', `${s}/batch_norm`, [x4, gamma, beta, mean, variance], {
     T: F32,
@@ -287,7 +437,15 @@ export function fusedBatchNorm(g: GraphBuilder, s: string, x4: string, gamma: st
 }
 
 /** The training-mode backward pass of `fusedBatchNorm` (node `fused`): dx4 at output 0, dgamma at 1, dbeta at 2. */
-export function fusedBatchNormGrad(g: GraphBuilder, s: string, dy4: string, x4: string, gamma: string, fused: string, eps: number): string {
+export function fusedBatchNormGrad(
+  g: GraphBuilder,
+  s: string,
+  dy4: string,
+  x4: string,
+  gamma: string,
+  fused: string,
+  eps: number,
+): string {
   return g.op('FusedBatchNormGradV3', `${s}/batch_norm`, [dy4, x4, gamma, `${fused}:3`, `${fused}:4`, `${fused}:5`], {
     T: F32,
     U: F32,
@@ -311,8 +469,14 @@ export interface NoiseInput {
 
 /** One scale and one shift placeholder per layer (`train/noise/<layer>/scale`, `.../shift`). */
 export function noiseInputs(g: GraphBuilder, layers: { name: string; channels: number }[]): NoiseInput[] {
-  const placeholder = (name: string, channels: number) => g.op('Placeholder', `train/noise/${name}`, [], { dtype: F32, shape: { shape: [channels] } });
-  return layers.map(({ name, channels }) => ({ layer: name, channels, scale: placeholder(`${name}/scale`, channels), shift: placeholder(`${name}/shift`, channels) }));
+  const placeholder = (name: string, channels: number) =>
+    g.op('Placeholder', `train/noise/${name}`, [], { dtype: F32, shape: { shape: [channels] } });
+  return layers.map(({ name, channels }) => ({
+    layer: name,
+    channels,
+    scale: placeholder(`${name}/scale`, channels),
+    shift: placeholder(`${name}/shift`, channels),
+  }));
 }
 
 /**
@@ -320,7 +484,9 @@ export function noiseInputs(g: GraphBuilder, layers: { name: string; channels: n
  * [N, H, W, C], s and m [C] broadcast): y' = s y + m.
  */
 export function noiseForward(g: GraphBuilder, s: string, y: string, noise: NoiseInput): string {
-  return g.op('AddV2', `${s}/noise/y`, [g.op('Mul', `${s}/noise/scaled`, [y, noise.scale], { T: F32 }), noise.shift], { T: F32 });
+  return g.op('AddV2', `${s}/noise/y`, [g.op('Mul', `${s}/noise/scaled`, [y, noise.scale], { T: F32 }), noise.shift], {
+    T: F32,
+  });
 }
 
 /** Its backward pass: dy = s dy' (s and m are constants of the step: no gradient flows into them). */
@@ -346,7 +512,12 @@ export function movingAverageUpdatesOf(
   const rate = g.scalar('ema/rate', 1 - k);
   return statistics.map(({ variable: v, batch }) => {
     const s = `ema/${v}`;
-    const next = g.op('AddV2', `${s}/next`, [g.op('Mul', `${s}/old`, [read(v), decay], { T: F32 }), g.op('Mul', `${s}/new`, [batch, rate], { T: F32 })], { T: F32 });
+    const next = g.op(
+      'AddV2',
+      `${s}/next`,
+      [g.op('Mul', `${s}/old`, [read(v), decay], { T: F32 }), g.op('Mul', `${s}/new`, [batch, rate], { T: F32 })],
+      { T: F32 },
+    );
     return g.op('AssignVariableOp', `${s}/assign`, [handle(v), next, ...afterReads], { dtype: F32 });
   });
 }
@@ -400,7 +571,12 @@ export function populationSignatures(
   }
   return {
     batch_stats: { inputs: { x }, outputs: statsOut },
-    set_stats: { inputs: setIn, outputs: { done: spec(g.op('Identity', 'set_stats/done', [zero, ...sets.map((a) => `^${a}`)], { T: F32 }), DT.float, []) } },
+    set_stats: {
+      inputs: setIn,
+      outputs: {
+        done: spec(g.op('Identity', 'set_stats/done', [zero, ...sets.map((a) => `^${a}`)], { T: F32 }), DT.float, []),
+      },
+    },
   };
 }
 
@@ -430,14 +606,35 @@ export interface GroupNormSaved {
  * of D values: xhat = (x - mu) rsqrt(s2 + eps) (s2 biased), y = gamma xhat + beta, as
  * src/model/layer-norm.ts and group-norm.ts compute it (tf.moments, then the affine transform).
  */
-export function groupNormForward(g: GraphBuilder, s: string, v: string, gamma: string, beta: string, eps: string, view: GroupView): { y: string; saved: GroupNormSaved } {
+export function groupNormForward(
+  g: GraphBuilder,
+  s: string,
+  v: string,
+  gamma: string,
+  beta: string,
+  eps: string,
+  view: GroupView,
+): { y: string; saved: GroupNormSaved } {
   const vg = view.toGroups(`${s}/layer_norm/grouped`, v);
   const centered = g.op('Sub', `${s}/layer_norm/centered`, [vg, view.mean(`${s}/layer_norm/mean`, vg)], { T: F32 });
-  const variance = view.mean(`${s}/layer_norm/variance`, g.op('Square', `${s}/layer_norm/square`, [centered], { T: F32 }));
-  const rstd = g.op('Rsqrt', `${s}/layer_norm/rstd`, [g.op('AddV2', `${s}/layer_norm/var_eps`, [variance, eps], { T: F32 })], { T: F32 });
+  const variance = view.mean(
+    `${s}/layer_norm/variance`,
+    g.op('Square', `${s}/layer_norm/square`, [centered], { T: F32 }),
+  );
+  const rstd = g.op(
+    'Rsqrt',
+    `${s}/layer_norm/rstd`,
+    [g.op('AddV2', `${s}/layer_norm/var_eps`, [variance, eps], { T: F32 })],
+    { T: F32 },
+  );
   const xhatGrouped = g.op('Mul', `${s}/layer_norm/xhat_grouped`, [centered, rstd], { T: F32 });
   const xhat = view.fromGroups(`${s}/layer_norm/xhat`, xhatGrouped);
-  const y = g.op('AddV2', `${s}/layer_norm/y`, [g.op('Mul', `${s}/layer_norm/scaled`, [xhat, gamma], { T: F32 }), beta], { T: F32 });
+  const y = g.op(
+    'AddV2',
+    `${s}/layer_norm/y`,
+    [g.op('Mul', `${s}/layer_norm/scaled`, [xhat, gamma], { T: F32 }), beta],
+    { T: F32 },
+  );
   return { y, saved: { xhat, xhatGrouped, rstd } };
 }
 
@@ -447,14 +644,25 @@ export function groupNormForward(g: GraphBuilder, s: string, v: string, gamma: s
  *   dx = rstd * (g - mean_D(g) - xhat * mean_D(g * xhat)),  dgamma = sum dy xhat,  dbeta = sum dy
  * (the sums over every axis but the channel).
  */
-export function groupNormBackward(g: GraphBuilder, s: string, saved: GroupNormSaved, dy: string, gamma: string, view: GroupView): { dx: string; dgamma: string; dbeta: string } {
+export function groupNormBackward(
+  g: GraphBuilder,
+  s: string,
+  saved: GroupNormSaved,
+  dy: string,
+  gamma: string,
+  view: GroupView,
+): { dx: string; dgamma: string; dbeta: string } {
   const mul = (name: string, a: string, b: string) => g.op('Mul', name, [a, b], { T: F32 });
   const sub = (name: string, a: string, b: string) => g.op('Sub', name, [a, b], { T: F32 });
   const { xhat, xhatGrouped: xg } = saved;
   const dgamma = view.sumBatch(`${s}/layer_norm/dgamma`, mul(`${s}/layer_norm/dy_xhat`, dy, xhat));
   const dbeta = view.sumBatch(`${s}/layer_norm/dbeta`, dy);
   const gdy = view.toGroups(`${s}/layer_norm/g_grouped`, mul(`${s}/layer_norm/g`, dy, gamma));
-  const inner = sub(`${s}/layer_norm/inner`, sub(`${s}/layer_norm/g_centered`, gdy, view.mean(`${s}/layer_norm/g_mean`, gdy)), mul(`${s}/layer_norm/xhat_term`, xg, view.mean(`${s}/layer_norm/gx_mean`, mul(`${s}/layer_norm/g_xhat`, gdy, xg))));
+  const inner = sub(
+    `${s}/layer_norm/inner`,
+    sub(`${s}/layer_norm/g_centered`, gdy, view.mean(`${s}/layer_norm/g_mean`, gdy)),
+    mul(`${s}/layer_norm/xhat_term`, xg, view.mean(`${s}/layer_norm/gx_mean`, mul(`${s}/layer_norm/g_xhat`, gdy, xg))),
+  );
   const dx = view.fromGroups(`${s}/layer_norm/dx`, mul(`${s}/layer_norm/dx_grouped`, inner, saved.rstd));
   return { dx, dgamma, dbeta };
 }
@@ -471,9 +679,20 @@ export interface WeightNormSaved {
  * ([in, C] dense, [k, k, Cin, C] conv): K = V * (g / ||V||), the norm per output unit over `axes`
  * (every other axis), as WeightNormDense and Conv2D compute it.
  */
-export function weightNormForward(g: GraphBuilder, s: string, v: string, gain: string, axes: string): { kernel: string; saved: WeightNormSaved } {
+export function weightNormForward(
+  g: GraphBuilder,
+  s: string,
+  v: string,
+  gain: string,
+  axes: string,
+): { kernel: string; saved: WeightNormSaved } {
   const squares = g.op('Square', `${s}/weight_norm/square`, [v], { T: F32 });
-  const norms = g.op('Sqrt', `${s}/weight_norm/norm`, [g.op('Sum', `${s}/weight_norm/sum_squares`, [squares, axes], { T: F32, Tidx: I32, keep_dims: { b: false } })], { T: F32 });
+  const norms = g.op(
+    'Sqrt',
+    `${s}/weight_norm/norm`,
+    [g.op('Sum', `${s}/weight_norm/sum_squares`, [squares, axes], { T: F32, Tidx: I32, keep_dims: { b: false } })],
+    { T: F32 },
+  );
   const scale = g.op('RealDiv', `${s}/weight_norm/scale`, [gain, norms], { T: F32 });
   const kernel = g.op('Mul', `${s}/weight_norm/kernel`, [v, scale], { T: F32 });
   return { kernel, saved: { v, norms, scale } };
@@ -483,11 +702,27 @@ export function weightNormForward(g: GraphBuilder, s: string, v: string, gain: s
  * Weight norm's backward pass from dK (the gradient of the kernel applied): with vhat = V / ||V||,
  *   dg = sum(dK * vhat) per output unit,   dV = (g / ||V||) (dK - dg * vhat).
  */
-export function weightNormBackward(g: GraphBuilder, s: string, saved: WeightNormSaved, dK: string, axes: string): { dv: string; dg: string } {
+export function weightNormBackward(
+  g: GraphBuilder,
+  s: string,
+  saved: WeightNormSaved,
+  dK: string,
+  axes: string,
+): { dv: string; dg: string } {
   const vhat = g.op('RealDiv', `${s}/weight_norm/vhat`, [saved.v, saved.norms], { T: F32 });
-  const dg = g.op('Sum', `${s}/weight_norm/dg`, [g.op('Mul', `${s}/weight_norm/dk_vhat`, [dK, vhat], { T: F32 }), axes], { T: F32, Tidx: I32, keep_dims: { b: false } });
+  const dg = g.op(
+    'Sum',
+    `${s}/weight_norm/dg`,
+    [g.op('Mul', `${s}/weight_norm/dk_vhat`, [dK, vhat], { T: F32 }), axes],
+    { T: F32, Tidx: I32, keep_dims: { b: false } },
+  );
   const radial = g.op('Mul', `${s}/weight_norm/radial`, [dg, vhat], { T: F32 });
-  const dv = g.op('Mul', `${s}/weight_norm/dv`, [saved.scale, g.op('Sub', `${s}/weight_norm/tangential`, [dK, radial], { T: F32 })], { T: F32 });
+  const dv = g.op(
+    'Mul',
+    `${s}/weight_norm/dv`,
+    [saved.scale, g.op('Sub', `${s}/weight_norm/tangential`, [dK, radial], { T: F32 })],
+    { T: F32 },
+  );
   return { dv, dg };
 }
 
@@ -496,16 +731,31 @@ export function weightNormBackward(g: GraphBuilder, s: string, saved: WeightNorm
  * per channel over `axes` (every axis but the channel; returned as `mean` [C] for the moving
  * average); inference y = x - moving_mean + beta.
  */
-export function meanOnlyForward(g: GraphBuilder, s: string, x: string, beta: string, movingMean: string | null, axes: string): { y: string; mean: string } {
-  const mean = movingMean ?? g.op('Mean', `${s}/mean_only/mean`, [x, axes], { T: F32, Tidx: I32, keep_dims: { b: false } });
-  const y = g.op('AddV2', `${s}/mean_only/y`, [g.op('Sub', `${s}/mean_only/centered`, [x, mean], { T: F32 }), beta], { T: F32 });
+export function meanOnlyForward(
+  g: GraphBuilder,
+  s: string,
+  x: string,
+  beta: string,
+  movingMean: string | null,
+  axes: string,
+): { y: string; mean: string } {
+  const mean =
+    movingMean ?? g.op('Mean', `${s}/mean_only/mean`, [x, axes], { T: F32, Tidx: I32, keep_dims: { b: false } });
+  const y = g.op('AddV2', `${s}/mean_only/y`, [g.op('Sub', `${s}/mean_only/centered`, [x, mean], { T: F32 }), beta], {
+    T: F32,
+  });
   return { y, mean };
 }
 
 /** Mean-only batch norm's backward pass (the mean is the batch's): dx = dy - mean(dy), dbeta = sum dy, over `axes`. */
 export function meanOnlyBackward(g: GraphBuilder, s: string, dy: string, axes: string): { dx: string; dbeta: string } {
   const dbeta = g.op('Sum', `${s}/mean_only/dbeta`, [dy, axes], { T: F32, Tidx: I32, keep_dims: { b: false } });
-  const dx = g.op('Sub', `${s}/mean_only/dx`, [dy, g.op('Mean', `${s}/mean_only/dy_mean`, [dy, axes], { T: F32, Tidx: I32, keep_dims: { b: false } })], { T: F32 });
+  const dx = g.op(
+    'Sub',
+    `${s}/mean_only/dx`,
+    [dy, g.op('Mean', `${s}/mean_only/dy_mean`, [dy, axes], { T: F32, Tidx: I32, keep_dims: { b: false } })],
+    { T: F32 },
+  );
   return { dx, dbeta };
 }
 
@@ -526,7 +776,15 @@ export function assembleGraph<Saved>(
     optimizer: GraphOptimizer;
     init: { signature: Signature; zero: string };
     axes: { axis0: string; axis1: string };
-    train: { x: string; labels: string; lr: string; loss: string; correct: string; grads: Map<string, string>; saved: Saved };
+    train: {
+      x: string;
+      labels: string;
+      lr: string;
+      loss: string;
+      correct: string;
+      grads: Map<string, string>;
+      saved: Saved;
+    };
     /** Noisy batch norm's inputs of `train_step` (none without noise). */
     noise: NoiseInput[];
     /** The forward pass (noise-free: the compiler applies the noise to its own training pass). */
@@ -539,7 +797,18 @@ export function assembleGraph<Saved>(
   const statistics = p.population ? [] : p.statisticsOf(train.saved);
   const read = (name: string) => vars.read(name);
   const handle = (name: string) => vars.handle(name);
-  const updates = p.optimizer.updates(train.grads, train.lr, (afterReads) => (statistics.length ? movingAverageUpdatesOf(g, p.config.model.batch_norm.momentum, statisticPairs(statistics), read, handle, afterReads) : []));
+  const updates = p.optimizer.updates(train.grads, train.lr, (afterReads) =>
+    statistics.length
+      ? movingAverageUpdatesOf(
+          g,
+          p.config.model.batch_norm.momentum,
+          statisticPairs(statistics),
+          read,
+          handle,
+          afterReads,
+        )
+      : [],
+  );
   const afterUpdates = updates.map((u) => `^${u}`);
   const trainLoss = g.op('Identity', 'train/loss_out', [train.loss, ...afterUpdates], { T: F32 });
   const trainCorrect = g.op('Identity', 'train/correct_out', [train.correct, ...afterUpdates], { T: F32 });
@@ -573,7 +842,12 @@ export function assembleGraph<Saved>(
     signatures: {
       init: p.init.signature,
       train_step: {
-        inputs: { x: spec(train.x, DT.float, [-1, features]), labels: spec(train.labels, DT.int32, [-1]), lr: spec(train.lr, DT.float, []), ...noiseIn },
+        inputs: {
+          x: spec(train.x, DT.float, [-1, features]),
+          labels: spec(train.labels, DT.int32, [-1]),
+          lr: spec(train.lr, DT.float, []),
+          ...noiseIn,
+        },
         outputs: { loss: spec(trainLoss, DT.float, []), correct: spec(trainCorrect, DT.float, []) },
       },
       eval: {

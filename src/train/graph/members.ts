@@ -1,4 +1,4 @@
-import type { CompiledGraph } from './compile.js';
+import type { CompiledGraph } from './graph-def.js';
 import type { Attr, NodeDef, Signature, TensorSpec } from './graph-def.js';
 
 /**
@@ -10,7 +10,8 @@ export type GroupSignatureName = 'init' | 'train_step' | 'eval' | 'read' | 'batc
 
 export interface GroupGraph {
   nodes: NodeDef[];
-  signatures: Record<'init' | 'train_step' | 'eval' | 'read', Signature> & Partial<Record<'batch_stats' | 'set_stats', Signature>>;
+  signatures: Record<'init' | 'train_step' | 'eval' | 'read', Signature> &
+    Partial<Record<'batch_stats' | 'set_stats', Signature>>;
   /** Each member's own graph, as compiled for it alone (its variables, its noise inputs). */
   members: CompiledGraph[];
 }

@@ -55,7 +55,11 @@ export class ActivationPercentiles implements Instrument {
   measure(step: number, model: Classifier): Measurement {
     const names: string[] = [];
     const tensors = tf.tidy(() => {
-      const inputs = nonlinearityInputs(model, tf.tensor2d(this.probe.x, [this.probe.y.length, this.data.features]), true);
+      const inputs = nonlinearityInputs(
+        model,
+        tf.tensor2d(this.probe.x, [this.probe.y.length, this.data.features]),
+        true,
+      );
       names.push(...inputs.keys());
       return [...inputs.values()];
     });

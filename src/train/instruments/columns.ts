@@ -19,6 +19,9 @@ export function percentileColumn(q: number): string {
 
 /** The columns of a run's `<run dir>/<name>.csv`, in order. */
 export function instrumentColumns(config: RunConfig, name: InstrumentName): string[] {
-  const extra = name === 'activation_percentiles' ? config.instruments.activation_percentiles.percentiles.map(percentileColumn) : [];
+  const extra =
+    name === 'activation_percentiles'
+      ? config.instruments.activation_percentiles.percentiles.map(percentileColumn)
+      : [];
   return [...INSTRUMENT_COLUMNS[name], ...extra];
 }

@@ -40,7 +40,9 @@ export class EvalGap implements Instrument {
   measure(step: number, model: Classifier): Measurement {
     const trainMode = this.trainingModeLoss(model);
     const inference = this.inferenceLoss(model, step);
-    return { rows: [{ step, val_loss_train_mode: trainMode, val_loss_inference: inference, gap: trainMode - inference }] };
+    return {
+      rows: [{ step, val_loss_train_mode: trainMode, val_loss_inference: inference, gap: trainMode - inference }],
+    };
   }
 
   private trainingModeLoss(model: Classifier): number {
@@ -61,8 +63,21 @@ export class EvalGap implements Instrument {
     const evaluateNow = () => evaluate(model, this.data.val, this.data.features, this.examples).loss;
     if (!model.usesPopulationStatistics) return evaluateNow();
     const t = this.config.train;
-    this.population ??= new PopulationStatistics(model, this.data.train, this.data.features, t.batch_size, this.config.model.batch_norm.population_batches, this.config.seed);
-    const saved = snapshot(model.batchStatisticsLayers.flatMap((l) => Object.entries(l.weights).filter(([k]) => k.startsWith('moving_')).map(([, v]) => v)));
+    this.population ??= new PopulationStatistics(
+      model,
+      this.data.train,
+      this.data.features,
+      t.batch_size,
+      this.config.model.batch_norm.population_batches,
+      this.config.seed,
+    );
+    const saved = snapshot(
+      model.batchStatisticsLayers.flatMap((l) =>
+        Object.entries(l.weights)
+          .filter(([k]) => k.startsWith('moving_'))
+          .map(([, v]) => v),
+      ),
+    );
     try {
       this.population.estimate(step);
       return evaluateNow();

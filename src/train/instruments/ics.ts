@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import { globalNorm, scalarValue, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
+import {
+  globalNorm,
+  scalarValue,
+  type Instrument,
+  type InstrumentRow,
+  type Measurement,
+  type TrainingBatch,
+} from './instrument.js';
 import { atMovedWeights, weightLayers } from './layers.js';
 
 /**
@@ -35,7 +42,8 @@ export class InternalCovariateShift implements Instrument {
       const { grads } = tf.variableGrads(loss, all);
       // Layers 1..i-1 take their SGD step one at a time: after i-1 of them, G' of layer i.
       for (let i = 1; i < layers.length; i++) {
-        for (const v of layers[i - 1].trainable) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], this.lr)));
+        for (const v of layers[i - 1].trainable)
+          v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], this.lr)));
         const kernel = layers[i].kernel;
         const [l2, cosine, norm] = tf.tidy(() => {
           const before = grads[kernel.name];

@@ -45,12 +45,19 @@ export class InstrumentRunner {
     data: Dataset,
     private readonly onMeasurement: (name: InstrumentName, step: number, measurement: Measurement) => void,
   ) {
-    this.instruments = enabledInstruments(config).map((name) => ({ instrument: build(name, config, data), every: config.instruments[name].every }));
+    this.instruments = enabledInstruments(config).map((name) => ({
+      instrument: build(name, config, data),
+      every: config.instruments[name].every,
+    }));
     for (const { instrument } of this.instruments) this.seconds.set(instrument.name, 0);
   }
 
   /** Null when no instrument is enabled: the loop then has nothing to call. */
-  static create(config: RunConfig, data: Dataset, onMeasurement: (name: InstrumentName, step: number, measurement: Measurement) => void): InstrumentRunner | null {
+  static create(
+    config: RunConfig,
+    data: Dataset,
+    onMeasurement: (name: InstrumentName, step: number, measurement: Measurement) => void,
+  ): InstrumentRunner | null {
     return enabledInstruments(config).length > 0 ? new InstrumentRunner(config, data, onMeasurement) : null;
   }
 
@@ -72,7 +79,9 @@ export class InstrumentRunner {
   }
 
   private run(phase: Instrument['phase'], step: number, weights: () => Classifier, batch: TrainingBatch): void {
-    const due = this.instruments.filter((i) => i.instrument.phase === phase && step % i.every === 0).map((i) => i.instrument);
+    const due = this.instruments
+      .filter((i) => i.instrument.phase === phase && step % i.every === 0)
+      .map((i) => i.instrument);
     if (due.length === 0) return;
     const started = performance.now();
     const model = weights();

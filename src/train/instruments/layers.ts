@@ -18,14 +18,26 @@ export interface WeightLayer {
 export function weightLayers(model: Classifier): WeightLayer[] {
   if (model instanceof Mlp) {
     return [
-      ...model.hidden.map((l) => ({ name: l.name, kernel: l.dense.trainable[0], trainable: [...l.dense.trainable, ...(l.norm?.trainable ?? [])] })),
+      ...model.hidden.map((l) => ({
+        name: l.name,
+        kernel: l.dense.trainable[0],
+        trainable: [...l.dense.trainable, ...(l.norm?.trainable ?? [])],
+      })),
       { name: 'head', kernel: model.head.kernel, trainable: model.head.trainable },
     ];
   }
   if (model instanceof Cnn) {
     return [
-      ...model.blocks.map((b) => ({ name: b.name, kernel: b.conv.kernel as tf.Variable, trainable: [...b.conv.trainable, ...(b.norm?.trainable ?? [])] })),
-      ...model.dense.map((d) => ({ name: d.name, kernel: d.layer.kernel as tf.Variable, trainable: d.layer.trainable })),
+      ...model.blocks.map((b) => ({
+        name: b.name,
+        kernel: b.conv.kernel as tf.Variable,
+        trainable: [...b.conv.trainable, ...(b.norm?.trainable ?? [])],
+      })),
+      ...model.dense.map((d) => ({
+        name: d.name,
+        kernel: d.layer.kernel as tf.Variable,
+        trainable: d.layer.trainable,
+      })),
       { name: 'head', kernel: model.head.kernel, trainable: model.head.trainable },
     ];
   }

@@ -1,7 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import { globalNorm, scalarValue, type Instrument, type InstrumentRow, type Measurement, type TrainingBatch } from './instrument.js';
+import {
+  globalNorm,
+  scalarValue,
+  type Instrument,
+  type InstrumentRow,
+  type Measurement,
+  type TrainingBatch,
+} from './instrument.js';
 import { atMovedWeights } from './layers.js';
 
 /**
@@ -40,9 +47,18 @@ export class Smoothness implements Instrument {
         const [lossThere, gradChange] = tf.tidy(() => {
           for (const v of variables) v.assign(tf.sub(saved.get(v) as tf.Tensor, tf.mul(grads[v.name], s * this.lr)));
           const there = tf.variableGrads(loss, variables);
-          return [there.value, globalNorm(variables.map((v) => tf.sub(there.grads[v.name], grads[v.name])))].map((t) => scalarValue(t));
+          return [there.value, globalNorm(variables.map((v) => tf.sub(there.grads[v.name], grads[v.name])))].map((t) =>
+            scalarValue(t),
+          );
         });
-        rows.push({ step, step_size: s, loss: lossThere, loss_change: lossThere - lossHere, grad_change: gradChange, beta: gradChange / (s * this.lr * gradNorm) });
+        rows.push({
+          step,
+          step_size: s,
+          loss: lossThere,
+          loss_change: lossThere - lossHere,
+          grad_change: gradChange,
+          beta: gradChange / (s * this.lr * gradNorm),
+        });
       }
     });
     return { rows };
