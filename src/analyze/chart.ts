@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { InputError } from '../util/errors.js';
+import { groupLabels, groupReplicates, groupValue, hasReplicates, type ReplicateGroup } from './replicates.js';
 import { runLabels, type LoadedRun } from './results.js';
 import { series, type Metric } from './stats.js';
 
@@ -9,8 +10,16 @@ export const X_AXES: readonly XAxis[] = ['step', 'epoch', 'time'];
 /** A vega-lite spec (kept as plain JSON so that vega-lite is loaded only when a chart is drawn). */
 export type VegaLiteSpec = Record<string, unknown>;
 
+/** What the shaded band around a replicate group's mean line is. */
+export type Band = 'ci' | 'std' | 'minmax' | 'none';
+export const BANDS: readonly Band[] = ['ci', 'std', 'minmax', 'none'];
+
 export interface ChartOptions {
   metrics: Metric[];
+  /** Replicate groups: the band around each mean line (default ci: the 95 % t-interval of the mean). */
+  band?: Band;
+  /** Replicate groups: draw every seed as a thin line too. */
+  showRuns?: boolean;
   x?: XAxis;
   /** Logarithmic y axis (for losses that span decades). */
   logY?: boolean;
@@ -118,12 +127,209 @@ export function chartBase(title: string | undefined, values: object[]): VegaLite
   };
 }
 
+/** The band in words, for legends and captions. */
+export function bandText(band: Band): string {
+  return {
+    ci: '95% t-interval of the mean',
+    std: 'mean ± one standard deviation of the seeds',
+    minmax: 'lowest to highest seed',
+    none: 'none',
+  }[band];
+}
+
+/** `5 seeds` or `3-5 seeds`. */
+function seedsText(groups: ReplicateGroup[]): string {
+  const ns = groups.map((g) => g.runs.length);
+  const [lo, hi] = [Math.min(...ns), Math.max(...ns)];
+  return `${lo === hi ? lo : `${lo}-${hi}`} seed${hi === 1 ? '' : 's'}`;
+}
+
+/** What a banded chart shows, one line each: the mean, the band, the thin lines. */
+export function bandCaption(groups: ReplicateGroup[], band: Band, showRuns: boolean): string[] {
+  return [
+    `line: mean of ${seedsText(groups)}`,
+    ...(band !== 'none' ? [`band: ${bandText(band)}`] : []),
+    ...(showRuns ? ['thin lines: each seed'] : []),
+  ];
+}
+
+/** The band around a mean: lo and hi for the values at one x. */
+export function bandOf(values: number[], band: Band): { mean: number; lo: number | null; hi: number | null } {
+  const g = groupValue(values, values.map(String));
+  const mean = g.mean!;
+  if (band === 'ci') return { mean, lo: g.ci95_low, hi: g.ci95_high };
+  if (band === 'std')
+    return g.std === null ? { mean, lo: null, hi: null } : { mean, lo: mean - g.std, hi: mean + g.std };
+  if (band === 'minmax') return { mean, lo: Math.min(...values), hi: Math.max(...values) };
+  return { mean, lo: null, hi: null };
+}
+
+export interface BandRow {
+  kind: 'band' | 'mean' | 'run';
+  series: string;
+  metric: string;
+  x: number;
+  /** mean rows: the mean and how many seeds it is over; band rows: lo and hi; run rows: the run's value. */
+  mean?: number;
+  n?: number;
+  lo?: number;
+  hi?: number;
+  run?: string;
+  value?: number;
+}
+
+/**
+ * The data of a banded chart: per replicate group, metric and logged step, the mean over the runs
+ * that have a finite value there, its band, and (with showRuns) every run's value. x is the step,
+ * the epoch, or the mean of the runs' estimated times.
+ */
+export function bandRows(
+  groups: ReplicateGroup[],
+  labels: string[],
+  runsAll: LoadedRun[],
+  opts: ChartOptions,
+): BandRow[] {
+  const x = opts.x ?? 'step';
+  const band = opts.band ?? 'ci';
+  const rows: BandRow[] = [];
+  groups.forEach((g, gi) => {
+    const rates = g.runs.map((r) => (x === 'time' ? secondsPerStep(r) : 0));
+    for (const metric of opts.metrics) {
+      const title = metricTitle(metric, runsAll);
+      const at = new Map<number, { values: number[]; epoch: number; xs: number[] }>();
+      g.runs.forEach((run, ri) => {
+        for (const p of series(run.metrics, metric)) {
+          if (!Number.isFinite(p.value) || (opts.logY && p.value <= 0)) continue;
+          const xv = x === 'step' ? p.step : x === 'epoch' ? p.epoch : Math.round(p.step * rates[ri] * 100) / 100;
+          const cell = at.get(p.step) ?? { values: [], epoch: p.epoch, xs: [] };
+          cell.values.push(p.value);
+          cell.xs.push(xv);
+          at.set(p.step, cell);
+          if (opts.showRuns)
+            rows.push({ kind: 'run', series: labels[gi], metric: title, x: xv, run: run.id, value: p.value });
+        }
+      });
+      for (const [, cell] of [...at.entries()].sort((p, q) => p[0] - q[0])) {
+        const xv = cell.xs.reduce((a, b) => a + b, 0) / cell.xs.length;
+        const b = bandOf(cell.values, band);
+        rows.push({ kind: 'mean', series: labels[gi], metric: title, x: xv, mean: b.mean, n: cell.values.length });
+        if (b.lo !== null && b.hi !== null) {
+          // A log axis cannot show a band reaching 0 or below: it stops at the lowest seed's value.
+          const lo = opts.logY && b.lo <= 0 ? Math.min(...cell.values) : b.lo;
+          rows.push({ kind: 'band', series: labels[gi], metric: title, x: xv, lo, hi: b.hi });
+        }
+      }
+    }
+  });
+  return rows;
+}
+
+/**
+ * A vega-lite line chart of replicate groups: each group's mean line over its seeds with a shaded
+ * band (opts.band), optionally every seed as a thin line; the legend says what the line and the band
+ * are. One panel per metric, as chartSpec.
+ */
+function bandedSpec(runs: LoadedRun[], groups: ReplicateGroup[], opts: ChartOptions): VegaLiteSpec {
+  const x = opts.x ?? 'step';
+  const band = opts.band ?? 'ci';
+  const { title: legend, labels } = legendOf(opts.labels ?? groupLabels(groups));
+  const rows = bandRows(groups, labels, runs, opts);
+  const single = opts.metrics.length === 1;
+  const xEnc = {
+    field: 'x',
+    type: 'quantitative',
+    title: xTitle(x),
+    scale: { zero: true },
+    axis: { format: x === 'epoch' ? '~r' : ',~r' },
+  };
+  const yScale = opts.logY ? { type: 'log' } : { zero: false };
+  const yTitle = single ? metricTitle(opts.metrics[0], runs) : null;
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: [legend === 'run' ? 'group' : legend, ...bandCaption(groups, band, opts.showRuns ?? false)],
+    scale: { domain: labels },
+    // The legend is shared by the layers: its symbols are drawn as solid lines, not the pale band.
+    legend: {
+      labelLimit: 480,
+      orient: single ? 'right' : 'bottom',
+      titleLimit: 480,
+      symbolType: 'stroke',
+      symbolStrokeWidth: 3,
+      symbolOpacity: 1,
+      symbolSize: 300,
+    },
+  };
+  const only = (kind: BandRow['kind']) => [{ filter: `datum.kind === '${kind}'` }];
+  const layer = [
+    ...(band !== 'none'
+      ? [
+          {
+            transform: only('band'),
+            mark: { type: 'area', opacity: 0.22, clip: true },
+            encoding: {
+              x: xEnc,
+              y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale },
+              y2: { field: 'hi' },
+              color,
+              detail: { field: 'series' },
+            },
+          },
+        ]
+      : []),
+    ...(opts.showRuns
+      ? [
+          {
+            transform: only('run'),
+            mark: { type: 'line', strokeWidth: 0.8, opacity: 0.55, clip: true },
+            encoding: {
+              x: xEnc,
+              y: { field: 'value', type: 'quantitative', title: yTitle, scale: yScale },
+              color,
+              detail: { field: 'run' },
+            },
+          },
+        ]
+      : []),
+    {
+      transform: only('mean'),
+      mark: { type: 'line', strokeWidth: 2.2, clip: true },
+      encoding: {
+        x: xEnc,
+        y: { field: 'mean', type: 'quantitative', title: yTitle, scale: yScale },
+        color,
+        detail: { field: 'series' },
+      },
+    },
+  ];
+  const panel = { width: opts.width ?? 560, height: opts.height ?? 320, layer };
+  const base = chartBase(opts.title, rows);
+  if (single) return { ...base, ...panel };
+  return {
+    ...base,
+    facet: {
+      column: {
+        field: 'metric',
+        type: 'nominal',
+        sort: opts.metrics.map((m) => metricTitle(m, runs)),
+        title: null,
+        header: { labelFontSize: 13 },
+      },
+    },
+    spec: panel,
+    resolve: { scale: { y: 'independent' } },
+  };
+}
+
 /**
  * A vega-lite line chart: one line per run, colour by run (legend labels from what differs between
- * the runs), one panel per metric side by side with its own y scale.
+ * the runs), one panel per metric side by side with its own y scale. Runs with replicates (runs that
+ * differ only in seed) are drawn as one mean line per replicate group with a band (bandedSpec).
  */
 export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
   if (runs.length === 0) throw new InputError('plot', 'no runs to plot');
+  const groups = groupReplicates(runs);
+  if (hasReplicates(groups)) return bandedSpec(runs, groups, opts);
   const x = opts.x ?? 'step';
   const { title: legend, labels } = legendOf(opts.labels ?? runLabels(runs));
   const rows = chartRows(runs, { ...opts, labels });
@@ -338,12 +544,25 @@ export function termChart(data: TermSeries[], opts: TermChartOptions = {}): stri
   return out.join('\n');
 }
 
-/** The terminal chart of one metric of some runs. */
+/**
+ * The terminal chart of one metric of some runs; with replicates, each group's mean line (the band
+ * is left to the SVG and PNG charts).
+ */
 export function termChartOf(
   runs: LoadedRun[],
   metric: Metric,
   opts: { x?: XAxis; width?: number; height?: number; color?: boolean; logY?: boolean; labels?: string[] } = {},
 ): string {
+  const groups = groupReplicates(runs);
+  if (hasReplicates(groups)) {
+    const labels = groupLabels(groups).map((l, i) => `${l} (mean of ${groups[i].runs.length})`);
+    const rows = bandRows(groups, labels, runs, { metrics: [metric], x: opts.x, logY: opts.logY, band: 'none' });
+    const data = labels.map((label) => ({
+      label,
+      points: rows.filter((r) => r.series === label && r.kind === 'mean').map((r) => ({ x: r.x, y: r.mean! })),
+    }));
+    return termChart(data, { ...opts, title: `${metricTitle(metric, runs)} vs ${xTitle(opts.x ?? 'step')}` });
+  }
   const labels = opts.labels ?? runLabels(runs);
   const rows = chartRows(runs, { metrics: [metric], x: opts.x, logY: opts.logY, labels });
   const data = labels.map((label) => ({

@@ -27,7 +27,21 @@ import {
   type ComparedValue,
   type Metric,
 } from './stats.js';
-import { formatTable } from './table.js';
+import {
+  applyHolm,
+  compareGroups,
+  comparisonCsvRows,
+  formatComparison,
+  GROUP_CSV_COLUMNS,
+  type CompareOptions,
+  type ConfigDiff,
+  type GroupComparison,
+} from './compare.js';
+import { groupLabels, groupReplicates, groupVaryingKeys, settingOf, type ReplicateGroup } from './replicates.js';
+import { formatTable, thin } from './table.js';
+
+export { thin } from './table.js';
+export type { ConfigDiff } from './compare.js';
 
 export interface RunRef {
   path: string;
@@ -37,12 +51,6 @@ export interface RunRef {
   /** Last logged step. */
   steps: number | null;
   dataset: string | null;
-}
-
-export interface ConfigDiff {
-  key: string;
-  a: unknown;
-  b: unknown;
 }
 
 /** One step logged by both runs, with each run's metrics there (null where not logged). */
@@ -101,21 +109,21 @@ export interface PairDiff {
 export interface Diff {
   a: string;
   b: string;
-  /** Config keys runs were matched on (sweep diffs). */
+  /** Config keys runs (or replicate groups) were matched on (sweep diffs). */
   matched_on: string[];
-  /** Keys that are constant within each side but differ between them (sweep diffs). */
+  /** Keys that are constant within each side but differ between them (sweep diffs; seed aside). */
   sweep_difference: ConfigDiff[];
+  /** Single runs compared with single runs, run against run. */
   pairs: PairDiff[];
+  /** Replicate groups compared (a side with more than one seed): statistics over the seeds. */
+  comparisons: GroupComparison[];
+  /** How the p-values of several comparisons are corrected; null for one comparison. */
+  multiple_comparisons: string | null;
   unmatched_a: RunRef[];
   unmatched_b: RunRef[];
 }
 
-export interface DiffOptions {
-  /** Validation accuracies to measure steps to; default: the dataset's (DEFAULT_TARGETS). */
-  targets?: number[];
-  /** Says where `targets` came from (default `--target`; empty for none). */
-  targetsWhy?: string;
-}
+export type DiffOptions = CompareOptions;
 
 const ref = (r: LoadedRun): RunRef => ({
   path: r.path,
@@ -309,44 +317,168 @@ function pairLabel(a: LoadedRun, b: LoadedRun, matchedOn: string[]): string {
   return matchedOn.map((k) => `${short.get(k)}=${formatValue(c[k])}`).join(', ');
 }
 
-/** `bnx diff A B`: two runs, two sweeps (matched run by run), or a run and a sweep. */
+/**
+ * Pairs the replicate groups of two sweeps, as pairSweeps pairs runs: groups are matched on the keys
+ * that vary between the groups inside either sweep (seed aside) and take values on both sides; keys
+ * constant on each side but different between them are the sweeps' difference.
+ */
+export function pairGroups(
+  a: { path: string; groups: ReplicateGroup[] },
+  b: { path: string; groups: ReplicateGroup[] },
+): {
+  pairs: [ReplicateGroup, ReplicateGroup][];
+  matchedOn: string[];
+  sweepDifference: ConfigDiff[];
+  unmatchedA: ReplicateGroup[];
+  unmatchedB: ReplicateGroup[];
+} {
+  if (a.groups.length === 1 && b.groups.length === 1) {
+    return { pairs: [[a.groups[0], b.groups[0]]], matchedOn: [], sweepDifference: [], unmatchedA: [], unmatchedB: [] };
+  }
+  const bare = [a, b].find((s) => s.groups.some((g) => !g.runs[0].record));
+  if (bare) throw new InputError(bare.path, 'a bare metrics CSV can only be compared with one other run');
+  const within = [...new Set([...groupVaryingKeys(a.groups), ...groupVaryingKeys(b.groups)])];
+  const configsA = a.groups.map((g) => settingOf(g.runs[0]));
+  const configsB = b.groups.map((g) => settingOf(g.runs[0]));
+  const matchedOn = within.filter((k) => configsA.some((ca) => configsB.some((cb) => sameValue(ca[k], cb[k]))));
+  const sweepDifference: ConfigDiff[] = [];
+  const keys = [...new Set([...Object.keys(configsA[0]), ...Object.keys(configsB[0])])];
+  for (const k of keys) {
+    if (within.includes(k)) continue;
+    if (!sameValue(configsA[0][k], configsB[0][k]))
+      sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
+  }
+  const used = new Set<number>();
+  const pairs: [ReplicateGroup, ReplicateGroup][] = [];
+  const unmatchedA: ReplicateGroup[] = [];
+  a.groups.forEach((ga, i) => {
+    const j = configsB.findIndex((cb, j) => !used.has(j) && matchedOn.every((k) => sameValue(configsA[i][k], cb[k])));
+    if (j < 0) {
+      unmatchedA.push(ga);
+      return;
+    }
+    used.add(j);
+    pairs.push([ga, b.groups[j]]);
+  });
+  const unmatchedB = b.groups.filter((_, j) => !used.has(j));
+  return { pairs, matchedOn, sweepDifference, unmatchedA, unmatchedB };
+}
+
+/** Within one sweep's replicate groups, the BN-vs-no-BN pairs: groups that differ only in `model.norm`. */
+export function normGroupPairs(groups: ReplicateGroup[]): [ReplicateGroup, ReplicateGroup][] {
+  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+  const pairs: [ReplicateGroup, ReplicateGroup][] = [];
+  const withRecord = groups.filter((g) => g.runs[0].record);
+  const norm = (g: ReplicateGroup) => g.runs[0].record!.config.model.norm;
+  for (const base of withRecord.filter((g) => norm(g) === 'none')) {
+    const cb = settingOf(base.runs[0]);
+    for (const other of withRecord) {
+      if (norm(other) === 'none') continue;
+      const co = settingOf(other.runs[0]);
+      if (keys.every((k) => sameValue(cb[k], co[k]))) pairs.push([base, other]);
+    }
+  }
+  return pairs;
+}
+
+/** A group pair's label (the matched keys' values) and its sides' labels. */
+function groupPairLabels(
+  x: ReplicateGroup,
+  y: ReplicateGroup,
+  matchedOn: string[],
+): { label: string; a: string; b: string } {
+  const [la, lb] = groupLabels([x, y]);
+  if (matchedOn.length === 0) return { label: `${la} vs ${lb}`, a: la, b: lb };
+  const short = shortKeys(matchedOn);
+  const c = runConfig(x.runs[0]);
+  return { label: matchedOn.map((k) => `${short.get(k)}=${formatValue(c[k])}`).join(', '), a: la, b: lb };
+}
+
+const MULTIPLE = (n: number) =>
+  n > 1
+    ? `Holm's correction over the ${n} settings compared, each measure separately (p_adjusted; the verdicts use it); intervals are unadjusted 95% intervals`
+    : null;
+
+/** Runs single-run pairs through diffRuns and replicate groups through compareGroups, then Holm over the groups. */
+function comparePairs(
+  pairs: [ReplicateGroup, ReplicateGroup][],
+  opts: DiffOptions,
+  labelOf: (x: ReplicateGroup, y: ReplicateGroup) => { label: string; a: string; b: string },
+): { pairs: PairDiff[]; comparisons: GroupComparison[] } {
+  const single: PairDiff[] = [];
+  const comparisons: GroupComparison[] = [];
+  for (const [x, y] of pairs) {
+    const labels = labelOf(x, y);
+    if (x.runs.length === 1 && y.runs.length === 1) single.push(diffRuns(x.runs[0], y.runs[0], opts, labels.label));
+    else comparisons.push(compareGroups(x, y, opts, labels));
+  }
+  applyHolm(comparisons);
+  return { pairs: single, comparisons };
+}
+
+const groupRunRefs = (groups: ReplicateGroup[]) => groups.flatMap((g) => g.runs.map(ref));
+
+/**
+ * `bnx diff A B`: two runs, two sweeps (matched setting by setting), or a run and a sweep. Sides
+ * with replicates (runs that differ only in seed) are compared as groups: one comparison per setting.
+ */
 export function diffSweeps(a: LoadedSweep, b: LoadedSweep, opts: DiffOptions = {}): Diff {
-  const m = pairSweeps(a, b);
+  const m = pairGroups(
+    { path: a.path, groups: groupReplicates(a.runs) },
+    { path: b.path, groups: groupReplicates(b.runs) },
+  );
+  const single = m.pairs.every(([x, y]) => x.runs.length === 1 && y.runs.length === 1);
+  // Runs alone keep the labels they always had (what differs between the two runs).
+  const labelOf = (x: ReplicateGroup, y: ReplicateGroup) => {
+    if (!single) return groupPairLabels(x, y, m.matchedOn);
+    const [la, lb] = runLabels([x.runs[0], y.runs[0]]);
+    return { label: pairLabel(x.runs[0], y.runs[0], m.matchedOn), a: la, b: lb };
+  };
+  const { pairs, comparisons } = comparePairs(m.pairs, opts, labelOf);
   return {
     a: a.path,
     b: b.path,
     matched_on: m.matchedOn,
     sweep_difference: m.sweepDifference,
-    pairs: m.pairs.map(([x, y]) => diffRuns(x, y, opts, pairLabel(x, y, m.matchedOn))),
-    unmatched_a: m.unmatchedA.map(ref),
-    unmatched_b: m.unmatchedB.map(ref),
+    pairs,
+    comparisons,
+    multiple_comparisons: MULTIPLE(comparisons.length),
+    unmatched_a: groupRunRefs(m.unmatchedA),
+    unmatched_b: groupRunRefs(m.unmatchedB),
   };
 }
 
 /**
- * `bnx diff SWEEP`: the BN-vs-no-BN pairs inside one sweep; a sweep of exactly two runs is compared
- * as it is.
+ * `bnx diff SWEEP`: the BN-vs-no-BN pairs inside one sweep (replicate groups that differ only in
+ * model.norm, one comparison per setting); a sweep of exactly two runs or two groups is compared as
+ * it is.
  */
 export function diffWithin(sweep: LoadedSweep, opts: DiffOptions = {}): Diff {
-  let pairs = normPairs(sweep.runs);
-  if (pairs.length === 0 && sweep.runs.length === 2) pairs = [[sweep.runs[0], sweep.runs[1]]];
+  const groups = groupReplicates(sweep.runs);
+  let pairs = normGroupPairs(groups);
+  if (pairs.length === 0 && groups.length === 2) pairs = [[groups[0], groups[1]]];
   if (pairs.length === 0) {
+    const what = groups.length < sweep.runs.length ? ` in ${groups.length} replicate group(s)` : '';
     throw new InputError(
       sweep.path,
-      `has ${sweep.runs.length} run(s) and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`,
+      `has ${sweep.runs.length} run(s)${what} and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`,
     );
   }
-  const keys = varyingKeys(sweep.runs).filter((k) => k !== 'model.norm');
+  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+  const { pairs: single, comparisons } = comparePairs(pairs, opts, (x, y) => {
+    const [lx, ly] =
+      x.runs.length === 1 && y.runs.length === 1 ? runLabels([x.runs[0], y.runs[0]]) : groupLabels([x, y]);
+    const common = groupPairLabels(x, y, keys).label;
+    return { label: keys.length > 0 ? `${common}: ${lx} vs ${ly}` : `${lx} vs ${ly}`, a: lx, b: ly };
+  });
   return {
     a: sweep.path,
     b: sweep.path,
     matched_on: keys,
     sweep_difference: [],
-    pairs: pairs.map(([x, y]) => {
-      const [lx, ly] = runLabels([x, y]);
-      const common = pairLabel(x, y, keys);
-      return diffRuns(x, y, opts, keys.length > 0 ? `${common}: ${lx} vs ${ly}` : `${lx} vs ${ly}`);
-    }),
+    pairs: single,
+    comparisons,
+    multiple_comparisons: MULTIPLE(comparisons.length),
     unmatched_a: [],
     unmatched_b: [],
   };
@@ -407,14 +539,6 @@ export function targetName(t: TargetDiff): string {
   return `${t.metric} ${op} ${fmt(t.target)}${t.why ? ` (${t.why})` : ''}`;
 }
 
-/** Picks about `n` rows evenly, always keeping the first and the last. */
-export function thin<T>(rows: T[], n: number): T[] {
-  if (rows.length <= n) return rows;
-  const idx = new Set<number>();
-  for (let i = 0; i < n; i++) idx.add(Math.round((i * (rows.length - 1)) / (n - 1)));
-  return [...idx].sort((x, y) => x - y).map((i) => rows[i]);
-}
-
 const refLine = (r: RunRef) =>
   `${r.path}  (${[r.status, r.steps !== null ? `${fmtInt(r.steps)} steps` : null].filter(Boolean).join(', ')})`;
 
@@ -432,9 +556,17 @@ export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: nu
       '',
     );
   }
-  if (diff.matched_on.length > 0 && diff.a !== diff.b) out.push(`runs matched on: ${diff.matched_on.join(', ')}`, '');
+  if (diff.matched_on.length > 0 && diff.a !== diff.b)
+    out.push(`${diff.comparisons.length > 0 ? 'settings' : 'runs'} matched on: ${diff.matched_on.join(', ')}`, '');
+  if (diff.multiple_comparisons)
+    out.push(`${diff.comparisons.length} settings compared: ${diff.multiple_comparisons}`, '');
+  const many = diff.pairs.length + diff.comparisons.length > 1 || diff.a === diff.b;
+  for (const c of diff.comparisons) {
+    if (many) out.push(`== ${c.label} ==`);
+    out.push(...formatComparison(c, opts), '');
+  }
   for (const p of diff.pairs) {
-    if (diff.pairs.length > 1 || diff.a === diff.b) out.push(`== ${p.label} ==`);
+    if (many) out.push(`== ${p.label} ==`);
     out.push(`A  ${refLine(p.a)}`, `B  ${refLine(p.b)}`, '');
     out.push(...formatPair(p, opts), '');
   }
@@ -529,11 +661,31 @@ function formatPair(p: PairDiff, opts: { allSteps?: boolean; maxSteps?: number }
   return out;
 }
 
-/** The diff as one long CSV table: a row per config key, step x metric, value and target. */
+/**
+ * The diff as one long CSV table: a row per config key, step x metric, value and target. With
+ * replicate groups, more columns (GROUP_CSV_COLUMNS: n, std, interval, p, Holm, verdict) and the
+ * sections `mean_step` (mean curves), `run_value` (every run's value), `value` and `ratio` (the
+ * comparisons); a_run and b_run then name the groups (or, in run_value rows, the runs).
+ */
 export function diffCsv(diff: Diff): string {
+  const groups = diff.comparisons.length > 0;
   const rows: string[][] = [
-    ['a_run', 'b_run', 'section', 'name', 'step', 'a', 'b', 'diff', 'a_step', 'b_step', 'ratio'],
+    [
+      'a_run',
+      'b_run',
+      'section',
+      'name',
+      'step',
+      'a',
+      'b',
+      'diff',
+      'a_step',
+      'b_step',
+      'ratio',
+      ...(groups ? GROUP_CSV_COLUMNS : []),
+    ],
   ];
+  for (const c of diff.comparisons) rows.push(...comparisonCsvRows(c));
   const step = (s: number | null) => (s === null ? '' : String(s));
   for (const d of diff.sweep_difference)
     rows.push(['', '', 'sweep', d.key, '', formatValue(d.a), formatValue(d.b), '', '', '', '']);
@@ -591,7 +743,8 @@ export function diffCsv(diff: Diff): string {
   }
   for (const r of diff.unmatched_a) rows.push([r.id, '', 'unmatched', '', '', '', '', '', '', '', '']);
   for (const r of diff.unmatched_b) rows.push(['', r.id, 'unmatched', '', '', '', '', '', '', '', '']);
-  return stringify(rows);
+  const width = rows[0].length;
+  return stringify(rows.map((r) => (r.length < width ? [...r, ...Array<string>(width - r.length).fill('')] : r)));
 }
 
 /** The diff as JSON (non-finite numbers become null). */

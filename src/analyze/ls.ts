@@ -1,5 +1,6 @@
 import { InputError } from '../util/errors.js';
 import { formatValue, runConfig, sameValue, shortKeys, type LoadedRun } from './results.js';
+import { formatSeeds, groupReplicates, groupValue, type GroupValue, type ReplicateGroup } from './replicates.js';
 import { fmt, fmtInt, fmtTime, runValues, type RunValues } from './stats.js';
 import { formatTable } from './table.js';
 
@@ -90,29 +91,42 @@ export interface ListOptions {
   sort?: string;
 }
 
-/** Filters and sorts the runs and returns their listings. */
-export function listResults(runs: LoadedRun[], opts: ListOptions = {}): RunListing[] {
+/** The runs that pass every `--filter key=value` (a listing field or config key). */
+function filterRuns(runs: LoadedRun[], filters: string[]): LoadedRun[] {
   const keys = paramKeys(runs);
   let rows = runs.map((r) => ({ run: r, row: listing(r, keys) }));
-  for (const f of opts.filter ?? []) {
+  for (const f of filters) {
     const eq = f.indexOf('=');
     if (eq <= 0) throw new InputError(`--filter ${f}`, 'expected key=value, e.g. model.norm=batch or status=completed');
     const key = resolveKey(f.slice(0, eq), runs, `--filter ${f}`);
     const wanted = f.slice(eq + 1);
     rows = rows.filter(({ run, row }) => matches(valueOf(run, row, key), wanted));
   }
+  return rows.map((r) => r.run);
+}
+
+/** Compares sort values: numbers as numbers, the rest as text with numeric parts; missing last either way. */
+function sortCompare(desc: boolean): (x: unknown, y: unknown) => number {
+  return (x, y) => {
+    const missing = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
+    if (missing(x) || missing(y)) return missing(x) === missing(y) ? 0 : missing(x) ? 1 : -1;
+    const c =
+      typeof x === 'number' && typeof y === 'number'
+        ? x - y
+        : formatValue(x).localeCompare(formatValue(y), 'en', { numeric: true });
+    return desc ? -c : c;
+  };
+}
+
+/** Filters and sorts the runs and returns their listings. */
+export function listResults(runs: LoadedRun[], opts: ListOptions = {}): RunListing[] {
+  const kept = filterRuns(runs, opts.filter ?? []);
+  const keys = paramKeys(runs);
+  let rows = kept.map((r) => ({ run: r, row: listing(r, keys) }));
   if (opts.sort) {
     const desc = opts.sort.startsWith('-');
     const key = resolveKey(desc ? opts.sort.slice(1) : opts.sort, runs, `--sort ${opts.sort}`);
-    const cmp = (x: unknown, y: unknown): number => {
-      const missing = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v));
-      if (missing(x) || missing(y)) return missing(x) === missing(y) ? 0 : missing(x) ? 1 : -1; // missing last either way
-      const c =
-        typeof x === 'number' && typeof y === 'number'
-          ? x - y
-          : formatValue(x).localeCompare(formatValue(y), 'en', { numeric: true });
-      return desc ? -c : c;
-    };
+    const cmp = sortCompare(desc);
     rows = rows
       .map((r, i) => ({ ...r, i }))
       .sort((p, q) => cmp(valueOf(p.run, p.row, key), valueOf(q.run, q.row, key)) || p.i - q.i);
@@ -120,6 +134,202 @@ export function listResults(runs: LoadedRun[], opts: ListOptions = {}): RunListi
     rows = rows.map((r, i) => ({ ...r, i })).sort((p, q) => p.row.spec.localeCompare(q.row.spec) || p.i - q.i);
   }
   return rows.map((r) => r.row);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replicate groups: one line per setting, the seeds summarized
+
+/** The numeric columns of a group listing, each summarized over the group's runs. */
+export const GROUP_VALUES = [
+  'final_train_loss',
+  'final_val_loss',
+  'final_val_acc',
+  'best_val_loss',
+  'best_val_loss_step',
+  'best_val_acc',
+  'best_val_acc_step',
+  'test_loss',
+  'test_acc',
+  'val_loss_fluctuation',
+  'wall_time_s',
+] as const;
+export type GroupValueName = (typeof GROUP_VALUES)[number];
+
+/** One line of `bnx ls` by replicate group. */
+export interface GroupListing {
+  spec: string;
+  /** The sweep folder. */
+  dir: string;
+  /** The grid and command-line keys of the listed runs except `seed`, with this group's values. */
+  params: Record<string, unknown>;
+  /** Runs in the group. */
+  n: number;
+  seeds: (number | null)[];
+  /** Run ids, in seed order. */
+  runs: string[];
+  /** How many runs are in each state (`completed: 5`). */
+  status: Record<string, number>;
+  /** Last logged step of each run, in seed order, and the steps the runs were planned for. */
+  steps: (number | null)[];
+  steps_total: number | null;
+  /** Each numeric column over the runs: n, mean, std, 95 % interval, and the runs without a value. */
+  values: Record<GroupValueName, GroupValue>;
+  started_at: string | null;
+}
+
+export function groupListing(group: ReplicateGroup, keys: string[]): GroupListing {
+  const rows = group.runs.map((r) => listing(r, keys));
+  const ids = rows.map((r) => r.id);
+  const status: Record<string, number> = {};
+  for (const r of rows) status[r.status ?? 'unknown'] = (status[r.status ?? 'unknown'] ?? 0) + 1;
+  const params = { ...rows[0].params };
+  delete params.seed;
+  return {
+    spec: group.spec,
+    dir: group.dir,
+    params,
+    n: rows.length,
+    seeds: group.seeds,
+    runs: ids,
+    status,
+    steps: rows.map((r) => r.steps),
+    steps_total: rows[0].steps_total,
+    values: Object.fromEntries(
+      GROUP_VALUES.map((name) => [
+        name,
+        groupValue(
+          rows.map((r) => r[name]),
+          ids,
+        ),
+      ]),
+    ) as Record<GroupValueName, GroupValue>,
+    started_at:
+      rows
+        .map((r) => r.started_at)
+        .filter((s): s is string => s !== null)
+        .sort()[0] ?? null,
+  };
+}
+
+/** A group's value for `--sort`: a numeric column's mean, a config key's value, or the group's own fields. */
+function groupSortValue(g: GroupListing, group: ReplicateGroup, key: { field?: string; config?: string }): unknown {
+  if (key.config) return runConfig(group.runs[0])[key.config];
+  const f = key.field!;
+  if ((GROUP_VALUES as readonly string[]).includes(f)) return g.values[f as GroupValueName].mean;
+  if (f === 'id') return g.runs[0];
+  if (f === 'status') return statusText(g.status);
+  if (f === 'steps') return Math.max(...g.steps.map((s) => s ?? 0));
+  return (g as unknown as Record<string, unknown>)[f];
+}
+
+/**
+ * `bnx ls` by replicate group: the runs filtered (`--filter` applies to runs: `status=completed`
+ * keeps the completed seeds), grouped, and the groups sorted (`--sort` a column: by its mean).
+ */
+export function listGroups(runs: LoadedRun[], opts: ListOptions = {}): GroupListing[] {
+  const kept = filterRuns(runs, opts.filter ?? []);
+  const keys = paramKeys(runs);
+  const groups = groupReplicates(kept);
+  let rows = groups.map((g, i) => ({ group: g, row: groupListing(g, keys), i }));
+  if (opts.sort) {
+    const desc = opts.sort.startsWith('-');
+    const key = resolveKey(desc ? opts.sort.slice(1) : opts.sort, runs, `--sort ${opts.sort}`);
+    const cmp = sortCompare(desc);
+    rows = rows.sort(
+      (p, q) => cmp(groupSortValue(p.row, p.group, key), groupSortValue(q.row, q.group, key)) || p.i - q.i,
+    );
+  } else {
+    rows = rows.sort((p, q) => p.row.spec.localeCompare(q.row.spec) || p.i - q.i);
+  }
+  return rows.map((r) => r.row);
+}
+
+/** `5 completed`, `4 completed, 1 diverged`. */
+export function statusText(status: Record<string, number>): string {
+  return Object.entries(status)
+    .map(([s, k]) => `${k} ${s}`)
+    .join(', ');
+}
+
+/**
+ * A group value for a table: `0.9527 ± 0.0021` (± the 95 % interval's half-width), the value alone
+ * for one run, and `(4/5)` when only 4 of the 5 runs have it.
+ */
+export function fmtGroupValue(v: GroupValue, format: (x: number | null) => string = fmt): string {
+  if (v.n === 0) return v.runs > 1 ? `- (0/${v.runs})` : '-';
+  const core = v.half_width !== null ? `${format(v.mean)} ± ${format(v.half_width)}` : format(v.mean);
+  return v.n < v.runs ? `${core} (${v.n}/${v.runs})` : core;
+}
+
+/** The footer line that says what `±` and `(k/n)` are. */
+export const PLUS_MINUS_NOTE =
+  "±: half-width of the 95% t-interval of the mean over a group's seeds (t(0.975, n-1) x std / sqrt(n)); (k/n): only k of the n runs have the value (a diverged or unfinished run has none)";
+
+/** The `bnx ls` table of replicate groups. */
+export function formatGroupListing(rows: GroupListing[]): string {
+  if (rows.length === 0) return 'no runs';
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r.params)))];
+  const varying = keys.filter((k) => rows.some((r) => !sameValue(r.params[k], rows[0].params[k])));
+  const constant = keys.filter((k) => !varying.includes(k));
+  const short = shortKeys(varying);
+  const seedsText = rows.map((r) => formatSeeds(r.seeds));
+  const sameSeeds = seedsText.every((s) => s === seedsText[0]);
+  const header = [
+    'spec',
+    ...varying.map((k) => short.get(k)!),
+    'n',
+    ...(sameSeeds ? [] : ['seeds']),
+    'status',
+    'steps',
+    'val_loss',
+    'best',
+    'val_acc',
+    'best',
+    'test_acc',
+    'fluct',
+    'wall',
+  ];
+  const body = rows.map((r, i) => {
+    const steps = r.steps.map((s) => s ?? 0);
+    const [lo, hi] = [Math.min(...steps), Math.max(...steps)];
+    const done = Object.keys(r.status).length === 1 && r.status.completed !== undefined;
+    const stepText =
+      done || r.steps_total === null
+        ? lo === hi
+          ? fmtInt(hi)
+          : `${fmtInt(lo)}-${fmtInt(hi)}`
+        : `${lo === hi ? fmtInt(hi) : `${fmtInt(lo)}-${fmtInt(hi)}`}/${fmtInt(r.steps_total)}`;
+    const v = r.values;
+    const wall = v.wall_time_s;
+    return [
+      r.spec || '-',
+      ...varying.map((k) => formatValue(r.params[k])),
+      String(r.n),
+      ...(sameSeeds ? [] : [seedsText[i]]),
+      statusText(r.status),
+      stepText,
+      fmtGroupValue(v.final_val_loss),
+      fmtGroupValue(v.best_val_loss),
+      fmtGroupValue(v.final_val_acc),
+      fmtGroupValue(v.best_val_acc),
+      fmtGroupValue(v.test_acc),
+      fmtGroupValue(v.val_loss_fluctuation),
+      fmtGroupValue(wall, (x) => (x === null ? '-' : x.toFixed(1))) + (wall.n > 0 ? ' s' : ''),
+    ];
+  });
+  const statusCol = header.indexOf('status');
+  const align = header.map((h, c) => (h === 'n' || c > statusCol ? 'r' : 'l'));
+  const lines = [formatTable(header, body, { align })];
+  const notes: string[] = [];
+  if (constant.length > 0)
+    notes.push(`all groups: ${constant.map((k) => `${k}=${formatValue(rows[0].params[k])}`).join(', ')}`);
+  if (sameSeeds) notes.push(`seeds: ${seedsText[0] || '-'} in every group`);
+  const runs = rows.reduce((a, r) => a + r.n, 0);
+  notes.push(PLUS_MINUS_NOTE);
+  notes.push(
+    `${rows.length} replicate group(s) of ${runs} run(s): runs whose configurations differ only in seed; val_loss/val_acc: final value, best: best over evaluations; fluct: std of step-to-step val_loss changes over the last half; wall: per run; --runs lists every run`,
+  );
+  return [...lines, ...notes].join('\n');
 }
 
 /** The `bnx ls` table: parameters that vary get a column each; those that don't go in a footer. */

@@ -1,9 +1,50 @@
 import { stringify as toYaml } from 'yaml';
 import { setPath } from '../spec/load.js';
 import { BNX_VERSION } from '../util/version.js';
-import { chartSpec, metricTitle, renderSvg, type XAxis } from './chart.js';
-import { diffRuns, normPairs, ratioText, targetName, thin, type PairDiff, type TargetDiff } from './diff.js';
-import { formatListing, listResults, type RunListing } from './ls.js';
+import { bandCaption, chartSpec, metricTitle, renderSvg, type XAxis } from './chart.js';
+import {
+  applyHolm,
+  compareGroups,
+  fmtEstimate,
+  fmtInterval,
+  NO_SPREAD,
+  STATISTICS_NOTES,
+  VERDICT_HEADER,
+  verdictRows,
+  type GroupComparison,
+  type MeasureComparison,
+} from './compare.js';
+import {
+  diffRuns,
+  normGroupPairs,
+  normPairs,
+  ratioText,
+  targetName,
+  thin,
+  type PairDiff,
+  type TargetDiff,
+} from './diff.js';
+import {
+  fmtGroupValue,
+  formatGroupListing,
+  formatListing,
+  GROUP_VALUES,
+  listGroups,
+  listResults,
+  PLUS_MINUS_NOTE,
+  statusText,
+  type GroupListing,
+  type RunListing,
+} from './ls.js';
+import {
+  formatSeeds,
+  groupReplicates,
+  groupValue,
+  groupVaryingKeys,
+  hasReplicates,
+  type ReplicateGroup,
+} from './replicates.js';
+import { formatP } from './significance.js';
 import {
   datasetOf,
   formatValue,
@@ -40,6 +81,12 @@ export interface Report {
   runs: RunListing[];
   /** The ls table as text (for the Markdown report's plain view). */
   runsText: string;
+  /** With replicates: one line per replicate group (n, mean ± 95% half-width); null without. */
+  groups: GroupListing[] | null;
+  /** With replicates: the BN-vs-no-BN comparisons of replicate groups, one per setting. */
+  comparisons: { a: string; b: string; comparison: GroupComparison }[];
+  /** How the comparisons' p-values are corrected for their number (Holm), or null for one. */
+  multipleComparisons: string | null;
   /** Headline numbers, one group per compared pair (label null when there is one pair). */
   headlines: { label: string | null; lines: string[] }[];
   charts: ReportChart[];
@@ -159,13 +206,18 @@ async function reportCharts(runs: LoadedRun[], x: XAxis): Promise<ReportChart[]>
   const has = (m: Metric) => runs.some((r) => r.metrics.some((row) => row[m] !== null && row[m] !== undefined));
   const charts: ReportChart[] = [];
   const onTest = runs.every((r) => r.record?.config.data.validation === 'test');
+  const groups = groupReplicates(runs);
+  // With replicates each line is a group's mean with its 95% band (the legend says so too).
+  const lines = hasReplicates(groups)
+    ? `one line per setting: the mean over its seeds (${bandCaption(groups, 'ci', false).join('; ')})`
+    : 'one line per run';
   if (has('val_acc')) {
     charts.push({
       name: 'accuracy',
       title: capitalize(metricTitle('val_acc', runs)),
       caption: onTest
-        ? "Test accuracy against training step, one line per run: the paper's Figure 1(a) for experiments/paper-mnist.yaml."
-        : 'Validation accuracy against training step, one line per run.',
+        ? `Test accuracy against training step, ${lines}: the paper's Figure 1(a) for experiments/paper-mnist.yaml.`
+        : `Validation accuracy against training step, ${lines}.`,
       svg: uniqueSvgIds(await renderSvg(chartSpec(runs, { metrics: ['val_acc'], x, width: 720, height: 360 })), 'acc'),
     });
   }
@@ -174,16 +226,169 @@ async function reportCharts(runs: LoadedRun[], x: XAxis): Promise<ReportChart[]>
     charts.push({
       name: 'loss',
       title: capitalize(losses.map((m) => metricTitle(m, runs)).join(' and ')),
-      caption:
-        'Training loss (mean over each logging interval, training mode) and validation loss (inference mode, moving-average BN statistics), one panel each.',
+      caption: `Training loss (mean over each logging interval, training mode) and validation loss (inference mode), one panel each; ${lines}.`,
       svg: uniqueSvgIds(await renderSvg(chartSpec(runs, { metrics: losses, x, width: 400, height: 280 })), 'loss'),
     });
   }
   return charts;
 }
 
-/** Builds the report of one sweep. */
+/** A group's value with its spread: `0.9527 ± 0.0021 (n = 5)`. */
+function withSpread(values: (number | null)[], ids: string[], format: (x: number | null) => string = fmt): string {
+  const v = groupValue(values, ids);
+  return `${fmtGroupValue(v, format)}${v.runs > 1 ? ` (n = ${v.n < v.runs ? `${v.n} of ${v.runs}` : v.n})` : ''}`;
+}
+
+const verdictWords = (m: MeasureComparison, an: string, bn: string) =>
+  m.verdict === 'B better' ? `${bn} better` : m.verdict === 'A better' ? `${an} better` : m.verdict;
+
+/** `p = 0.0004 (paired t-test)`, `Holm p = 0.01 over 5 settings (Welch)`. */
+function pWords(m: MeasureComparison): string {
+  const test = m.design === 'paired' ? 'paired t-test' : "Welch's t-test";
+  if (m.p_adjusted === null) return `p undefined (${test})`;
+  const sign = m.p_sign_flip !== null ? `; sign-flip p = ${formatP(m.p_sign_flip)}` : '';
+  if (m.note?.includes(NO_SPREAD)) return `the ${test} has no spread (every seed gives the same value${sign})`;
+  const p = formatP(m.p_adjusted);
+  return m.holm_m > 1 ? `Holm p = ${p} over ${m.holm_m} settings (${test}${sign})` : `p = ${p} (${test}${sign})`;
+}
+
+/** One headline of a difference measure: both means with their spread, the difference with its interval, p, the verdict. */
+function differenceHeadline(m: MeasureComparison, what: string, an: string, bn: string): string {
+  return `${what}: ${withSpread(m.b.values, m.b.runs)} with ${bn}, ${withSpread(m.a.values, m.a.runs)} with ${an}; ${bn} - ${an} = ${fmtEstimate(m)}, 95% CI ${fmtInterval(m)}, ${pWords(m)}: ${verdictWords(m, an, bn)}.`;
+}
+
+/** The headlines of a comparison of replicate groups: every number with its interval and n. */
+function groupHeadlines(c: GroupComparison, an: string, bn: string, runs: LoadedRun[]): string[] {
+  const out: string[] = [];
+  const get = (name: string) => c.measures.find((m) => m.name === name);
+  const acc = metricTitle('val_acc', runs).replace(/ \(val_acc\)$/, '');
+  const valLoss = metricTitle('val_loss', runs).replace(/ \(val_loss\)$/, '');
+  const fa = get('final_val_acc');
+  if (fa && fa.estimate !== null)
+    out.push(differenceHeadline(fa, `Final ${acc} after ${fmtInt(c.b.steps)} steps`, an, bn));
+  const ta = get('test_acc');
+  if (ta && ta.estimate !== null && !runs.every((r) => r.record?.config.data.validation === 'test'))
+    out.push(differenceHeadline(ta, 'Test accuracy after training', an, bn));
+  for (const m of c.measures.filter((x) => x.name.startsWith('steps_to_') || x.name.startsWith('match_'))) {
+    const reached = m.note?.match(/seeds reaching it: [^;]*/)?.[0];
+    const what = m.label
+      .replace(/^steps to /, '')
+      .replace(/val_acc/, acc)
+      .replace(/train_loss/, 'training loss');
+    if (m.estimate === null) {
+      if (m.summary) out.push(`Steps to ${what}: ${m.summary.replace(/\bA\b/g, an).replace(/\bB\b/g, bn)}.`);
+      continue;
+    }
+    const r = m.estimate;
+    const effect =
+      r <= 1
+        ? `${bn} gets there in ${(1 / r).toFixed(2)}x fewer steps (95% CI ${(1 / m.ci95_high!).toFixed(2)}x-${(1 / m.ci95_low!).toFixed(2)}x)`
+        : `${bn} needs ${r.toFixed(2)}x the steps (95% CI ${m.ci95_low!.toFixed(2)}x-${m.ci95_high!.toFixed(2)}x)`;
+    out.push(
+      `Steps to ${what}: geometric mean ${fmtInt(Math.round(m.geo_mean_b!))} with ${bn}, ${fmtInt(Math.round(m.geo_mean_a!))} with ${an}; ${effect}, ${pWords(m)}${reached ? `; ${reached.replace('A ', `${an} `).replace('B ', `${bn} `)}` : ''}: ${verdictWords(m, an, bn)}.`,
+    );
+  }
+  const fl = get('val_loss_fluctuation');
+  if (fl && fl.estimate !== null)
+    out.push(
+      `${capitalize(valLoss)} fluctuation (std of step-to-step changes over the last half of training): geometric mean ${fmt(fl.geo_mean_b)} with ${bn}, ${fmt(fl.geo_mean_a)} with ${an}; ${bn}/${an} = ${fmtEstimate(fl)}, 95% CI ${fmtInterval(fl)}, ${pWords(fl)}: ${verdictWords(fl, an, bn)} (lower is better).`,
+    );
+  const fv = get('final_val_loss');
+  if (fv && fv.estimate !== null) out.push(differenceHeadline(fv, `Final ${valLoss}`, an, bn));
+  const bl = get('best_val_loss');
+  if (bl && bl.estimate !== null) out.push(differenceHeadline(bl, `Best ${valLoss}`, an, bn));
+  return out;
+}
+
+/** The report of a sweep with replicates: groups, comparisons of groups, banded charts. */
+async function buildGroupReport(sweep: LoadedSweep, groups: ReplicateGroup[], opts: ReportOptions): Promise<Report> {
+  const runs = sweep.runs;
+  const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
+  let pairs = normGroupPairs(groups);
+  if (pairs.length === 0 && groups.length === 2) pairs = [[groups[0], groups[1]]];
+  const dataset = datasetOf(runs[0]);
+  const ladder = [...new Set([...TARGET_LADDER, defaultTarget(dataset), ...(opts.targets ?? [])])].sort(
+    (p, q) => p - q,
+  );
+  const reachedByAny = (t: number) => runs.some((r) => stepsToReach(r.metrics, 'val_acc', t) !== null);
+  const targets = ladder.filter(reachedByAny);
+  const firstMissed = ladder.find((t) => !reachedByAny(t));
+  if (firstMissed !== undefined) targets.push(firstMissed);
+  const lossTargets = TRAIN_LOSS_LADDER.filter((t) =>
+    runs.some((r) => stepsToReach(r.metrics, 'train_loss', t) !== null),
+  );
+  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+  const comparisons = pairs.map(([a, b]) => {
+    const [an, bn] = sideNames(a.runs[0], b.runs[0]);
+    const where =
+      keys.length > 0
+        ? ` (${keys.map((k) => `${shortKeys(keys).get(k)}=${formatValue(runConfig(a.runs[0])[k])}`).join(', ')})`
+        : '';
+    const c = compareGroups(
+      a,
+      b,
+      { targets, targetsWhy: '', lossTargets },
+      { label: `${an} vs ${bn}${where}`, a: an, b: bn },
+    );
+    return { a: an, b: bn, comparison: c };
+  });
+  applyHolm(comparisons.map((c) => c.comparison));
+  const headlines = comparisons.map((c) => ({
+    label: comparisons.length > 1 ? c.comparison.label : null,
+    lines: groupHeadlines(c.comparison, c.a, c.b, runs),
+  }));
+  const groupRows = listGroups(runs);
+  const common = await reportCommon(sweep, opts);
+  return {
+    ...common,
+    title: `bnx report: ${specs.join(', ') || sweep.path}`,
+    runs: listResults(runs),
+    runsText: formatGroupListing(groupRows),
+    groups: groupRows,
+    comparisons,
+    multipleComparisons:
+      comparisons.length > 1
+        ? `p-values are Holm-adjusted over the ${comparisons.length} settings compared, each measure separately; intervals are unadjusted 95% intervals`
+        : null,
+    headlines,
+    pairs: [],
+  };
+}
+
+/** What every report has: the charts, the configuration with what varies, the versions. */
+async function reportCommon(
+  sweep: LoadedSweep,
+  opts: ReportOptions,
+): Promise<Pick<Report, 'sweep' | 'generated' | 'charts' | 'grid' | 'configYaml' | 'versions'>> {
+  const runs = sweep.runs;
+  const vary = varyingKeys(runs);
+  const { name: specName, ...rest } = structuredClone(runs[0].record?.config ?? { name: '' });
+  const shared: Record<string, unknown> = specName ? { name: specName, ...rest } : rest;
+  const grid = vary.map((k) => ({ key: k, values: [...new Set(runs.map((r) => formatValue(runConfig(r)[k])))] }));
+  for (const g of grid) setPath(shared, g.key, `varies: ${g.values.join(' | ')}`);
+  const versions = [
+    ...new Set(
+      runs
+        .map((r) =>
+          r.record ? `${r.record.backend}; bnx ${r.record.versions.bnx}, Node ${r.record.versions.node}` : '',
+        )
+        .filter(Boolean),
+    ),
+  ];
+  return {
+    sweep: sweep.path,
+    generated: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    charts: await reportCharts(runs, opts.x ?? 'step'),
+    grid,
+    configYaml: toYaml(shared),
+    versions,
+  };
+}
+
+/** Builds the report of one sweep (of replicate groups when runs differ only in seed). */
 export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}): Promise<Report> {
+  const groups = groupReplicates(sweep.runs);
+  if (hasReplicates(groups)) return buildGroupReport(sweep, groups, opts);
   const runs = sweep.runs;
   const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
   const listing = listResults(runs);
@@ -210,32 +415,16 @@ export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}):
     headlines.push({ label: pairs.length > 1 ? d.label : null, lines: headlinesOf(d, [a, b], an, bn, runs) });
     return { a: an, b: bn, diff: d };
   });
-  const vary = varyingKeys(runs);
-  const { name: specName, ...rest } = structuredClone(runs[0].record?.config ?? { name: '' });
-  const shared: Record<string, unknown> = specName ? { name: specName, ...rest } : rest;
-  const grid = vary.map((k) => ({ key: k, values: [...new Set(runs.map((r) => formatValue(runConfig(r)[k])))] }));
-  for (const g of grid) setPath(shared, g.key, `varies: ${g.values.join(' | ')}`);
-  const versions = [
-    ...new Set(
-      runs
-        .map((r) =>
-          r.record ? `${r.record.backend}; bnx ${r.record.versions.bnx}, Node ${r.record.versions.node}` : '',
-        )
-        .filter(Boolean),
-    ),
-  ];
   return {
+    ...(await reportCommon(sweep, opts)),
     title: `bnx report: ${specs.join(', ') || sweep.path}`,
-    sweep: sweep.path,
-    generated: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     runs: listing,
     runsText: formatListing(listing),
+    groups: null,
+    comparisons: [],
+    multipleComparisons: null,
     headlines,
-    charts: await reportCharts(runs, opts.x ?? 'step'),
     pairs: pairOut,
-    grid,
-    configYaml: toYaml(shared),
-    versions,
   };
 }
 
@@ -353,6 +542,81 @@ function pairTables(p: { a: string; b: string; diff: PairDiff }) {
   return { config, values, targets, steps };
 }
 
+/** The replicate-group table (one row per setting, each value mean ± 95% half-width). */
+function groupTable(report: Report): { header: string[]; rows: string[][] } {
+  const groups = report.groups ?? [];
+  const keys = report.grid.map((g) => g.key).filter((k) => k !== 'seed' && groups.some((r) => k in r.params));
+  const short = shortKeys(keys);
+  const v = (g: GroupListing, name: (typeof GROUP_VALUES)[number]) => fmtGroupValue(g.values[name]);
+  return {
+    header: [
+      ...keys.map((k) => short.get(k)!),
+      'n',
+      'seeds',
+      'status',
+      'final val_loss',
+      'best val_loss',
+      'final val_acc',
+      'best val_acc',
+      'test acc',
+      'val_loss fluct.',
+      'wall time (s)',
+    ],
+    rows: groups.map((g) => [
+      ...keys.map((k) => formatValue(g.params[k])),
+      String(g.n),
+      formatSeeds(g.seeds),
+      statusText(g.status),
+      v(g, 'final_val_loss'),
+      v(g, 'best_val_loss'),
+      v(g, 'final_val_acc'),
+      v(g, 'best_val_acc'),
+      v(g, 'test_acc'),
+      v(g, 'val_loss_fluctuation'),
+      fmtGroupValue(g.values.wall_time_s, (x) => (x === null ? '-' : x.toFixed(1))),
+    ]),
+  };
+}
+
+/** The tables of one comparison of replicate groups, the sides named (`no BN`, `BN`). */
+function comparisonTables(p: { a: string; b: string; comparison: GroupComparison }) {
+  const c = p.comparison;
+  const header = VERDICT_HEADER(c.measures).map((h) =>
+    h === 'A' ? p.a : h === 'B' ? p.b : h === 'B - A | B / A' ? `${p.b} - ${p.a} | ${p.b} / ${p.a}` : h,
+  );
+  const rows = verdictRows(c.measures).map((r) => [
+    ...r.slice(0, -1),
+    r.at(-1) === 'B better' ? `${p.b} better` : r.at(-1) === 'A better' ? `${p.a} better` : r.at(-1)!,
+  ]);
+  const notes = c.measures
+    .map((m) => {
+      const lines = [m.summary ?? (m.verdict === 'not tested' ? m.verdict_text : null), m.note].filter(
+        (x): x is string => x !== null && x !== '',
+      );
+      return lines.length > 0 ? `${m.label}: ${lines.join('; ')}` : null;
+    })
+    .filter((x): x is string => x !== null)
+    .map((x) => x.replace(/\bA\b/g, p.a).replace(/\bB\b/g, p.b));
+  const evalRows = c.curves.filter((r) => r.a.val_acc !== null || r.a.val_loss !== null);
+  const shown = thin(evalRows.length > 0 ? evalRows : c.curves, 14);
+  const cell = (x: { mean: number } | null) => (x === null ? '-' : fmt(x.mean));
+  const curves = {
+    header: ['step', `train_loss ${p.a}`, p.b, `val_loss ${p.a}`, p.b, `val_acc ${p.a}`, p.b],
+    rows: shown.map((r) => [
+      fmtInt(r.step),
+      cell(r.a.train_loss),
+      cell(r.b.train_loss),
+      cell(r.a.val_loss),
+      cell(r.b.val_loss),
+      cell(r.a.val_acc),
+      cell(r.b.val_acc),
+    ]),
+  };
+  const config = { header: ['key', p.a, p.b], rows: c.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]) };
+  const statistics = STATISTICS_NOTES(c.measures).map((l) => l.trim());
+  return { verdicts: { header, rows }, notes, curves, config, statistics };
+}
+
 /** One self-contained HTML page: inline CSS and inline SVG charts, no scripts, nothing fetched. */
 export function reportHtml(report: Report): string {
   const parts: string[] = [];
@@ -377,13 +641,48 @@ export function reportHtml(report: Report): string {
     parts.push(`<h2>${esc(c.title)}</h2>`, `<figure>${c.svg}<figcaption>${esc(c.caption)}</figcaption></figure>`);
   }
   const rt = runTable(report);
-  parts.push(
-    '<h2>Runs</h2>',
-    htmlTable(rt.header, rt.rows, (c) => c >= rt.header.indexOf('steps')),
-  );
-  parts.push(
-    '<p class="meta">val_loss fluct.: standard deviation of the step-to-step changes of the validation loss over the last half of training.</p>',
-  );
+  if (report.groups) {
+    const gt = groupTable(report);
+    parts.push(
+      '<h2>Replicate groups</h2>',
+      htmlTable(gt.header, gt.rows, (c) => c >= gt.header.indexOf('final val_loss') || c === gt.header.indexOf('n')),
+      `<p class="meta">${esc(PLUS_MINUS_NOTE)}. val_loss fluct.: standard deviation of the step-to-step changes of the validation loss over the last half of training.</p>`,
+    );
+    parts.push(
+      `<details><summary>Every run (${report.runs.length})</summary>`,
+      htmlTable(rt.header, rt.rows, (c) => c >= rt.header.indexOf('steps')),
+      '</details>',
+    );
+  } else {
+    parts.push(
+      '<h2>Runs</h2>',
+      htmlTable(rt.header, rt.rows, (c) => c >= rt.header.indexOf('steps')),
+    );
+    parts.push(
+      '<p class="meta">val_loss fluct.: standard deviation of the step-to-step changes of the validation loss over the last half of training.</p>',
+    );
+  }
+  if (report.multipleComparisons) parts.push(`<p class="meta">${esc(report.multipleComparisons)}.</p>`);
+  for (const p of report.comparisons) {
+    const t = comparisonTables(p);
+    const c = p.comparison;
+    parts.push(`<h2>Comparison: ${esc(c.label)}</h2>`);
+    parts.push(
+      `<p class="meta">${esc(p.a)}: ${esc(c.a.dir)}, ${c.a.n} runs (seeds ${esc(formatSeeds(c.a.seeds))})<br>${esc(p.b)}: ${esc(c.b.dir)}, ${c.b.n} runs (seeds ${esc(formatSeeds(c.b.seeds))})<br>${esc(c.design_why)}</p>`,
+    );
+    if (t.config.rows.length > 0)
+      parts.push('<h3>Configuration (keys that differ, seed aside)</h3>', htmlTable(t.config.header, t.config.rows));
+    parts.push(
+      '<h3>Verdicts</h3>',
+      htmlTable(t.verdicts.header, t.verdicts.rows, (k) => k >= 1 && k <= 7),
+      `<ul class="headlines">${t.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>`,
+      `<p class="meta">${t.statistics.map(esc).join('<br>')}</p>`,
+    );
+    parts.push(
+      '<h3>Mean curves (mean over the seeds at matching steps)</h3>',
+      htmlTable(t.curves.header, t.curves.rows, () => true),
+    );
+  }
   for (const p of report.pairs) {
     const t = pairTables(p);
     parts.push(`<h2>Diff: ${esc(p.diff.label)}</h2>`);
@@ -435,14 +734,53 @@ export function reportMarkdown(report: Report, chartFile: (name: string) => stri
   for (const c of report.charts)
     out.push(`## ${c.title}`, '', `![${c.title}](${chartFile(c.name)})`, '', `*${c.caption}*`, '');
   const rt = runTable(report);
+  if (report.groups) {
+    const gt = groupTable(report);
+    out.push(
+      '## Replicate groups',
+      '',
+      markdownTable(gt.header, gt.rows),
+      '',
+      `${PLUS_MINUS_NOTE}. val_loss fluct.: standard deviation of the step-to-step changes of the validation loss over the last half of training.`,
+      '',
+    );
+  }
   out.push(
-    '## Runs',
+    report.groups ? '## Every run' : '## Runs',
     '',
     markdownTable(rt.header, rt.rows),
     '',
     'val_loss fluct.: standard deviation of the step-to-step changes of the validation loss over the last half of training.',
     '',
   );
+  if (report.multipleComparisons) out.push(`${report.multipleComparisons}.`, '');
+  for (const p of report.comparisons) {
+    const t = comparisonTables(p);
+    const c = p.comparison;
+    out.push(
+      `## Comparison: ${c.label}`,
+      '',
+      `- ${p.a}: \`${c.a.dir}\`, ${c.a.n} runs (seeds ${formatSeeds(c.a.seeds)})`,
+      `- ${p.b}: \`${c.b.dir}\`, ${c.b.n} runs (seeds ${formatSeeds(c.b.seeds)})`,
+      `- ${c.design_why}`,
+      '',
+    );
+    if (t.config.rows.length > 0)
+      out.push(
+        '### Configuration (keys that differ, seed aside)',
+        '',
+        markdownTable(t.config.header, t.config.rows),
+        '',
+      );
+    out.push('### Verdicts', '', markdownTable(t.verdicts.header, t.verdicts.rows), '');
+    out.push(...t.notes.map((n) => `- ${n}`), '', ...t.statistics.map((l) => `${l}  `), '');
+    out.push(
+      '### Mean curves (mean over the seeds at matching steps)',
+      '',
+      markdownTable(t.curves.header, t.curves.rows),
+      '',
+    );
+  }
   for (const p of report.pairs) {
     const t = pairTables(p);
     out.push(`## Diff: ${p.diff.label}`, '', `- ${p.a}: \`${p.diff.a.path}\``, `- ${p.b}: \`${p.diff.b.path}\``, '');

@@ -303,7 +303,13 @@ export type Verdict = 'B better' | 'A better' | 'no significant difference';
  * degenerate: `no significant difference (p = 0.21, n = 5)`, `B better (p = 0.00043, n = 5)`,
  * `B better (p = 0: no spread, t-test degenerate; n = 3)`, `no significant difference (p undefined: n = 1)`.
  */
-export function verdict(c: Comparison, higherIsBetter: boolean, alpha = 0.05): { verdict: Verdict; text: string } {
+export function verdict(
+  c: Comparison,
+  higherIsBetter: boolean,
+  alpha = 0.05,
+  /** What the p-value is called in `text`: `p`, or `Holm p` when `c.p` is an adjusted one. */
+  pName = 'p',
+): { verdict: Verdict; text: string } {
   const effect = c.kind === 'log_ratio' ? c.meanLogRatio : c.meanDiff;
   const n =
     c.kind === 'paired' ? `n = ${c.n}` : c.kind === 'log_ratio' && c.paired ? `n = ${c.nA}` : `n = ${c.nA} vs ${c.nB}`;
@@ -316,13 +322,33 @@ export function verdict(c: Comparison, higherIsBetter: boolean, alpha = 0.05): {
   let detail: string;
   if (Number.isNaN(c.p)) {
     const tooFew = c.kind === 'paired' ? c.n < 2 : c.kind === 'log_ratio' && c.paired ? c.nA < 2 : c.nA < 2 || c.nB < 2;
-    detail = tooFew ? `p undefined: ${n}` : `p undefined: no spread and no difference; ${n}`;
+    detail = tooFew ? `${pName} undefined: ${n}` : `${pName} undefined: no spread and no difference; ${n}`;
   } else if (!Number.isFinite(c.t)) {
-    detail = `p = ${formatP(c.p)}: no spread, t-test degenerate; ${n}`;
+    detail = `${pName} = ${formatP(c.p)}: no spread, t-test degenerate; ${n}`;
   } else {
-    detail = `p = ${formatP(c.p)}, ${n}`;
+    detail = `${pName} = ${formatP(c.p)}, ${n}`;
   }
   return { verdict: v, text: `${v} (${detail})` };
+}
+
+/**
+ * The interval for the mean difference of a paired or Welch comparison at another confidence level
+ * than 95 % (scipy's `.confidence_interval(confidence)`): e.g. Bonferroni's 1 - 0.05 / m when one
+ * decision rests on m intervals at once. At 0.95 it is the comparison's own ci95.
+ */
+export function differenceInterval(c: PairedComparison | WelchComparison, confidence: number): [number, number] {
+  if (!(confidence > 0 && confidence < 1)) throw new RangeError(`confidence ${confidence} is not in (0, 1)`);
+  let se: number;
+  let df: number;
+  if (c.kind === 'paired') {
+    se = c.sdDiff / Math.sqrt(c.n);
+    df = c.df;
+  } else {
+    se = Math.sqrt(c.sdA ** 2 / c.nA + c.sdB ** 2 / c.nB);
+    df = Number.isNaN(c.df) ? 1 : c.df; // as welch(): SciPy's stand-in when the df is undefined
+  }
+  const half = tQuantile(0.5 + confidence / 2, df) * se;
+  return [c.meanDiff - half, c.meanDiff + half];
 }
 
 /** A p-value for a table: two significant digits (0.21, 0.018, 0.00043), exponent below 1e-4 (1.1e-5); 0 as 0. */

@@ -1,5 +1,6 @@
 import { InputError } from '../util/errors.js';
-import { chartBase, legendOf, termChart, type VegaLiteSpec } from './chart.js';
+import { bandCaption, bandOf, chartBase, legendOf, termChart, type Band, type VegaLiteSpec } from './chart.js';
+import { groupReplicates } from './replicates.js';
 import { formatValue, runConfig, sameValue, shortKeys, varyingKeys, type LoadedRun } from './results.js';
 import { runValues, type ComparedValue } from './stats.js';
 
@@ -16,6 +17,10 @@ export interface SweepChartOptions {
   logX?: boolean;
   logY?: boolean;
   title?: string;
+  /** Replicates: the error bar around each mean (default ci: the 95 % t-interval of the mean). */
+  band?: Band;
+  /** Replicates: draw every seed's value as a small point too. */
+  showRuns?: boolean;
 }
 
 export interface SweepPoint {
@@ -23,6 +28,20 @@ export interface SweepPoint {
   value: string;
   x: number | string;
   y: number;
+  /** The run the point is from. */
+  run: string;
+}
+
+/** Replicates of one series at one x: the mean of the runs' values with its band. */
+export interface SweepCell {
+  series: string;
+  value: string;
+  x: number | string;
+  mean: number;
+  lo: number | null;
+  hi: number | null;
+  /** Runs with a value here. */
+  n: number;
 }
 
 /** The points of the chart and the runs that have no value for some of `values`. */
@@ -48,7 +67,8 @@ export function sweepPoints(
   const configs = withRecord.map(runConfig);
   const followsX = (k: string) =>
     xs.every((x, i) => configs.every((c, j) => !sameValue(xs[j], x) || sameValue(c[k], configs[i][k])));
-  const others = varying.filter((k) => k !== opts.key && !followsX(k));
+  // Seeds are replicates, never series: their values are averaged (sweepCells).
+  const others = varying.filter((k) => k !== opts.key && k !== 'seed' && !followsX(k));
   const short = shortKeys(others);
   const labels = configs.map((c) => {
     return others.length > 0 ? others.map((k) => `${short.get(k)}=${formatValue(c[k])}`).join(', ') : 'all runs';
@@ -64,7 +84,7 @@ export function sweepPoints(
         continue;
       }
       const x = xs[i];
-      points.push({ series: labels[i], value: v, x: numericX ? (x as number) : formatValue(x), y });
+      points.push({ series: labels[i], value: v, x: numericX ? (x as number) : formatValue(x), y, run: run.id });
     }
   });
   return { points, numericX, missing: [...new Set(missing)] };
@@ -78,9 +98,28 @@ function useLogX(points: SweepPoint[], numericX: boolean, asked: boolean | undef
   return xs.length > 0 && xs.every((x) => x > 0) && Math.max(...xs) / Math.min(...xs) >= 10;
 }
 
+/** Points grouped by series, value and x: the mean and band of each cell's runs (cells in first-seen order). */
+export function sweepCells(points: SweepPoint[], band: Band): SweepCell[] {
+  const cells = new Map<string, { p: SweepPoint; ys: number[] }>();
+  for (const p of points) {
+    const key = JSON.stringify([p.series, p.value, p.x]);
+    const cell = cells.get(key);
+    if (cell) cell.ys.push(p.y);
+    else cells.set(key, { p, ys: [p.y] });
+  }
+  return [...cells.values()].map(({ p, ys }) => {
+    const b = bandOf(ys, band);
+    return { series: p.series, value: p.value, x: p.x, mean: b.mean, lo: b.lo, hi: b.hi, n: ys.length };
+  });
+}
+
+/** Whether some cell has more than one run: then means with bands are drawn. */
+const replicated = (points: SweepPoint[]) => sweepCells(points, 'none').some((c) => c.n > 1);
+
 export function sweepChartSpec(runs: LoadedRun[], opts: SweepChartOptions): VegaLiteSpec {
   const { points, numericX } = sweepPoints(runs, opts);
   if (points.length === 0) throw new InputError('plot', `no run has a value for ${opts.values.join(', ')}`);
+  if (replicated(points)) return bandedSweepSpec(runs, points, numericX, opts);
   const legend = legendOf([...new Set(points.map((p) => p.series))]);
   const rename = new Map([...new Set(points.map((p) => p.series))].map((s, i) => [s, legend.labels[i]]));
   const values = points.map((p) => ({ ...p, series: rename.get(p.series) }));
@@ -123,6 +162,109 @@ export function sweepChartSpec(runs: LoadedRun[], opts: SweepChartOptions): Vega
   };
 }
 
+/**
+ * The sweep chart of replicates: per series, the mean over the seeds at each x as a line with
+ * points, an error bar for the band, and (showRuns) every seed's value as a small point.
+ */
+function bandedSweepSpec(
+  runs: LoadedRun[],
+  points: SweepPoint[],
+  numericX: boolean,
+  opts: SweepChartOptions,
+): VegaLiteSpec {
+  const band = opts.band ?? 'ci';
+  const cells = sweepCells(points, band);
+  const seriesNames = [...new Set(cells.map((c) => c.series))];
+  const legend = legendOf(seriesNames);
+  const rename = new Map(seriesNames.map((s, i) => [s, legend.labels[i]]));
+  const logX = useLogX(points, numericX, opts.logX);
+  const logY = opts.logY ?? false;
+  const values = [
+    ...cells.map((c) => ({
+      kind: 'mean',
+      series: rename.get(c.series),
+      value: c.value,
+      x: c.x,
+      y: c.mean,
+      // A log axis cannot show a bar reaching 0: it stops at the mean's tenth.
+      lo: c.lo !== null && logY && c.lo <= 0 ? c.mean / 10 : c.lo,
+      hi: c.hi,
+      n: c.n,
+    })),
+    ...(opts.showRuns
+      ? points.map((p) => ({ kind: 'run', series: rename.get(p.series), value: p.value, x: p.x, y: p.y }))
+      : []),
+  ];
+  const groups = groupReplicates(runs.filter((r) => points.some((p) => p.run === r.id)));
+  const single = opts.values.length === 1;
+  const x = numericX
+    ? {
+        field: 'x',
+        type: 'quantitative',
+        title: opts.key,
+        scale: logX ? { type: 'log', nice: false } : { zero: false },
+        axis: { format: '~g' },
+      }
+    : { field: 'x', type: 'ordinal', title: opts.key, sort: null };
+  const yScale = logY ? { type: 'log' } : { zero: false };
+  const yTitle = single ? opts.values[0] : null;
+  const captions = bandCaption(groups, band, opts.showRuns ?? false).map((l) =>
+    l
+      .replace(/^line: mean/, 'points: mean')
+      .replace(/^band:/, 'bars:')
+      .replace(/^thin lines: each seed/, 'small points: each seed'),
+  );
+  const color = {
+    field: 'series',
+    type: 'nominal',
+    title: [legend.title === 'run' ? 'runs' : legend.title, ...captions],
+    scale: { domain: legend.labels },
+    legend: { labelLimit: 480, titleLimit: 480 },
+  };
+  const only = (kind: string) => [{ filter: `datum.kind === '${kind}'` }];
+  const layer = [
+    ...(band !== 'none'
+      ? [
+          {
+            transform: [...only('mean'), { filter: 'isValid(datum.lo) && isValid(datum.hi)' }],
+            mark: { type: 'errorbar', ticks: true, thickness: 1.5 },
+            encoding: {
+              x,
+              y: { field: 'lo', type: 'quantitative', title: yTitle, scale: yScale },
+              y2: { field: 'hi' },
+              color,
+            },
+          },
+        ]
+      : []),
+    ...(opts.showRuns
+      ? [
+          {
+            transform: only('run'),
+            mark: { type: 'point', size: 18, opacity: 0.5, filled: true },
+            encoding: { x, y: { field: 'y', type: 'quantitative', title: yTitle, scale: yScale }, color },
+          },
+        ]
+      : []),
+    {
+      transform: only('mean'),
+      mark: { type: 'line', point: { size: 50 }, strokeWidth: 2 },
+      encoding: { x, y: { field: 'y', type: 'quantitative', title: yTitle, scale: yScale }, color },
+    },
+  ];
+  const panel = { width: 480, height: 300, layer };
+  const base = chartBase(opts.title, values);
+  if (single) return { ...base, ...panel };
+  return {
+    ...base,
+    facet: {
+      column: { field: 'value', type: 'nominal', sort: opts.values, title: null, header: { labelFontSize: 13 } },
+    },
+    spec: panel,
+    resolve: { scale: { y: 'independent' } },
+  };
+}
+
 /** The same chart in the terminal, one per value. Non-numeric x values are placed at 0, 1, 2, ... */
 export function sweepTermCharts(
   runs: LoadedRun[],
@@ -134,7 +276,13 @@ export function sweepTermCharts(
   const xOf = (p: SweepPoint) =>
     numericX ? (logX ? Math.log10(p.x as number) : (p.x as number)) : categories.indexOf(String(p.x));
   return opts.values.map((v) => {
-    const mine = points.filter((p) => p.value === v);
+    // With replicates, each series' mean over the seeds at each x.
+    const mine = replicated(points)
+      ? sweepCells(
+          points.filter((p) => p.value === v),
+          'none',
+        ).map((c) => ({ series: `${c.series} (mean)`, value: c.value, x: c.x, y: c.mean, run: '' }))
+      : points.filter((p) => p.value === v);
     const series = [...new Set(mine.map((p) => p.series))].map((label) => ({
       label,
       points: mine.filter((p) => p.series === label).map((p) => ({ x: xOf(p), y: p.y })),

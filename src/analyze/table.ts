@@ -30,3 +30,11 @@ export function markdownTable(header: string[], rows: string[][]): string {
     ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
   ].join('\n');
 }
+
+/** Picks about `n` rows evenly, always keeping the first and the last. */
+export function thin<T>(rows: T[], n: number): T[] {
+  if (rows.length <= n) return rows;
+  const idx = new Set<number>();
+  for (let i = 0; i < n; i++) idx.add(Math.round((i * (rows.length - 1)) / (n - 1)));
+  return [...idx].sort((x, y) => x - y).map((i) => rows[i]);
+}

@@ -4,12 +4,14 @@ import { Command, Option } from 'commander';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import {
+  BANDS,
   chartSpec,
   metricTitle,
   renderPng,
   renderSvg,
   termChartOf,
   X_AXES,
+  type Band,
   type VegaLiteSpec,
   type XAxis,
 } from '../analyze/chart.js';
@@ -22,7 +24,8 @@ import {
 import { loadInstrument, missingInstrumentLine } from '../analyze/instruments.js';
 import { INSTRUMENT_NAMES, type InstrumentName } from '../spec/types.js';
 import { diffCsv, diffJson, diffSweeps, diffWithin, formatDiff, worsePairs } from '../analyze/diff.js';
-import { formatListing, listResults } from '../analyze/ls.js';
+import { formatGroupListing, formatListing, listGroups, listResults } from '../analyze/ls.js';
+import { worseGroups } from '../analyze/compare.js';
 import { buildReport, reportHtml, reportMarkdown } from '../analyze/report.js';
 import { loadResults, loadSweep, type LoadedRun } from '../analyze/results.js';
 import { COMPARED_VALUES, METRICS, type ComparedValue, type Metric } from '../analyze/stats.js';
@@ -39,6 +42,18 @@ function parseTargets(values: string[]): number[] | undefined {
       const t = Number(s);
       if (s.trim() === '' || !Number.isFinite(t) || t <= 0 || t > 1)
         throw new InputError(`--target ${v}`, `"${s}" is not a validation accuracy in (0, 1]`);
+      return t;
+    }),
+  );
+}
+
+/** `--loss-target 0.5,0.2`: training-loss levels > 0. */
+function parseLossTargets(values: string[]): number[] {
+  return values.flatMap((v) =>
+    v.split(',').map((s) => {
+      const t = Number(s);
+      if (s.trim() === '' || !Number.isFinite(t) || t <= 0)
+        throw new InputError(`--loss-target ${v}`, `"${s}" is not a training loss > 0`);
       return t;
     }),
   );
@@ -83,6 +98,8 @@ interface PlotOptions {
   scale: string;
   instrument?: InstrumentName;
   layer: string[];
+  band: Band;
+  runs: boolean;
 }
 
 /** What `bnx plot` draws: the vega-lite spec, the terminal charts, and the default file name. */
@@ -108,7 +125,7 @@ function metricsPlot(runs: LoadedRun[], opts: PlotOptions, ctx: { width: number;
     `${ctx.specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
   return {
     name: `${ctx.specs.join('+') || 'bnx'}-${metrics.join('+')}`,
-    spec: () => chartSpec(runs, { metrics, x, logY: opts.logY, title }),
+    spec: () => chartSpec(runs, { metrics, x, logY: opts.logY, title, band: opts.band, showRuns: opts.runs }),
     term: () => metrics.map((m) => termChartOf(runs, m, { x, logY: opts.logY, color: useColor(), width: ctx.width })),
   };
 }
@@ -145,6 +162,8 @@ function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { wid
     values,
     logX: opts.logX,
     logY: opts.logY,
+    band: opts.band,
+    showRuns: opts.runs,
     title: opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${values.join(' and ')} against ${key}`,
   };
   const { missing } = sweepPoints(runs, chartOpts);
@@ -213,7 +232,12 @@ export function registerAnalyzeCommands(program: Command): void {
       'list runs: spec, run id, varying parameters, status, steps, final/best validation loss and accuracy, test accuracy, val_loss fluctuation, wall time',
     )
     .argument('[results]', 'a results folder (every sweep in it), a sweep folder or a run folder', 'results')
-    .option('--json', 'print the runs as JSON', false)
+    .option(
+      '--json',
+      'print as JSON: per replicate group n, seeds, runs, and for each column n, mean, std, ci95_low, ci95_high (with --runs: per run)',
+      false,
+    )
+    .option('--runs', 'one line per run, not per replicate group (runs that differ only in seed)', false)
     .option(
       '--sort <key>',
       'sort by a column (test_acc, best_val_acc, wall_time_s, ...) or config key; a leading - sorts descending (--sort=-test_acc)',
@@ -224,7 +248,7 @@ export function registerAnalyzeCommands(program: Command): void {
       collect,
       [],
     )
-    .action((dir: string, opts: { json: boolean; sort?: string; filter: string[] }, cmd: Command) => {
+    .action((dir: string, opts: { json: boolean; runs: boolean; sort?: string; filter: string[] }, cmd: Command) => {
       const defaulted = cmd.args.length === 0;
       if (defaulted && !fs.existsSync(dir)) {
         if (opts.json) console.log('[]');
@@ -232,10 +256,21 @@ export function registerAnalyzeCommands(program: Command): void {
           console.log(`no runs: ${dir}${path.sep} does not exist (bnx run writes there; or name a folder: bnx ls DIR)`);
         return;
       }
-      const rows = listResults(loadResults(dir), { sort: opts.sort, filter: opts.filter });
-      if (opts.json)
-        console.log(JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
-      else console.log(formatListing(rows));
+      const runs = loadResults(dir);
+      const json = (x: unknown) =>
+        console.log(JSON.stringify(x, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
+      const listOpts = { sort: opts.sort, filter: opts.filter };
+      if (opts.runs) {
+        const rows = listResults(runs, listOpts);
+        if (opts.json) json(rows);
+        else console.log(formatListing(rows));
+        return;
+      }
+      const groups = listGroups(runs, listOpts);
+      if (opts.json) json(groups);
+      // Without replicates a group is a run: the run table says more (ids, one status each).
+      else if (groups.every((g) => g.n === 1)) console.log(formatListing(listResults(runs, listOpts)));
+      else console.log(formatGroupListing(groups));
     });
 
   program
@@ -251,14 +286,28 @@ export function registerAnalyzeCommands(program: Command): void {
       collect,
       [],
     )
-    .option('--all-steps', 'show every step both runs logged, not about a dozen evaluations', false)
+    .option(
+      '--loss-target <loss>',
+      'with replicates: training-loss levels to compare the steps to (how fast the training loss falls); comma list or repeatable',
+      collect,
+      [],
+    )
+    .option(
+      '--all-steps',
+      'show every step both runs logged (mean curves with replicates), not about a dozen evaluations',
+      false,
+    )
     .option('--json', 'print the diff as JSON', false)
     .option(
       '--csv',
       'print the diff as one long CSV table (a_run,b_run,section,name,step,a,b,diff,a_step,b_step,ratio)',
       false,
     )
-    .option('--fail-if-worse', 'exit 1 if B is worse than A on --metric (beyond --tolerance), for CI', false)
+    .option(
+      '--fail-if-worse',
+      'exit 1 if B is worse than A on --metric (beyond --tolerance), for CI; with replicates only when significantly worse (the 95% interval of B - A lies beyond the tolerance)',
+      false,
+    )
     .addOption(
       new Option('--metric <value>', 'the value --fail-if-worse compares')
         .choices([...COMPARED_VALUES])
@@ -271,6 +320,7 @@ export function registerAnalyzeCommands(program: Command): void {
         b: string | undefined,
         opts: {
           target: string[];
+          lossTarget: string[];
           allSteps: boolean;
           json: boolean;
           csv: boolean;
@@ -284,9 +334,11 @@ export function registerAnalyzeCommands(program: Command): void {
         if (!Number.isFinite(tolerance) || tolerance < 0)
           throw new InputError(`--tolerance ${opts.tolerance}`, 'must be a number >= 0');
         const targets = parseTargets(opts.target);
+        const lossTargets = parseLossTargets(opts.lossTarget);
+        const diffOpts = { targets, lossTargets };
         const diff =
-          b === undefined ? diffWithin(loadSweep(a), { targets }) : diffSweeps(loadSweep(a), loadSweep(b), { targets });
-        if (diff.pairs.length === 0)
+          b === undefined ? diffWithin(loadSweep(a), diffOpts) : diffSweeps(loadSweep(a), loadSweep(b), diffOpts);
+        if (diff.pairs.length + diff.comparisons.length === 0)
           throw new InputError(
             `${a} ${b}`,
             'no runs to compare: no run of A matches a run of B on the parameters they share',
@@ -296,8 +348,11 @@ export function registerAnalyzeCommands(program: Command): void {
         else console.log(formatDiff(diff, { allSteps: opts.allSteps }));
         if (opts.failIfWorse) {
           const worse = worsePairs(diff, opts.metric, tolerance);
-          for (const w of worse) console.error(`bnx diff: worse: ${w}`);
-          if (worse.length > 0) process.exitCode = 1;
+          // Replicates: only a significant loss fails (the interval excludes the tolerance).
+          const groups = worseGroups(diff.comparisons, opts.metric, tolerance);
+          for (const w of [...worse, ...groups.worse]) console.error(`bnx diff: worse: ${w}`);
+          for (const p of groups.passed) console.error(`bnx diff: not failing: ${p}`);
+          if (worse.length + groups.worse.length > 0) process.exitCode = 1;
         }
       },
     );
@@ -329,6 +384,15 @@ export function registerAnalyzeCommands(program: Command): void {
     )
     .option('--term', 'draw the chart in the terminal (no files unless -o is given)', false)
     .option('--log-y', 'logarithmic y axis', false)
+    .addOption(
+      new Option(
+        '--band <kind>',
+        'runs with replicates (seeds) are drawn as one mean line per group with a shaded band: ci (the 95% t-interval of the mean), std (mean ± one standard deviation), minmax (lowest to highest seed) or none',
+      )
+        .choices([...BANDS])
+        .default('ci'),
+    )
+    .option('--runs', 'with replicates: also draw every seed as a thin line', false)
     .option('--title <text>', 'chart title (default: spec and metric)')
     .option('--scale <n>', 'PNG pixels per SVG pixel', '2')
     .addOption(

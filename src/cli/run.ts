@@ -4,18 +4,20 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { InputError } from '../util/errors.js';
 import { parseShard, selectShard } from '../spec/shard.js';
+import { seedRange } from '../spec/load.js';
 import type { RunStatus } from '../store/runs.js';
 import { specDir } from '../store/runs.js';
 import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
-import { collect, planFrom } from './plan.js';
+import { collect, planFrom, SEEDS_HELP } from './plan.js';
 import { makeReporter } from './progress.js';
 
 const STATES: readonly RunStatus[] = ['pending', 'running', 'completed', 'failed', 'diverged', 'interrupted'];
 
 interface RunOptions {
   set: string[];
+  seeds?: string;
   out: string;
   backend: BackendName;
   force: boolean;
@@ -90,6 +92,7 @@ export function registerRunCommand(program: Command): void {
       collect,
       [],
     )
+    .option('--seeds <n>', SEEDS_HELP)
     .option('--out <dir>', 'results root: runs go to <dir>/<spec name>/<run id>/', 'results')
     .addOption(
       new Option('--backend <name>', 'training backend; cpu is the slow pure-JS backend, never chosen silently')
@@ -121,7 +124,7 @@ export function registerRunCommand(program: Command): void {
     )
     .addOption(new Option('--sweep-dir <dir>', 'the sweep folder itself (set by --new for its workers)').hideHelp())
     .action(async (specFile: string, opts: RunOptions) => {
-      const { runs, spec } = planFrom(specFile, opts.set);
+      const { runs, spec } = planFrom(specFile, opts.set, opts.seeds);
       const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
       const shard = opts.shard !== undefined ? parseShard(opts.shard) : null;
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
@@ -196,7 +199,9 @@ export function registerRunCommand(program: Command): void {
         invocation: {
           spec: path.resolve(specFile),
           specText: fs.readFileSync(specFile, 'utf8'),
-          overrides: opts.set,
+          // --seeds N is recorded as the override it stands for.
+          overrides:
+            opts.seeds === undefined ? opts.set : [...opts.set, `seed=${seedRange(Number(opts.seeds)).join(',')}`],
           shard: opts.shard ?? null,
         },
       });

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { ErrorObject } from 'ajv';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import { InputError } from '../util/errors.js';
-import { configKeyPaths, DEFAULT_CONFIG, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
+import { configKeyPaths, DEFAULT_CONFIG, MAX_SEEDS, SPEC_ONLY_KEYS, SPEC_SCHEMA, schemaAt } from './schema.js';
 import { specValidators } from './validators.js';
 import { INSTRUMENT_NAMES, type RunConfig } from './types.js';
 
@@ -90,8 +90,14 @@ export function loadSpec(file: string): Spec {
     if (grid.some((a) => axisKeys(a.key).includes('seed'))) {
       throw new InputError(locate('seeds', true), 'give either `seeds:` or a `seed` grid axis, not both');
     }
-    const seeds = spec.seeds as number[];
-    grid.push({ key: 'seed', values: seeds, where: seeds.map((_, i) => locate(`seeds.${i}`)) });
+    // `seeds: N` is seeds 1..N.
+    const seeds = typeof spec.seeds === 'number' ? seedRange(spec.seeds) : (spec.seeds as number[]);
+    const where = seeds.map((_, i) => (typeof spec.seeds === 'number' ? locate('seeds') : locate(`seeds.${i}`)));
+    if (new Set(seeds).size < seeds.length) {
+      const i = seeds.findIndex((s, j) => seeds.indexOf(s) !== j);
+      throw new InputError(where[i], `seed ${seeds[i]} is listed twice; each seed gives one replicate`);
+    }
+    grid.push({ key: 'seed', values: seeds, where });
   }
   const base = Object.fromEntries(
     Object.entries(spec).filter(([k]) => !(SPEC_ONLY_KEYS as readonly string[]).includes(k)),
@@ -109,6 +115,23 @@ export function loadSpec(file: string): Spec {
     grid,
     locate,
   };
+}
+
+/** Seeds 1..n: what `seeds: N` and `--seeds N` mean. */
+export function seedRange(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i + 1);
+}
+
+/**
+ * `--seeds N`: the override `--set seed=1,...,N` (N replicates of every grid point; N = 1 is seed 1
+ * alone). It replaces the spec's `seeds:` as any `--set` replaces an axis.
+ */
+export function seedsOverride(text: string): Override {
+  const where = `--seeds ${text}`;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isInteger(n) || n < 1 || n > MAX_SEEDS)
+    throw new InputError(where, `must be an integer from 1 to ${MAX_SEEDS} (the seeds 1..N)`);
+  return { key: 'seed', values: seedRange(n), where };
 }
 
 /**
@@ -351,6 +374,9 @@ function describeError(err: ErrorObject, root: unknown): string {
     root,
   );
   const shown = JSON.stringify(value);
+  // `seeds:` takes two shapes; ajv reports each branch, so say both.
+  if (keyPath === 'seeds')
+    return `seeds is ${shown}; give N (the seeds 1..N, N from 1 to ${MAX_SEEDS}) or a list of seeds such as [1, 2, 3]`;
   switch (err.keyword) {
     case 'additionalProperties': {
       const parent = keyPath.split('.').slice(0, -1).join('.');

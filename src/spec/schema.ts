@@ -293,6 +293,9 @@ export function partialSchema(schema: Json): Json {
   return out;
 }
 
+/** Most replicates `seeds: N` and `--seeds N` ask for (seeds 1..N). */
+export const MAX_SEEDS = 1000;
+
 /** Top-level keys of a spec file that are not part of a run's configuration. */
 export const SPEC_ONLY_KEYS = ['description', 'grid', 'seeds'] as const;
 
@@ -307,7 +310,13 @@ export const SPEC_SCHEMA: Json = (() => {
       description: { type: 'string' },
       // Grid keys are checked against the configuration's key paths in code (with did-you-mean).
       grid: { type: 'object', additionalProperties: { type: 'array', minItems: 1 } },
-      seeds: { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 2147483647 } },
+      // A list of seeds, or N for seeds 1..N: each grid point becomes a replicate group.
+      seeds: {
+        anyOf: [
+          { type: 'integer', minimum: 1, maximum: MAX_SEEDS },
+          { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0, maximum: 2147483647 } },
+        ],
+      },
     },
   };
 })();
