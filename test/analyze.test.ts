@@ -124,10 +124,13 @@ describe('bnx ls', () => {
   });
 
   it('the CLI filters, sorts, prints JSON and lists every sweep under a results root', async () => {
-    const res = bnx(['ls', FIX, '--json', '--sort=-test_acc']);
+    // --runs: one row per run (without it, one per replicate group; see replicates.test.ts).
+    const res = bnx(['ls', FIX, '--json', '--runs', '--sort=-test_acc']);
     assert.equal(res.code, 0, res.stderr);
     const rows = JSON.parse(res.stdout) as { id: string; test_acc: number; spec: string }[];
-    assert.equal(rows.length, 4, 'both fixture sweeps');
+    // results/fixture and results-lr/fixture (2 runs each), results-seeds/quick and /fixture (10 each).
+    assert.equal(rows.length, 24, 'every fixture sweep');
+    assert.ok(rows.every((r) => typeof r.test_acc === 'number'));
     assert.deepEqual(
       rows.map((r) => r.test_acc),
       [...rows.map((r) => r.test_acc)].sort((a, b) => b - a),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   describeSample,
+  differenceInterval,
   formatP,
   holm,
   logRatioComparison,
@@ -426,3 +427,36 @@ describe('holm, verdict and formatP', () => {
 function mean(xs: number[]): number {
   return xs.reduce((s, x) => s + x, 0) / xs.length;
 }
+
+describe('differenceInterval: the mean difference at another confidence level', () => {
+  it('reproduces every reference interval at 0.95, and SciPy at 0.99', (t) => {
+    for (const c of reference.cases) {
+      if (c.kind === 'log_ratio') continue;
+      const r = c.kind === 'paired' ? pairedComparison(c.a, c.b) : welchComparison(c.a, c.b);
+      const [lo, hi] = differenceInterval(r, 0.95);
+      assert.ok(Math.abs(lo - r.ci95_low) <= 1e-12 * Math.max(1, Math.abs(lo)), `${c.name} low`);
+      assert.ok(Math.abs(hi - r.ci95_high) <= 1e-12 * Math.max(1, Math.abs(hi)), `${c.name} high`);
+    }
+    const byName = (name: string) => reference.cases.find((k) => k.name === name)!;
+    // SciPy 1.17.1: scipy.stats.ttest_rel(b, a).confidence_interval(0.99) on test-acc-n5, and
+    // scipy.stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.99) on welch-5-vs-7.
+    const paired = byName('test-acc-n5');
+    const welch = byName('welch-5-vs-7');
+    t.diagnostic(
+      closeAll(
+        [
+          [
+            'paired 0.99 low',
+            differenceInterval(pairedComparison(paired.a, paired.b), 0.99)[0],
+            -0.0024900297479440855,
+          ],
+          ['paired 0.99 high', differenceInterval(pairedComparison(paired.a, paired.b), 0.99)[1], 0.009113220034527376],
+          ['welch 0.99 low', differenceInterval(welchComparison(welch.a, welch.b), 0.99)[0], -0.08783765562302631],
+          ['welch 0.99 high', differenceInterval(welchComparison(welch.a, welch.b), 0.99)[1], 0.028434523122297328],
+        ],
+        'differenceInterval',
+      ),
+    );
+    assert.throws(() => differenceInterval(pairedComparison(paired.a, paired.b), 1), RangeError);
+  });
+});
