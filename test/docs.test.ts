@@ -4,7 +4,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import { CommanderError } from 'commander';
 import { buildProgram } from '../src/cli/main.js';
-import { InputError } from '../src/errors.js';
+import { InputError } from '../src/util/errors.js';
 import { bnx, ROOT } from './helpers.js';
 
 /**
@@ -128,11 +128,14 @@ function links(doc: Doc): Link[] {
   const lineOf = (index: number) => text.slice(0, index).split('\n').length;
   const out: Link[] = [];
   // [text](target "title") and ![alt](target); the text may hold one level of brackets.
-  for (const m of text.matchAll(/!?\[(?:[^[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+(?:"[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/g)) {
+  for (const m of text.matchAll(
+    /!?\[(?:[^[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+(?:"[^"]*"|'[^']*'|\([^)]*\)))?\s*\)/g,
+  )) {
     out.push({ target: m[1], line: lineOf(m.index ?? 0) });
   }
   // [label]: target
-  for (const m of text.matchAll(/^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/gm)) out.push({ target: m[1], line: lineOf(m.index ?? 0) });
+  for (const m of text.matchAll(/^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s|$)/gm))
+    out.push({ target: m[1], line: lineOf(m.index ?? 0) });
   // <img src="..."> and <a href="...">
   for (const m of text.matchAll(/\b(?:src|href)="([^"]+)"/g)) out.push({ target: m[1], line: lineOf(m.index ?? 0) });
   return out;
@@ -221,7 +224,8 @@ function prompts(doc: Doc): Prompt[] {
       if (!m) continue;
       let text = m[1];
       const line = block.lines[k].line;
-      while (text.endsWith('\\') && k + 1 < block.lines.length) text = `${text.slice(0, -1)} ${block.lines[++k].text.trim()}`;
+      while (text.endsWith('\\') && k + 1 < block.lines.length)
+        text = `${text.slice(0, -1)} ${block.lines[++k].text.trim()}`;
       const after = block.lines[k + 1]?.text;
       out.push({ doc, line, text, next: after !== undefined && !/^\s*\$ /.test(after) ? after : null });
     }
@@ -367,12 +371,15 @@ describe('documentation (README.md, ARCHITECTURE.md, docs/*.md)', () => {
         }
       }
     }
-    for (const doc of docs) if (!reached.has(doc.file)) problems.push(`${rel(doc.file)} is not reachable from README.md`);
+    for (const doc of docs)
+      if (!reached.has(doc.file)) problems.push(`${rel(doc.file)} is not reachable from README.md`);
     assert.deepEqual(problems, []);
   });
 
   it('every `$` command is still accepted: commands, options, specs and overrides, npm scripts, paths', async () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts?: Record<string, string>;
+    };
     const scripts = pkg.scripts ?? {};
     const problems: string[] = [];
     const plans = new Map<string, Plan>();
@@ -400,9 +407,12 @@ describe('documentation (README.md, ARCHITECTURE.md, docs/*.md)', () => {
               const script = sub === 't' ? 'test' : sub;
               if (!(script in scripts)) problems.push(`${where}: package.json has no "${script}" script`);
             } else if (sub === 'run' || sub === 'run-script') {
-              if (name === undefined || !(name in scripts)) problems.push(`${where}: package.json has no "${name}" script`);
+              if (name === undefined || !(name in scripts))
+                problems.push(`${where}: package.json has no "${name}" script`);
             } else if (!NPM_OWN.has(sub)) {
-              problems.push(`${where}: npm ${sub} is neither a script nor one of npm's own commands this test knows (${[...NPM_OWN].join(', ')})`);
+              problems.push(
+                `${where}: npm ${sub} is neither a script nor one of npm's own commands this test knows (${[...NPM_OWN].join(', ')})`,
+              );
             }
           } else if (program.includes('/')) {
             checked++;
@@ -417,7 +427,9 @@ describe('documentation (README.md, ARCHITECTURE.md, docs/*.md)', () => {
       if (plan.error === null) {
         if (res.code !== 0) problems.push(`${plan.where}: bnx plan exited ${res.code}: ${res.stderr.trim()}`);
       } else if (res.code !== 2 || res.stderr.trim() !== plan.error.trim()) {
-        problems.push(`${plan.where}: the docs show the error\n    ${plan.error.trim()}\n  bnx plan exited ${res.code} with\n    ${res.stderr.trim()}`);
+        problems.push(
+          `${plan.where}: the docs show the error\n    ${plan.error.trim()}\n  bnx plan exited ${res.code} with\n    ${res.stderr.trim()}`,
+        );
       }
     }
     assert.deepEqual(problems, []);
@@ -432,14 +444,30 @@ describe('documentation (README.md, ARCHITECTURE.md, docs/*.md)', () => {
         if (!m) continue;
         blocks++;
         const expected = help.get(m[1] ?? '');
-        const shown = block.lines.slice(1).map((l) => l.text.trimEnd()).join('\n').trimEnd();
+        const shown = block.lines
+          .slice(1)
+          .map((l) => l.text.trimEnd())
+          .join('\n')
+          .trimEnd();
         if (expected === undefined) problems.push(`${rel(doc.file)}:${block.lines[0].line}: no command ${m[1]}`);
-        else if (shown !== expected.split('\n').map((l) => l.trimEnd()).join('\n').trimEnd()) {
-          problems.push(`${rel(doc.file)}:${block.lines[0].line}: \`bnx ${m[1] ?? ''} --help\` prints something else; run \`node scripts/docs-help.mjs\``);
+        else if (
+          shown !==
+          expected
+            .split('\n')
+            .map((l) => l.trimEnd())
+            .join('\n')
+            .trimEnd()
+        ) {
+          problems.push(
+            `${rel(doc.file)}:${block.lines[0].line}: \`bnx ${m[1] ?? ''} --help\` prints something else; run \`node scripts/docs-help.mjs\``,
+          );
         }
       }
     }
-    assert.ok(blocks >= help.size, `docs/cli.md shows the help of every command (${blocks} blocks, ${help.size} commands)`);
+    assert.ok(
+      blocks >= help.size,
+      `docs/cli.md shows the help of every command (${blocks} blocks, ${help.size} commands)`,
+    );
     assert.deepEqual(problems, []);
   });
 
@@ -450,7 +478,10 @@ describe('documentation (README.md, ARCHITECTURE.md, docs/*.md)', () => {
       for (const block of doc.blocks.filter((b) => b.info === 'ts' || b.info === 'typescript')) {
         const code = block.lines.map((l) => l.text).join('\n');
         for (const m of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*['"]bnx['"]/g)) {
-          for (const spec of m[1].split(',').map((s) => s.trim()).filter(Boolean)) {
+          for (const spec of m[1]
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)) {
             if (spec.startsWith('type ')) continue;
             const name = spec.split(/\s+as\s+/)[0];
             if (!(name in lib)) missing.push(`${rel(doc.file)}:${block.lines[0].line}: ${name}`);
@@ -479,7 +510,8 @@ function checkBnx(args: string[], p: Prompt, where: string, plans: Map<string, P
     const of = args.slice(args.indexOf('help') + 1).find((a) => !a.startsWith('-'));
     return of === undefined || help.has(of) ? null : `bnx has no command "${of}"`;
   }
-  if (!help.has(command)) return `bnx has no command "${command}" (bnx --help lists ${[...help.keys()].filter(Boolean).join(', ')})`;
+  if (!help.has(command))
+    return `bnx has no command "${command}" (bnx --help lists ${[...help.keys()].filter(Boolean).join(', ')})`;
   const options = helpOptions(help.get(command) as string);
   const positionals: string[] = [];
   const sets: string[] = [];
