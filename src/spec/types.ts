@@ -58,7 +58,7 @@ export interface SyntheticConfig {
 }
 
 export type Activation = 'sigmoid' | 'relu' | 'tanh' | 'linear';
-/** `model.norm`: the normalization of every hidden layer (see the README, "Normalization layers"). */
+/** `model.norm`: the normalization of every hidden layer (see docs/normalization.md). */
 export type NormType = 'none' | 'batch' | 'layer' | 'group' | 'instance' | 'weight';
 /** `model.norm_placement`: a normalization layer's place relative to the activation. */
 export type NormPlacement = 'before' | 'after';
