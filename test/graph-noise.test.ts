@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../src/data/index.js';
-import { BatchNorm, drawNoise, noiseSeed } from '../src/model/batch-norm.js';
+import { BatchNorm, NoisyBatchNorm, drawNoise, noiseSeed } from '../src/layers/index.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
@@ -76,7 +76,13 @@ describe('graph engine: noisy batch norm', () => {
 
   it('draws through drawNoise: BatchNorm.stepNoise is drawNoise on Rng(noiseSeed(seed, layer)), one draw per step', () => {
     const seed = noiseSeed(7, 1);
-    const bn = new BatchNorm(5, { eps: 1e-3, momentum: 0.9, noise: { strength: 0.5, seed } }, 'draw-test');
+    const bn = new NoisyBatchNorm({
+      channels: 5,
+      eps: 1e-3,
+      momentum: 0.9,
+      noise: { strength: 0.5, seed },
+      name: 'draw-test',
+    });
     const rng = new Rng(seed);
     try {
       for (let step = 0; step < 3; step++) {
@@ -91,7 +97,7 @@ describe('graph engine: noisy batch norm', () => {
         );
         const y = tf.tidy(() => bn.apply(x, true));
         bn.updateMovingStats();
-        const plain = new BatchNorm(5, { eps: 1e-3, momentum: 0.9 }, 'draw-test-plain');
+        const plain = new BatchNorm({ channels: 5, eps: 1e-3, momentum: 0.9, name: 'draw-test-plain' });
         const y0 = tf.tidy(() => plain.apply(x, true));
         const want = tf.tidy(() => tf.add(tf.mul(y0, tf.tensor1d(expected.scale)), tf.tensor1d(expected.shift)));
         assert.deepEqual(y.dataSync(), want.dataSync());

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
-import type { NoiseDraw } from '../../model/batch-norm.js';
-import { BatchNorm, Cnn, type Classifier } from '../../model/index.js';
+import { NoisyBatchNorm } from '../../layers/noisy-batch-norm.js';
+import { Cnn, type Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
@@ -126,7 +126,7 @@ interface GraphMember {
    * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
    * engine's, also when an instrument's training-mode pass on the model made the step's draw first.
    */
-  noise: { layer: string; bn: BatchNorm }[];
+  noise: { layer: string; bn: NoisyBatchNorm }[];
   /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
   population: { batcher: EpochBatcher; batches: number; batchSize: number } | null;
 }
@@ -176,7 +176,7 @@ export class GraphEngine implements Engine {
     try {
       members.forEach(({ config, model }, k) => {
         const compiled = graph.members[k];
-        const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
+        const bns = model.batchStatisticsLayers.filter((l): l is NoisyBatchNorm => l instanceof NoisyBatchNorm);
         const noise = (compiled.noise ?? []).map(({ layer, channels }, i) => {
           const bn = bns[i];
           if (!bn || bn.channels !== channels)
@@ -237,7 +237,7 @@ export class GraphEngine implements Engine {
         inputs[memberKey(k, 'labels')] = labels;
         inputs[memberKey(k, 'lr')] = m.lr;
         for (const { layer, bn } of m.noise) {
-          const { scale, shift } = bn.stepNoise() as NoiseDraw;
+          const { scale, shift } = bn.stepNoise();
           const [s, t] = [tf.tensor1d(scale), tf.tensor1d(shift)];
           noise.push(s, t);
           inputs[memberKey(k, `noise/${layer}/scale`)] = s;
