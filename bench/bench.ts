@@ -5,8 +5,10 @@
  * stepped by one engine, in one process and in worker processes, and as the plain `bnx run` command
  * a user types), on bnx's graph and eager engines, on tfjs-layers (tf.sequential + trainOnBatch, same
  * backend) and on PyTorch CPU (bench/torch_bench.py, when `python3 -c 'import torch'` works), all
- * measured in this one invocation: shared machines are noisy, compare the ratios. Then a leak check of the graph engine (live tensors at every step, RSS
- * over the run), the start-up time of `bnx --help` and `bnx plan`, and the issue's targets.
+ * measured in this one invocation: shared machines are noisy, compare the ratios. Then what replicates
+ * cost: `bnx run` with 10 seeds against 1 seed (`--seeds N`, the seeds trained as one group). Then a
+ * leak check of the graph engine (live tensors at every step, RSS over the run), the start-up time of
+ * `bnx --help` and `bnx plan`, and the issue's targets.
  *
  *   --quick            a smoke test: few steps everywhere (numbers meaningless)
  *   --steps N          steps of each single run (default 3000)
@@ -213,6 +215,47 @@ async function commandSweep(norm: Norm, lrs: number[], n: number): Promise<numbe
   }
 }
 
+/** Replicates measured: one seed against REPLICATES seeds of the same run. */
+const REPLICATES = 10;
+
+/**
+ * Seeds as replicates, as a user runs them: `bnx run experiments/paper-mnist.yaml --set model.norm=<norm>
+ * --seeds N` (every default: the seeds train as one group, in --workers auto processes), each run
+ * `n` steps and evaluated once at its end. Wall time of the whole command, start-up included.
+ */
+function commandSeeds(norm: Norm, seeds: number, n: number): number {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-seeds-'));
+  const sets = [
+    `model.norm=${norm}`,
+    `train.steps=${n}`,
+    `train.eval_every=${n}`,
+    `train.log_every=${n}`,
+    'train.eval_limit=1000',
+  ];
+  try {
+    const t0 = performance.now();
+    const res = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'bin', 'bnx.js'),
+        'run',
+        PAPER_SPEC,
+        ...sets.flatMap((x) => ['--set', x]),
+        '--seeds',
+        String(seeds),
+        '--out',
+        out,
+      ],
+      { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 },
+    );
+    if (res.status !== 0)
+      throw new Error(`bnx run (bench seeds) failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
+    return (performance.now() - t0) / 1000;
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+}
+
 type Runner = (norm: Norm, engine: never, lr: number, n: number) => Promise<Measured>;
 interface Row {
   name: string;
@@ -308,6 +351,13 @@ for (const row of ROWS) {
     );
 }
 
+// ---- replicates: 1 seed against REPLICATES seeds, the plain command ----
+const seedsRows = NORMS.map((norm) => ({
+  norm,
+  one: commandSeeds(norm, 1, sweepSteps),
+  many: commandSeeds(norm, REPLICATES, sweepSteps),
+}));
+
 // ---- leak check: the graph engine, BN, live tensors at every step and RSS from the first step to the last ----
 const leak = { tensorsMin: Infinity, tensorsMax: -Infinity, rssFirst: 0, rssLast: 0, seconds: 0 };
 leak.seconds = (
@@ -376,6 +426,18 @@ for (const norm of NORMS) {
     );
   }
 }
+console.log(
+  `\n## Replicates: ${REPLICATES} seeds against 1 (\`bnx run experiments/paper-mnist.yaml --set model.norm=... --seeds N\`, ${fmt(sweepSteps)} steps per run, whole command)\n`,
+);
+console.log(`| norm | 1 seed | ${REPLICATES} seeds | ${REPLICATES} seeds / 1 seed | per seed |`);
+console.log('|---|---|---|---|---|');
+for (const r of seedsRows)
+  console.log(
+    `| ${r.norm} | ${fmt(r.one, 1)} s | ${fmt(r.many, 1)} s | ${fmt(r.many / r.one, 2)}x | ${fmt(r.many / REPLICATES, 1)} s |`,
+  );
+console.log(
+  `(${REPLICATES} runs one after another would take about ${REPLICATES}x one; the seeds train as one group, in --workers auto processes)`,
+);
 console.log(
   `\ngraph engine leak check (BN, ${fmt(leakSteps)} steps, ${fmt(leakSteps / leak.seconds)} steps/s): live tensors ${leak.tensorsMin}..${leak.tensorsMax} across the steps; RSS ${fmt(leak.rssFirst, 1)} MB after step 1, ${fmt(leak.rssLast, 1)} MB after step ${fmt(leakSteps)}`,
 );
