@@ -1,5 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expandGrid } from '../src/spec/expand.js';
+import { applyOverrides, loadSpec, seedsOverride } from '../src/spec/load.js';
 import type { RunConfig } from '../src/spec/types.js';
 
 /** The repository root (this file runs from dist/bench/). */
@@ -21,4 +23,13 @@ export function sweepConfig(base: RunConfig, engine: 'graph' | 'eager', lr: numb
     max_loss: null,
   };
   return c;
+}
+
+/**
+ * The paper spec's run for each norm with seed 1: the spec has replicates (`seeds:`), the bench
+ * times one run of each.
+ */
+export function paperConfigs(): Record<'none' | 'batch', RunConfig> {
+  const runs = expandGrid(applyOverrides(loadSpec(PAPER_SPEC), [seedsOverride('1')]));
+  return Object.fromEntries(runs.map((r) => [r.config.model.norm, r.config])) as Record<'none' | 'batch', RunConfig>;
 }

@@ -12,19 +12,16 @@
  */
 import readline from 'node:readline';
 import { loadDataset } from '../src/data/index.js';
-import { expandGrid } from '../src/spec/expand.js';
-import { loadSpec } from '../src/spec/load.js';
 import { parseShard, selectShard } from '../src/spec/shard.js';
-import type { RunConfig } from '../src/spec/types.js';
 import { initBackend } from '../src/train/backend.js';
 import { trainingGroups } from '../src/train/groups.js';
 import { trainGroup } from '../src/train/loop.js';
-import { PAPER_SPEC, sweepConfig } from './paper.js';
+import { paperConfigs, sweepConfig } from './paper.js';
 
 const [norm, stepsText, shardText, lrsText] = process.argv.slice(2);
 const steps = Number(stepsText);
 await initBackend('tensorflow');
-const paper = expandGrid(loadSpec(PAPER_SPEC)).find((r) => r.config.model.norm === norm)?.config as RunConfig;
+const paper = paperConfigs()[norm as 'none' | 'batch'];
 const data = loadDataset(paper.data);
 const configs = selectShard(
   lrsText.split(',').map((lr) => sweepConfig(paper, 'graph', Number(lr), steps)),

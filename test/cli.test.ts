@@ -15,13 +15,13 @@ const runDirs = (specDir: string) =>
     .sort();
 
 describe('bnx run (end to end, native TensorFlow)', () => {
-  it('quick.yaml trains BN and no-BN runs and writes metrics, records and a summary', () => {
+  it('quick.yaml trains BN and no-BN runs (seeds 1-5 each) and writes metrics, records and a summary', () => {
     const out = tmpDir();
     const res = bnx(['run', 'experiments/quick.yaml', '--out', out]);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /2 run\(s\) of quick on tensorflow \(native TensorFlow \d+\.\d+/);
+    assert.match(res.stdout, /10 run\(s\) of quick on tensorflow \(native TensorFlow \d+\.\d+/);
     const dirs = runDirs(path.join(out, 'quick'));
-    assert.equal(dirs.length, 2);
+    assert.equal(dirs.length, 10);
     for (const d of dirs) {
       const header = fs.readFileSync(path.join(d, 'metrics.csv'), 'utf8').split('\n')[0];
       assert.equal(header, METRICS_COLUMNS.join(','));
@@ -38,7 +38,10 @@ describe('bnx run (end to end, native TensorFlow)', () => {
       string,
       string
     >[];
-    assert.deepEqual(summary.map((r) => r['model.norm']).sort(), ['batch', 'none']);
+    assert.deepEqual(
+      summary.map((r) => `${r['model.norm']}/${r.seed}`).sort(),
+      ['batch', 'none'].flatMap((n) => [1, 2, 3, 4, 5].map((seed) => `${n}/${seed}`)),
+    );
   });
 
   it('the same spec and seed give byte-identical metrics.csv files', () => {
@@ -141,9 +144,10 @@ describe('bnx run (end to end, native TensorFlow)', () => {
   it('plan prints the runs without training', () => {
     const res = bnx(['plan', 'experiments/paper-mnist.yaml', '--set', 'train.lr=0.1,0.5']);
     assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /norm=batch_lr=0\.5_[0-9a-f]{8}\s+batch\s+0\.5/);
-    assert.match(res.stdout, /4 run\(s\) of paper-mnist/);
-    const json = JSON.parse(bnx(['plan', 'experiments/quick.yaml', '--json']).stdout);
+    // seeds: 3 in the spec: its seed axis comes after the file's grid, --set's axis after that.
+    assert.match(res.stdout, /norm=batch_seed=2_lr=0\.5_[0-9a-f]{8}\s+batch\s+2\s+0\.5/);
+    assert.match(res.stdout, /12 run\(s\) of paper-mnist/);
+    const json = JSON.parse(bnx(['plan', 'experiments/quick.yaml', '--json', '--seeds', '1']).stdout);
     assert.equal(json.length, 2);
     assert.equal(json[1].config.model.norm, 'batch');
   });

@@ -25,11 +25,11 @@ function rejects(fn: () => unknown, ...patterns: RegExp[]): string {
 }
 
 describe('shipped specs', () => {
-  it('paper-mnist expands to BN and no-BN runs of the paper setup', () => {
+  it('paper-mnist expands to BN and no-BN runs of the paper setup, seeds 1-3 each', () => {
     const runs = expandGrid(loadSpec(path.join(ROOT, 'experiments/paper-mnist.yaml')));
     assert.deepEqual(
-      runs.map((r) => r.config.model.norm),
-      ['none', 'batch'],
+      runs.map((r) => `${r.config.model.norm}/${r.config.seed}`),
+      ['none/1', 'none/2', 'none/3', 'batch/1', 'batch/2', 'batch/3'],
     );
     for (const r of runs) {
       assert.deepEqual(r.config.model.hidden, [100, 100, 100]);
