@@ -257,6 +257,60 @@ describe('replicates: bnx diff on seeds (the acceptance numbers against SciPy)',
     assert.equal(two.comparisons[0].design, 'paired');
   });
 
+  it('bnx diff SWEEP --baseline KEY=VALUE compares every setting against that one (the sides swap, the numbers follow)', () => {
+    // model.norm=batch as the baseline: A is BN, B no BN, so B - A is the default comparison negated.
+    const res = bnx(['diff', FIXTURE, '--baseline', 'norm=batch']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^== norm=batch vs norm=none ==$/m);
+    assert.match(
+      res.stdout,
+      /test acc\s+5\s+0\.8890\s+0\.8120\s+-0\.0770\s+\[-0\.0992, -0\.0548\]\s+0\.00065\s+0\.063\s+A better/,
+    );
+    // Several settings: the baseline's key (train.lr here) is what differs; every other key matches.
+    const runs = loadSweep(FIXTURE).runs;
+    const lr = variant(runs, (r) => {
+      r.record!.config.train.lr = 0.7;
+      r.record!.params['train.lr'] = 0.7;
+      r.id = `lr=0.7_${r.id}`;
+      r.path = `${r.path}-lr`;
+    });
+    const sweep: LoadedSweep = { path: FIXTURE, kind: 'sweep', runs: [...runs, ...lr] };
+    const diff = diffWithin(sweep, { baseline: 'train.lr=0.5' });
+    assert.equal(diff.comparisons.length, 2);
+    for (const c of diff.comparisons) assert.deepEqual(c.config, [{ key: 'train.lr', a: 0.5, b: 0.7 }]);
+    assert.deepEqual(diff.comparisons.map((c) => c.label.split(':')[0]).sort(), ['norm=batch', 'norm=none']);
+    // A value is matched as a number (5e-1 is 0.5), and a leaf names its key when one key ends in it.
+    assert.equal(diffWithin(sweep, { baseline: 'lr=5e-1' }).comparisons.length, 2);
+    // Bad baselines: exit 2, one line naming the flag and what is allowed.
+    for (const [arg, why] of [
+      ['lr=9', /--baseline lr=9: no run has train\.lr=9 \(the runs have 0\.5\)/],
+      ['eps=1', /"eps" is ambiguous \(model\.batch_norm\.eps, model\.layer_norm\.eps, model\.group_norm\.eps\)/],
+      ['norm', /--baseline norm: expected key=value/],
+      ['nothing=1', /no run has the configuration key "nothing"/],
+    ] as const) {
+      const bad = bnx(['diff', FIXTURE, '--baseline', arg]);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, why);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    }
+    const two = bnx(['diff', FIXTURE, FIXTURE, '--baseline', 'norm=none']);
+    assert.equal(two.code, 2);
+    assert.match(two.stderr, /is for one sweep/);
+  });
+
+  it('bnx report --baseline: the verdict table compares against that setting', async () => {
+    const report = await buildReport(loadSweep(FIXTURE), { baseline: 'model.norm=batch' });
+    assert.equal(report.comparisons.length, 1);
+    const md = reportMarkdown(report, (n) => `r-${n}.svg`);
+    assert.match(
+      md,
+      /\| test acc \| 5 \| 0\.8890 \| 0\.8120 \| -0\.0770 \| \[-0\.0992, -0\.0548\] \| 0\.00065 \| 0\.063 \| (.*) better \|/,
+    );
+    const res = bnx(['report', FIXTURE, '-o', path.join(tmpDir(), 'r.md'), '--baseline', 'norm=nope']);
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /no run has model\.norm=nope \(the runs have none, batch\)/);
+  });
+
   it('--fail-if-worse on replicates fails only when B is significantly worse, and says why it passes otherwise', () => {
     const a = tmpDir();
     const b = tmpDir();
@@ -408,6 +462,33 @@ describe('replicates: bnx plot and report', () => {
     const thin = await renderSvg(chartSpec(runs, { metrics: ['val_acc'], showRuns: true }));
     assert.equal((thin.match(/aria-roledescription="line mark"/g) ?? []).length, 2 + 10, 'means and every seed');
     assert.ok(thin.includes('thin lines: each seed'));
+  });
+
+  it('a band stays within the values its metric can take: accuracies in [0, 1], losses >= 0', () => {
+    // Seeds near the ceiling and the floor: the symmetric t-interval of their mean reaches past both.
+    const accs = [1, 1, 0.99, 1, 0.9];
+    const losses = [0.001, 0.001, 0.05, 0.001, 0.002];
+    const edge = variant(runs, (r) => {
+      const i = (r.record!.seed - 1) % 5;
+      for (const m of r.metrics)
+        if (m.step === 200) {
+          m.val_acc = accs[i];
+          m.train_loss = losses[i];
+        }
+    });
+    const groups = groupReplicates(edge);
+    const labels = groupLabels(groups);
+    const g = groupValue(accs, accs.map(String));
+    assert.ok(g.ci95_high! > 1, 'the raw interval passes 1');
+    const rows = bandRows(groups, labels, edge, { metrics: ['val_acc', 'train_loss'] });
+    const band = (metric: string) => rows.find((r) => r.kind === 'band' && r.x === 200 && r.metric.includes(metric))!;
+    assert.equal(band('acc').hi, 1);
+    assert.equal(band('acc').lo, g.ci95_low);
+    assert.equal(band('loss').lo, 0);
+    const points = accs.map((y, i) => ({ series: 'batch', value: 'test_acc', x: 0.5, y, run: `r${i}` }));
+    const [cell] = sweepCells(points, 'ci');
+    assert.equal(cell.hi, 1);
+    assert.equal(cell.lo, g.ci95_low);
   });
 
   it('the CLI: --band and --runs, and the PNG is written', () => {

@@ -164,6 +164,16 @@ export function bandOf(values: number[], band: Band): { mean: number; lo: number
   return { mean, lo: null, hi: null };
 }
 
+/**
+ * A band within the values a metric can take: every metric bnx plots is >= 0 (losses, accuracies,
+ * learning rates, fluctuations) and accuracies are <= 1. A t-interval of the mean of 3 seeds can
+ * reach past those bounds (it is symmetric, the values are not); the mean itself cannot.
+ */
+export function clampBand(metric: string, lo: number, hi: number): [number, number] {
+  const top = /acc/.test(metric) ? 1 : Infinity;
+  return [Math.max(0, lo), Math.min(top, hi)];
+}
+
 export interface BandRow {
   kind: 'band' | 'mean' | 'run';
   series: string;
@@ -214,9 +224,16 @@ export function bandRows(
         const b = bandOf(cell.values, band);
         rows.push({ kind: 'mean', series: labels[gi], metric: title, x: xv, mean: b.mean, n: cell.values.length });
         if (b.lo !== null && b.hi !== null) {
-          // A log axis cannot show a band reaching 0 or below: it stops at the lowest seed's value.
-          const lo = opts.logY && b.lo <= 0 ? Math.min(...cell.values) : b.lo;
-          rows.push({ kind: 'band', series: labels[gi], metric: title, x: xv, lo, hi: b.hi });
+          const [lo, hi] = clampBand(metric, b.lo, b.hi);
+          // A log axis cannot show a band reaching 0: it stops at the lowest seed's value.
+          rows.push({
+            kind: 'band',
+            series: labels[gi],
+            metric: title,
+            x: xv,
+            lo: opts.logY && lo <= 0 ? Math.min(...cell.values) : lo,
+            hi,
+          });
         }
       }
     }

@@ -364,22 +364,77 @@ export function pairGroups(
   return { pairs, matchedOn, sweepDifference, unmatchedA, unmatchedB };
 }
 
-/** Within one sweep's replicate groups, the BN-vs-no-BN pairs: groups that differ only in `model.norm`. */
-export function normGroupPairs(groups: ReplicateGroup[]): [ReplicateGroup, ReplicateGroup][] {
-  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+/** What `bnx diff SWEEP` compares against: the groups with this value of this key (`model.norm=none`). */
+export interface Baseline {
+  key: string;
+  value: string;
+}
+export const NORM_BASELINE: Baseline = { key: 'model.norm', value: 'none' };
+
+/** A config value equals a baseline value as written on the command line: `0.001` equals 1e-3. */
+function isValue(actual: unknown, wanted: string): boolean {
+  if (formatValue(actual) === wanted) return true;
+  const n = Number(wanted);
+  return typeof actual === 'number' && wanted.trim() !== '' && Number.isFinite(n) && n === actual;
+}
+
+/**
+ * `--baseline KEY=VALUE`: the full config key for KEY (a dotted key, or a leaf such as `eps` that
+ * names one key of the runs) and VALUE, checked against the groups' configurations.
+ */
+export function parseBaseline(text: string, groups: ReplicateGroup[]): Baseline {
+  const eq = text.indexOf('=');
+  const where = `--baseline ${text}`;
+  if (eq <= 0) throw new InputError(where, 'expected key=value, e.g. model.norm=none or model.batch_norm.eps=0.001');
+  const name = text.slice(0, eq);
+  const value = text.slice(eq + 1);
+  const configs = groups.filter((g) => g.runs[0].record).map((g) => settingOf(g.runs[0]));
+  const keys = [...new Set(configs.flatMap((c) => Object.keys(c)))];
+  // A leaf such as `eps` ends several keys (batch, layer and group norm each have one); the one that
+  // varies between the groups is the one meant.
+  const varying = groupVaryingKeys(groups);
+  let leafs = keys.filter((k) => k.endsWith(`.${name}`));
+  if (leafs.length > 1 && leafs.filter((k) => varying.includes(k)).length === 1)
+    leafs = leafs.filter((k) => varying.includes(k));
+  const key = keys.includes(name) ? name : leafs.length === 1 ? leafs[0] : null;
+  if (key === null)
+    throw new InputError(
+      where,
+      leafs.length > 1 ? `"${name}" is ambiguous (${leafs.join(', ')})` : `no run has the configuration key "${name}"`,
+    );
+  if (!configs.some((c) => isValue(c[key], value))) {
+    const seen = [...new Set(configs.map((c) => formatValue(c[key])))];
+    throw new InputError(where, `no run has ${key}=${value} (the runs have ${seen.join(', ')})`);
+  }
+  return { key, value };
+}
+
+/**
+ * Within one sweep's replicate groups, the pairs against a baseline: each group with
+ * `baseline.key` = `baseline.value` (A) against every group that differs from it only in that key
+ * (B). By default the BN-vs-no-BN pairs: `model.norm=none` against each normalized group.
+ */
+export function baselinePairs(
+  groups: ReplicateGroup[],
+  baseline: Baseline = NORM_BASELINE,
+): [ReplicateGroup, ReplicateGroup][] {
+  const keys = groupVaryingKeys(groups).filter((k) => k !== baseline.key);
   const pairs: [ReplicateGroup, ReplicateGroup][] = [];
   const withRecord = groups.filter((g) => g.runs[0].record);
-  const norm = (g: ReplicateGroup) => g.runs[0].record!.config.model.norm;
-  for (const base of withRecord.filter((g) => norm(g) === 'none')) {
+  const isBase = (g: ReplicateGroup) => isValue(settingOf(g.runs[0])[baseline.key], baseline.value);
+  for (const base of withRecord.filter(isBase)) {
     const cb = settingOf(base.runs[0]);
     for (const other of withRecord) {
-      if (norm(other) === 'none') continue;
+      if (isBase(other)) continue;
       const co = settingOf(other.runs[0]);
       if (keys.every((k) => sameValue(cb[k], co[k]))) pairs.push([base, other]);
     }
   }
   return pairs;
 }
+
+/** The BN-vs-no-BN pairs of replicate groups: groups that differ only in `model.norm`, `none` as A. */
+export const normGroupPairs = (groups: ReplicateGroup[]) => baselinePairs(groups, NORM_BASELINE);
 
 /** A group pair's label (the matched keys' values) and its sides' labels. */
 function groupPairLabels(
@@ -453,18 +508,19 @@ export function diffSweeps(a: LoadedSweep, b: LoadedSweep, opts: DiffOptions = {
  * model.norm, one comparison per setting); a sweep of exactly two runs or two groups is compared as
  * it is.
  */
-export function diffWithin(sweep: LoadedSweep, opts: DiffOptions = {}): Diff {
+export function diffWithin(sweep: LoadedSweep, opts: DiffOptions & { baseline?: string } = {}): Diff {
   const groups = groupReplicates(sweep.runs);
-  let pairs = normGroupPairs(groups);
-  if (pairs.length === 0 && groups.length === 2) pairs = [[groups[0], groups[1]]];
+  const baseline = opts.baseline !== undefined ? parseBaseline(opts.baseline, groups) : NORM_BASELINE;
+  let pairs = baselinePairs(groups, baseline);
+  if (pairs.length === 0 && groups.length === 2 && opts.baseline === undefined) pairs = [[groups[0], groups[1]]];
   if (pairs.length === 0) {
     const what = groups.length < sweep.runs.length ? ` in ${groups.length} replicate group(s)` : '';
     throw new InputError(
       sweep.path,
-      `has ${sweep.runs.length} run(s)${what} and no pair that differs only in model.norm; name two runs or sweeps: bnx diff A B`,
+      `has ${sweep.runs.length} run(s)${what} and no pair that differs only in ${baseline.key} from ${baseline.key}=${baseline.value}; compare against another setting with --baseline KEY=VALUE (model.batch_norm.eps=0.001), or name two runs or sweeps: bnx diff A B`,
     );
   }
-  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+  const keys = groupVaryingKeys(groups).filter((k) => k !== baseline.key);
   const { pairs: single, comparisons } = comparePairs(pairs, opts, (x, y) => {
     const [lx, ly] =
       x.runs.length === 1 && y.runs.length === 1 ? runLabels([x.runs[0], y.runs[0]]) : groupLabels([x, y]);

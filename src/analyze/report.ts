@@ -16,8 +16,10 @@ import {
 } from './compare.js';
 import {
   diffRuns,
-  normGroupPairs,
+  baselinePairs,
+  NORM_BASELINE,
   normPairs,
+  parseBaseline,
   ratioText,
   targetName,
   thin,
@@ -100,6 +102,8 @@ export interface Report {
 
 export interface ReportOptions {
   x?: XAxis;
+  /** Compare against this setting (`model.batch_norm.eps=0.001`); default `model.norm=none`. */
+  baseline?: string;
   /** Extra validation accuracies to measure steps to (added to the ladder). */
   targets?: number[];
 }
@@ -304,8 +308,9 @@ function groupHeadlines(c: GroupComparison, an: string, bn: string, runs: Loaded
 async function buildGroupReport(sweep: LoadedSweep, groups: ReplicateGroup[], opts: ReportOptions): Promise<Report> {
   const runs = sweep.runs;
   const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
-  let pairs = normGroupPairs(groups);
-  if (pairs.length === 0 && groups.length === 2) pairs = [[groups[0], groups[1]]];
+  const baseline = opts.baseline !== undefined ? parseBaseline(opts.baseline, groups) : NORM_BASELINE;
+  let pairs = baselinePairs(groups, baseline);
+  if (pairs.length === 0 && groups.length === 2 && opts.baseline === undefined) pairs = [[groups[0], groups[1]]];
   const dataset = datasetOf(runs[0]);
   const ladder = [...new Set([...TARGET_LADDER, defaultTarget(dataset), ...(opts.targets ?? [])])].sort(
     (p, q) => p - q,
@@ -317,7 +322,7 @@ async function buildGroupReport(sweep: LoadedSweep, groups: ReplicateGroup[], op
   const lossTargets = TRAIN_LOSS_LADDER.filter((t) =>
     runs.some((r) => stepsToReach(r.metrics, 'train_loss', t) !== null),
   );
-  const keys = groupVaryingKeys(groups).filter((k) => k !== 'model.norm');
+  const keys = groupVaryingKeys(groups).filter((k) => k !== baseline.key);
   const comparisons = pairs.map(([a, b]) => {
     const [an, bn] = sideNames(a.runs[0], b.runs[0]);
     const where =
@@ -392,8 +397,12 @@ export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}):
   const runs = sweep.runs;
   const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
   const listing = listResults(runs);
-  let pairs = normPairs(runs);
-  if (pairs.length === 0 && runs.length === 2) pairs = [[runs[0], runs[1]]];
+  const baseline = opts.baseline !== undefined ? parseBaseline(opts.baseline, groups) : NORM_BASELINE;
+  let pairs: [LoadedRun, LoadedRun][] =
+    opts.baseline === undefined
+      ? normPairs(runs)
+      : baselinePairs(groups, baseline).map(([a, b]) => [a.runs[0], b.runs[0]]);
+  if (pairs.length === 0 && runs.length === 2 && opts.baseline === undefined) pairs = [[runs[0], runs[1]]];
   const dataset = datasetOf(runs[0]);
   const ladder = [...new Set([...TARGET_LADDER, defaultTarget(dataset), ...(opts.targets ?? [])])].sort(
     (p, q) => p - q,
@@ -406,7 +415,7 @@ export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}):
   const pairOut = pairs.map(([a, b]) => {
     const [an, bn] = sideNames(a, b);
     const d = diffRuns(a, b, { targets, targetsWhy: '' });
-    const keys = varyingKeys(runs).filter((k) => k !== 'model.norm');
+    const keys = varyingKeys(runs).filter((k) => k !== baseline.key);
     const where =
       keys.length > 0
         ? ` (${keys.map((k) => `${shortKeys(keys).get(k)}=${formatValue(runConfig(a)[k])}`).join(', ')})`

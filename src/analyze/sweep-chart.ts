@@ -1,5 +1,14 @@
 import { InputError } from '../util/errors.js';
-import { bandCaption, bandOf, chartBase, legendOf, termChart, type Band, type VegaLiteSpec } from './chart.js';
+import {
+  bandCaption,
+  bandOf,
+  chartBase,
+  clampBand,
+  legendOf,
+  termChart,
+  type Band,
+  type VegaLiteSpec,
+} from './chart.js';
 import { groupReplicates } from './replicates.js';
 import { formatValue, runConfig, sameValue, shortKeys, varyingKeys, type LoadedRun } from './results.js';
 import { runValues, type ComparedValue } from './stats.js';
@@ -109,7 +118,8 @@ export function sweepCells(points: SweepPoint[], band: Band): SweepCell[] {
   }
   return [...cells.values()].map(({ p, ys }) => {
     const b = bandOf(ys, band);
-    return { series: p.series, value: p.value, x: p.x, mean: b.mean, lo: b.lo, hi: b.hi, n: ys.length };
+    const [lo, hi] = b.lo !== null && b.hi !== null ? clampBand(p.value, b.lo, b.hi) : [null, null];
+    return { series: p.series, value: p.value, x: p.x, mean: b.mean, lo, hi, n: ys.length };
   });
 }
 

@@ -293,6 +293,10 @@ export function registerAnalyzeCommands(program: Command): void {
       [],
     )
     .option(
+      '--baseline <key=value>',
+      'with one sweep: compare every setting that differs from this one in KEY alone against it (default model.norm=none: the BN-vs-no-BN pairs); e.g. model.batch_norm.eps=0.001',
+    )
+    .option(
       '--all-steps',
       'show every step both runs logged (mean curves with replicates), not about a dozen evaluations',
       false,
@@ -321,6 +325,7 @@ export function registerAnalyzeCommands(program: Command): void {
         opts: {
           target: string[];
           lossTarget: string[];
+          baseline?: string;
           allSteps: boolean;
           json: boolean;
           csv: boolean;
@@ -336,8 +341,15 @@ export function registerAnalyzeCommands(program: Command): void {
         const targets = parseTargets(opts.target);
         const lossTargets = parseLossTargets(opts.lossTarget);
         const diffOpts = { targets, lossTargets };
+        if (b !== undefined && opts.baseline !== undefined)
+          throw new InputError(
+            `--baseline ${opts.baseline}`,
+            'is for one sweep (bnx diff SWEEP); with two, A is the baseline',
+          );
         const diff =
-          b === undefined ? diffWithin(loadSweep(a), diffOpts) : diffSweeps(loadSweep(a), loadSweep(b), diffOpts);
+          b === undefined
+            ? diffWithin(loadSweep(a), { ...diffOpts, baseline: opts.baseline })
+            : diffSweeps(loadSweep(a), loadSweep(b), diffOpts);
         if (diff.pairs.length + diff.comparisons.length === 0)
           throw new InputError(
             `${a} ${b}`,
@@ -445,13 +457,17 @@ export function registerAnalyzeCommands(program: Command): void {
     .option('-o, --out <file>', 'report file: .html or .md (default: <sweep>/report.html)')
     .addOption(new Option('--x <axis>', 'x axis of the charts').choices([...X_AXES]).default('step'))
     .option('--target <acc>', 'extra validation accuracies to measure steps to; comma list or repeatable', collect, [])
-    .action(async (dir: string, opts: { out?: string; x: XAxis; target: string[] }) => {
+    .option(
+      '--baseline <key=value>',
+      'compare every setting that differs from this one in KEY alone against it (default model.norm=none)',
+    )
+    .action(async (dir: string, opts: { out?: string; x: XAxis; target: string[]; baseline?: string }) => {
       const out = opts.out ?? path.join(dir, 'report.html');
       const ext = path.extname(out).toLowerCase();
       if (!['.html', '.htm', '.md'].includes(ext))
         throw new InputError(`-o ${out}`, 'the report file must end in .html or .md');
       const targets = parseTargets(opts.target);
-      const report = await buildReport(loadSweep(dir), { x: opts.x, targets });
+      const report = await buildReport(loadSweep(dir), { x: opts.x, targets, baseline: opts.baseline });
       ensureParent(out);
       if (ext === '.md') {
         const base = path.basename(out, ext);
