@@ -5,13 +5,12 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
 import { NoisyBatchNorm } from '../../layers/noisy-batch-norm.js';
-import { Cnn, type Classifier } from '../../model/index.js';
+import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
-import { compileMlp } from './compile.js';
+import { compileConfig } from './compile.js';
 import type { CompiledGraph } from './graph-def.js';
-import { compileCnn } from './compile-cnn.js';
 import { isAlive } from '../../util/process.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
 import { groupGraph, memberKey, type GroupGraph, type GroupSignatureName } from './members.js';
@@ -131,13 +130,6 @@ interface GraphMember {
   population: { batcher: EpochBatcher; batches: number; batchSize: number } | null;
 }
 
-/** The graph a model trains with: `compileCnn` for a Cnn, `compileMlp` for an Mlp. */
-export function compileRun(config: RunConfig, model: Classifier, data: Dataset): CompiledGraph {
-  return model instanceof Cnn
-    ? compileCnn(config, model.inputShape, data.classes)
-    : compileMlp(config, data.features, data.classes);
-}
-
 /**
  * The graph engine: each member's training step compiled to TensorFlow ops (see `compileMlp` and
  * `compileCnn`), the members' graphs side by side in one graph (`groupGraph`), written as a
@@ -169,7 +161,7 @@ export class GraphEngine implements Engine {
 
   /** Compiles the members, loads their graph and sets each member's variables to its model's (initial) values. */
   static async create(members: { config: RunConfig; model: Classifier }[], data: Dataset): Promise<GraphEngine> {
-    const graph = groupGraph(members.map(({ config, model }) => compileRun(config, model, data)));
+    const graph = groupGraph(members.map(({ config }) => compileConfig(config, data.inputShape, data.classes)));
     const { sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<GroupSignatureName, Signature>);
     const list: GraphMember[] = [];
     const engine = new GraphEngine(list, graph, sig as GraphEngine['sig'], unload, data);
