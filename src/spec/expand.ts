@@ -156,7 +156,8 @@ export function canonicalJson(value: unknown): string {
  * Keys added after bnx 0.1 leave the hash alone while they have no effect, so that existing result
  * folders keep their run ids (and resume): `data.augment` while it is off, `model.cnn` on an mlp,
  * `train.engine` at its default `auto`, `model.batch_norm.noise` at 0, `train.adam` under sgd,
- * `train.tensorboard` off, `instruments` while none is enabled.
+ * `train.tensorboard` off, `instruments` while none is enabled, `model.dropout` and
+ * `train.weight_decay` at 0, `train.schedule` while it is constant without warm-up.
  */
 function hashedView(config: RunConfig): Record<string, unknown> {
   const { name: _name, ...rest } = config;
@@ -175,6 +176,10 @@ function hashedView(config: RunConfig): Record<string, unknown> {
   if (config.train.optimizer === 'sgd') delete view.train.adam;
   if (!config.train.tensorboard) delete view.train.tensorboard;
   if (!Object.values(config.instruments).some((i) => i.enabled)) delete view.instruments;
+  if (config.model.dropout === 0) delete view.model.dropout;
+  if (config.train.weight_decay === 0) delete view.train.weight_decay;
+  const sched = config.train.schedule;
+  if (sched.kind === 'constant' && sched.warmup_steps === 0) delete view.train.schedule;
   return view;
 }
 
