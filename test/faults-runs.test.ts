@@ -116,9 +116,15 @@ describe('defect 1: --force keeps the previous result until the new one is compl
       assert.deepEqual(runHashes(s), before, `after kill -9 at: ${moment}`);
     }
     plainRerunSkipsAll(s);
-    const res = bnx(['run', s.spec, '--out', s.out, '--force']);
+    const board = path.join(s.out, '..', 'board');
+    const res = bnx(['run', s.spec, '--out', s.out, '--force', '--tensorboard', board]);
     assert.equal(res.code, 0, res.stderr);
     assert.equal(res.stderr, '');
+    // The events of a staged retraining land where --tensorboard says once it is swapped in.
+    for (const r of s.runs) {
+      assert.ok(fs.readdirSync(path.join(board, 'tiny', path.basename(r))).some((f) => f.includes('tfevents')));
+      assert.equal(fs.existsSync(path.join(r, 'tensorboard')), false);
+    }
     const after = runHashes(s);
     for (const r of s.runs) {
       const id = path.basename(r);

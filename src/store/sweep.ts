@@ -309,9 +309,12 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
  */
 function openTensorBoard(claimed: ClaimedRun, opts: SweepOptions, hooks: RunHooks): TensorBoardWriter | null {
   if (!claimed.run.config.train.tensorboard && !opts.tensorboard) return null;
-  // Under --tensorboard DIR the events are named after the run folder, wherever the run is written.
+  // Under --tensorboard DIR the events go to DIR/<sweep>/<run id>; a staged retraining keeps them
+  // in its staged folder until it is swapped in (settle), so that the previous events stay meanwhile.
   const board = TensorBoardWriter.open(
-    opts.tensorboard ? tensorboardDir(claimed.runDir, opts.tensorboard) : tensorboardDir(claimed.writeDir, null),
+    opts.tensorboard && !claimed.staged
+      ? tensorboardDir(claimed.runDir, opts.tensorboard)
+      : tensorboardDir(claimed.writeDir, null),
   );
   const { onRow, onInstrument } = hooks;
   hooks.onRow = (row) => {
@@ -547,6 +550,7 @@ class RunFiles {
     if (record.status === 'completed' || record.status === 'diverged') {
       try {
         withLock(path.join(sweepDir, SWEEP_LOCK), () => swapIn(sweepDir, run.id));
+        this.moveEvents();
         return false;
       } catch (e) {
         if (!isSystemError(e)) throw e;
@@ -561,5 +565,26 @@ class RunFiles {
       // A leftover staged folder is removed by the next bnx run in this folder.
     }
     return true;
+  }
+
+  /** A swapped-in retraining's events (written in its folder) replace the previous ones under --tensorboard DIR. */
+  private moveEvents(): void {
+    const { runDir } = this.claimed;
+    const events = tensorboardDir(runDir, null);
+    if (!this.opts.tensorboard || !fs.existsSync(events)) return;
+    const target = tensorboardDir(runDir, this.opts.tensorboard);
+    try {
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      // DIR may be on another file system, where a rename fails.
+      fs.cpSync(events, target, { recursive: true });
+      fs.rmSync(events, { recursive: true, force: true });
+    } catch (e) {
+      // The run's result is in place; its events stay beside it.
+      if (!isSystemError(e)) throw e;
+      this.opts.reporter?.note?.(
+        `TensorBoard events left in ${events}: cannot move them to ${target}: ${describeFault(e)}`,
+      );
+    }
   }
 }
