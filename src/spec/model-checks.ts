@@ -31,6 +31,12 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
     };
   }
   if (m.arch === 'cnn') return cnnProblem(c);
+  if (m.hidden.length === 0 && m.norm !== 'none') {
+    return {
+      key: 'model.hidden',
+      message: `model.hidden is [], so model.norm ${m.norm} has no hidden layer to normalize (the output layer never is; the run would equal model.norm none); give hidden layers or set model.norm: none`,
+    };
+  }
   if (m.norm === 'instance' && m.arch === 'mlp') {
     return {
       key: 'model.norm',

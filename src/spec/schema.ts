@@ -61,6 +61,16 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
 type Json = Record<string, unknown>;
 
 const posInt = { type: 'integer', minimum: 1 };
+
+/**
+ * The most steps one run trains (train.steps, or train.epochs times the steps of an epoch): weeks of
+ * training for the models bnx builds. A larger count is a typo, not an experiment.
+ */
+export const MAX_STEPS = 10_000_000;
+/** The most epochs one run trains (its steps are bounded by MAX_STEPS too). */
+export const MAX_EPOCHS = 100_000;
+/** The largest synthetic train or test set, in examples. */
+export const MAX_SYNTHETIC_EXAMPLES = 10_000_000;
 const nullable = (s: Json): Json => ({ anyOf: [{ type: 'null' }, s] });
 
 /** JSON schema of a fully resolved run configuration (ajv, draft-07). */
@@ -105,8 +115,8 @@ export const RUN_CONFIG_SCHEMA: Json = {
           properties: {
             features: { type: 'integer', minimum: 1, maximum: 100000 },
             classes: { type: 'integer', minimum: 2, maximum: 1000 },
-            train_size: posInt,
-            test_size: posInt,
+            train_size: { type: 'integer', minimum: 1, maximum: MAX_SYNTHETIC_EXAMPLES },
+            test_size: { type: 'integer', minimum: 1, maximum: MAX_SYNTHETIC_EXAMPLES },
             noise: { type: 'number', minimum: 0 },
           },
         },
@@ -225,8 +235,8 @@ export const RUN_CONFIG_SCHEMA: Json = {
         lr: { type: 'number', exclusiveMinimum: 0 },
         momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
         batch_size: posInt,
-        steps: nullable(posInt),
-        epochs: nullable(posInt),
+        steps: nullable({ type: 'integer', minimum: 1, maximum: MAX_STEPS }),
+        epochs: nullable({ type: 'integer', minimum: 1, maximum: MAX_EPOCHS }),
         eval_every: posInt,
         log_every: posInt,
         eval_limit: nullable(posInt),
