@@ -7,8 +7,7 @@ import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
-import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
-import { compileCnn } from '../src/train/graph/compile-cnn.js';
+import { compileConfig, graphUnsupported } from '../src/train/graph/compile.js';
 import { groupKey } from '../src/train/groups.js';
 import { chooseEngine } from '../src/train/engine.js';
 import { Rng } from '../src/util/rng.js';
@@ -124,7 +123,7 @@ describe('graph engine: noisy batch norm', () => {
     }
     assert.equal(groupKey(mlpConfig({})), groupKey(mlpConfig({}, { momentum: 0.9 })));
 
-    const mlp = compileMlp(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), 72, 3);
+    const mlp = compileConfig(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), [72], 3);
     const inputs = mlp.signatures.train_step.inputs;
     assert.deepEqual(Object.keys(inputs), [
       'x',
@@ -152,7 +151,7 @@ describe('graph engine: noisy batch norm', () => {
       noiseOps.join(' '),
     );
 
-    const cnn = compileCnn(cnnConfig({}), IMAGE, 3);
+    const cnn = compileConfig(cnnConfig({}), IMAGE, 3);
     assert.deepEqual(cnn.noise, [
       { layer: 'conv1', channels: 4 },
       { layer: 'conv2', channels: 4 },
@@ -164,7 +163,7 @@ describe('graph engine: noisy batch norm', () => {
       'noise/conv2/shift',
     ]);
     // Without noise: no noise inputs, no `noise` field.
-    const plain = compileMlp(mlpConfig({ batch_norm: noisy(0) }), 72, 3);
+    const plain = compileConfig(mlpConfig({ batch_norm: noisy(0) }), [72], 3);
     assert.deepEqual(Object.keys(plain.signatures.train_step.inputs), ['x', 'labels', 'lr']);
     assert.equal('noise' in plain, false);
   });

@@ -121,6 +121,22 @@ export interface Diff {
   multiple_comparisons: string | null;
   unmatched_a: RunRef[];
   unmatched_b: RunRef[];
+  /** What makes the comparison doubtful (runs trained on different datasets), one line each. */
+  notes: string[];
+}
+
+/** A note for each pair of datasets compared with each other: their metrics measure different tasks. */
+function datasetNotes(pairs: PairDiff[], groupPairs: [ReplicateGroup, ReplicateGroup][] = []): string[] {
+  const seen = new Set<string>();
+  const sides = [
+    ...pairs.map((p) => [p.a.dataset, p.b.dataset]),
+    ...groupPairs.map(([x, y]) => [datasetOf(x.runs[0]), datasetOf(y.runs[0])]),
+  ];
+  for (const [da, db] of sides) if (da && db && da !== db) seen.add(`${da}\0${db}`);
+  return [...seen].map((k) => {
+    const [da, db] = k.split('\0');
+    return `A trained on ${da} and B on ${db}: different datasets, so the numbers below compare different tasks, not the configurations alone`;
+  });
 }
 
 export type DiffOptions = CompareOptions;
@@ -500,6 +516,7 @@ export function diffSweeps(a: LoadedSweep, b: LoadedSweep, opts: DiffOptions = {
     multiple_comparisons: MULTIPLE(comparisons.length),
     unmatched_a: groupRunRefs(m.unmatchedA),
     unmatched_b: groupRunRefs(m.unmatchedB),
+    notes: datasetNotes(pairs, m.pairs),
   };
 }
 
@@ -537,6 +554,7 @@ export function diffWithin(sweep: LoadedSweep, opts: DiffOptions & { baseline?: 
     multiple_comparisons: MULTIPLE(comparisons.length),
     unmatched_a: [],
     unmatched_b: [],
+    notes: datasetNotes(single, pairs),
   };
 }
 
@@ -600,7 +618,8 @@ const refLine = (r: RunRef) =>
 
 /** The human-readable diff. */
 export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: number } = {}): string {
-  const out: string[] = [];
+  const out: string[] = diff.notes.map((n) => `note: ${n}`);
+  if (out.length > 0) out.push('');
   if (diff.sweep_difference.length > 0) {
     out.push(
       'sweeps differ in',

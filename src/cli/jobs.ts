@@ -4,8 +4,25 @@ import { Command, Option } from 'commander';
 import { k8sManifest, slurmScript, type JobOptions } from '../launch/jobs.js';
 import { mergeResults } from '../store/merge.js';
 import { InputError } from '../util/errors.js';
+import { setResultsRoot } from '../util/crash.js';
 import { writeFileAtomic } from '../util/files.js';
 import { collect, planFrom } from './plan.js';
+
+/**
+ * Slurm's time formats (sbatch --time): minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+ * days-hours:minutes, days-hours:minutes:seconds; or UNLIMITED / INFINITE.
+ */
+const SLURM_TIME =
+  /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$/i;
+
+function parseSlurmTime(v: string): string {
+  if (!SLURM_TIME.test(v.trim()))
+    throw new InputError(
+      `--time ${v}`,
+      'not a Slurm time limit; use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (for example 04:00:00 or 2-00:00:00)',
+    );
+  return v.trim();
+}
 
 const positiveInt = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -28,7 +45,7 @@ export function registerJobCommands(program: Command): void {
     .option('--out <dir>', 'results root on the shared file system (Slurm; Kubernetes uses the volume)', 'results')
     .option('--cpus <n>', 'cores per shard', positiveInt('--cpus'), 2)
     .option('--memory <size>', 'memory per shard (Slurm/Kubernetes syntax)', '4G')
-    .option('--time <limit>', 'Slurm time limit', '04:00:00')
+    .option('--time <limit>', 'Slurm time limit (minutes, HH:MM:SS, D-HH:MM:SS, ...)', parseSlurmTime, '04:00:00')
     .option('--image <image>', 'Kubernetes: container image with bnx installed', 'bnx:latest')
     .option('--pvc <name>', 'Kubernetes: PersistentVolumeClaim for results', 'bnx-results')
     .option('--workdir <dir>', 'where bnx is installed (Slurm: this checkout; Kubernetes: in the image)')
@@ -72,6 +89,13 @@ export function registerJobCommands(program: Command): void {
         };
         const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
         if (opts.output) {
+          // Like plot -o: the folder is created when missing.
+          const parent = path.dirname(path.resolve(opts.output));
+          if (fs.existsSync(parent) && !fs.statSync(parent).isDirectory())
+            throw new InputError(`-o ${opts.output}`, `${parent} is not a directory`);
+          if (fs.existsSync(opts.output) && fs.statSync(opts.output).isDirectory())
+            throw new InputError(`-o ${opts.output}`, 'is a directory; give a file name');
+          fs.mkdirSync(parent, { recursive: true });
           writeFileAtomic(opts.output, text);
           console.error(`wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)`);
         } else {
@@ -88,6 +112,7 @@ export function registerJobCommands(program: Command): void {
     .argument('<dirs...>', 'results roots or spec folders to merge')
     .requiredOption('--out <dir>', 'results root to merge into')
     .action((dirs: string[], opts: { out: string }) => {
+      setResultsRoot(opts.out);
       const report = mergeResults(dirs, opts.out);
       console.log(
         `merged into ${report.specs.join(', ')}: ${report.copied.length} run(s) copied, ${report.identical.length} already there`,

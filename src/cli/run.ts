@@ -7,6 +7,8 @@ import { parseShard, selectShard } from '../spec/shard.js';
 import { seedRange } from '../spec/load.js';
 import type { RunStatus } from '../store/runs.js';
 import { specDir } from '../store/runs.js';
+import { checkSweepFolder } from '../store/sweep-index.js';
+import { setResultsRoot } from '../util/crash.js';
 import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
@@ -152,6 +154,10 @@ export function registerRunCommand(program: Command): void {
       }
       const workers = parseWorkers(opts, mine);
       const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
+      // Refusals (a folder that is a file, a damaged sweep.json or run.json, a changed grid point)
+      // come before TensorFlow loads and before anything is written: one line, nothing else.
+      if (mine.length > 0) checkSweepFolder(dir, mine);
+      setResultsRoot(opts.out);
       if (workers > 1) {
         console.log(
           `bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`,
@@ -183,7 +189,8 @@ export function registerRunCommand(program: Command): void {
       const onSignal = (signal: NodeJS.Signals) => {
         if (stopSignal) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
         stopSignal = signal;
-        process.stderr.write(`\n${signal}: stopping after this step (again to exit at once)\n`);
+        // Progress, on stdout with the bar: stderr keeps the one line that says how the sweep ended.
+        process.stdout.write(`\n${signal}: stopping after this step (again to exit at once)\n`);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
@@ -198,6 +205,7 @@ export function registerRunCommand(program: Command): void {
         tensorboard: opts.tensorboard,
         invocation: {
           spec: path.resolve(specFile),
+          // loadSpec read it a moment ago and checked its size; sweep.json keeps each distinct text once.
           specText: fs.readFileSync(specFile, 'utf8'),
           // --seeds N is recorded as the override it stands for.
           overrides:
@@ -209,12 +217,21 @@ export function registerRunCommand(program: Command): void {
       process.off('SIGTERM', onSignal);
       console.log(`results: ${result.dir}${path.sep}  summary: ${result.summary}`);
       if (tensorboard) console.log(`tensorboard --logdir ${opts.tensorboard ?? result.dir}`);
+      // How the sweep ended, in one line on stderr (each run's outcome is on stdout above).
+      const summaryNote = result.summaryFault
+        ? `summary.csv not written: ${result.summaryFault} (each run's own files are as reported above; the next bnx run in this folder rewrites the summary)`
+        : null;
+      let ending: string | null = null;
       if (result.interrupted) {
-        console.error('interrupted: rerun the same command to finish the sweep');
+        ending = 'interrupted: rerun the same command to finish the sweep';
         process.exitCode = stopSignal === 'SIGTERM' ? 143 : 130;
       } else if (result.failed > 0) {
-        console.error(`${result.failed} run(s) failed; see their run.json (the same command reruns them)`);
+        ending = `${result.failed} run(s) failed, each named above with its cause; the same command reruns them`;
+        process.exitCode = 1;
+      } else if (summaryNote) {
         process.exitCode = 1;
       }
+      const line = [ending, summaryNote].filter(Boolean).join('; ');
+      if (line) console.error(`bnx: ${line}`);
     });
 }

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { describeFault } from '../util/files.js';
+import { describeFault, isSystemError, removeStaleTempFiles } from '../util/files.js';
 import { withLock, tryLock } from './lock.js';
+import { recoverSwap, removeEmptyStaging, RUN_LOCK, stagingPaths, swapIn } from './staging.js';
 import { MetricsWriter } from './metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
@@ -19,7 +20,7 @@ import {
   type RunRecord,
   type RunStatus,
 } from './runs.js';
-import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
+import { checkSweepFolder, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
@@ -42,7 +43,8 @@ export interface SweepReporter {
   step(step: number, loss: number): void;
   /** One line about the run being trained (e.g. why it trains on the eager engine). */
   note?(line: string): void;
-  finish(record: RunRecord): void;
+  /** A run ended; `kept`: it was a retraining that did not complete, and its previous result stays. */
+  finish(record: RunRecord, kept?: boolean): void;
 }
 
 export interface SweepOptions {
@@ -75,6 +77,8 @@ export interface SweepResult {
   /** Runs that ended failed (diverged is a result, not a failure). */
   failed: number;
   interrupted: boolean;
+  /** Why summary.csv could not be written (the runs are saved; the next bnx run rewrites it), or null. */
+  summaryFault: string | null;
 }
 
 export const DEFAULT_RERUN: ReadonlySet<RunStatus> = new Set<RunStatus>(['pending', 'interrupted', 'failed']);
@@ -98,10 +102,14 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   if (runs.length === 0) throw new Error('no runs to train');
   const dir = opts.dir ?? specDir(opts.out, runs[0].config.name);
   const rerun = opts.rerun ?? DEFAULT_RERUN;
+  // Everything that would refuse the sweep is checked before anything is written (again under the lock).
+  checkSweepFolder(dir, runs);
+  /** Runs whose folder could not be set up (a full disk, an immutable folder), with the fault. */
+  const unregistered = new Map<string, unknown>();
   fs.mkdirSync(dir, { recursive: true });
   withLock(path.join(dir, SWEEP_LOCK), () => {
-    const index = readIndex(dir, runs[0].config.name);
-    checkIdentity(dir, index, runs);
+    removeStaleTempFiles(dir);
+    const index = checkSweepFolder(dir, runs);
     const inv = opts.invocation;
     writeIndex(
       dir,
@@ -115,13 +123,22 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
       }),
     );
     for (const run of runs) {
+      recoverSwap(dir, run.id);
       const runDir = path.join(dir, run.id);
+      removeStaleTempFiles(runDir);
       if (!fs.existsSync(path.join(runDir, RUN_FILES.record))) {
-        fs.mkdirSync(runDir, { recursive: true });
-        writeConfig(runDir, run.config);
-        writeRecord(runDir, newRecord(run, 'pending', opts.backend, null));
+        try {
+          fs.mkdirSync(runDir, { recursive: true });
+          writeConfig(runDir, run.config);
+          writeRecord(runDir, newRecord(run, 'pending', opts.backend, null));
+        } catch (e) {
+          // The run's own folder is at fault: that run fails when its turn comes, the others train.
+          if (!isSystemError(e)) throw e;
+          unregistered.set(run.id, e);
+        }
       }
     }
+    removeEmptyStaging(dir);
   });
 
   const datasets = new Map<string, Dataset>();
@@ -133,7 +150,16 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   const claim = (i: number): ClaimedRun | null => {
     const run = runs[i];
     const runDir = path.join(dir, run.id);
-    const lock = tryLock(path.join(runDir, '.lock'));
+    let lock: ReturnType<typeof tryLock>;
+    try {
+      lock = tryLock(path.join(runDir, RUN_LOCK));
+    } catch (e) {
+      // Another process is swapping its retrained run folder in (it is back in an instant): that process has the run.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      opts.reporter?.skip(run, i, runs.length, 'being replaced by another process');
+      skipped++;
+      return null;
+    }
     if (!lock.ok) {
       opts.reporter?.skip(
         run,
@@ -149,7 +175,13 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
       // Under the lock, `running` means its process died: it was interrupted.
       const previous = readRecord(runDir);
       const state: RunStatus = previous.status === 'running' ? 'interrupted' : previous.status;
-      if (rerun.has(state)) return { run, runDir, index: i, release: () => lock.release() };
+      if (rerun.has(state)) {
+        removeStaleTempFiles(runDir);
+        // A result is retrained beside itself and swapped in only when the new one is complete.
+        const staged = state === 'completed' || state === 'diverged';
+        const writeDir = staged ? stagingPaths(dir, run.id).fresh : runDir;
+        return { run, runDir, writeDir, sweepDir: dir, staged, index: i, release: () => lock.release() };
+      }
       opts.reporter?.skip(
         run,
         i,
@@ -165,6 +197,18 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     lock.release();
     return null;
   };
+  let summaryFault: string | null = null;
+  /** summary.csv is derived from the run folders: a fault writing it is reported once, and the sweep goes on. */
+  const summarize = (): string => {
+    const file = path.join(dir, 'summary.csv');
+    try {
+      return withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
+    } catch (e) {
+      if (!isSystemError(e)) throw e;
+      summaryFault ??= describeFault(e);
+      return file;
+    }
+  };
   // Runs that can train together (see trainingGroups) do, one engine stepping them all; the others alone.
   const groups = opts.fuse === false ? runs.map((_, i) => [i]) : trainingGroups(runs.map((r) => r.config));
   for (const group of groups) {
@@ -175,7 +219,21 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     const claimed: ClaimedRun[] = [];
     try {
       for (const i of group) {
-        const c = claim(i);
+        let c: ClaimedRun | null;
+        const setup = unregistered.get(runs[i].id);
+        try {
+          if (setup) throw setup;
+          c = claim(i);
+        } catch (e) {
+          // The run's own folder is at fault (a full disk, an immutable folder): that run fails, the sweep goes on.
+          if (!isSystemError(e)) throw e;
+          const record = newRecord(runs[i], 'failed', opts.backend, null);
+          record.error = `${setup ? 'cannot set up its folder' : 'cannot lock the run'}: ${describeFault(e)}`;
+          opts.reporter?.finish(record);
+          records.push(record);
+          failed++;
+          continue;
+        }
         if (c) claimed.push(c);
       }
       const trained = claimed.length > 0 ? await trainClaimed(claimed, datasets, opts, runs.length) : [];
@@ -187,11 +245,11 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     } finally {
       for (const c of claimed) c.release();
     }
-    withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
+    summarize();
     if (interrupted) break;
   }
-  const summary = withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
-  return { dir, summary, records, skipped, failed, interrupted };
+  const summary = summarize();
+  return { dir, summary, records, skipped, failed, interrupted, summaryFault };
 }
 
 /** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */
@@ -249,14 +307,15 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
  * With `train.tensorboard` or `--tensorboard`: opens the run's event file and chains the run's
  * hooks to also write its metrics rows and instrument measurements there. The caller closes it.
  */
-function openTensorBoard(
-  run: PlannedRun,
-  runDir: string,
-  opts: SweepOptions,
-  hooks: RunHooks,
-): TensorBoardWriter | null {
-  if (!run.config.train.tensorboard && !opts.tensorboard) return null;
-  const board = TensorBoardWriter.open(tensorboardDir(runDir, opts.tensorboard));
+function openTensorBoard(claimed: ClaimedRun, opts: SweepOptions, hooks: RunHooks): TensorBoardWriter | null {
+  if (!claimed.run.config.train.tensorboard && !opts.tensorboard) return null;
+  // Under --tensorboard DIR the events go to DIR/<sweep>/<run id>; a staged retraining keeps them
+  // in its staged folder until it is swapped in (settle), so that the previous events stay meanwhile.
+  const board = TensorBoardWriter.open(
+    opts.tensorboard && !claimed.staged
+      ? tensorboardDir(claimed.runDir, opts.tensorboard)
+      : tensorboardDir(claimed.writeDir, null),
+  );
   const { onRow, onInstrument } = hooks;
   hooks.onRow = (row) => {
     onRow?.(row);
@@ -272,7 +331,13 @@ function openTensorBoard(
 /** A run locked by this process for training. */
 interface ClaimedRun {
   run: PlannedRun;
+  /** The run's folder in the sweep folder. */
   runDir: string;
+  /** Where it is written: its folder, or (staged) its staging folder while a previous result stays in place. */
+  writeDir: string;
+  sweepDir: string;
+  /** Retraining a completed or diverged run: swapped in when the new outcome is final, dropped otherwise. */
+  staged: boolean;
   /** Its place in the sweep's list of runs. */
   index: number;
   release(): void;
@@ -383,7 +448,8 @@ async function trainClaimed(
     if (outcome instanceof Error) failRecord(m.record, outcome);
     else completeRecord(m.record, outcome);
     m.close(wall);
-    opts.reporter?.finish(m.record);
+    const kept = m.settle();
+    opts.reporter?.finish(m.record, kept);
   }
   return members.map((m) => m.record);
 }
@@ -413,7 +479,11 @@ class RunFiles {
 
   /** Opens the run's files and returns the hooks that write them. */
   open(data: Dataset): RunHooks {
-    const { run, runDir } = this.claimed;
+    const { run, writeDir: runDir, staged } = this.claimed;
+    if (staged) {
+      fs.rmSync(runDir, { recursive: true, force: true });
+      fs.mkdirSync(runDir, { recursive: true });
+    }
     const record = (this.record = newRecord(run, 'running', this.opts.backend, data));
     writeConfig(runDir, run.config);
     writeRecord(runDir, record);
@@ -438,7 +508,7 @@ class RunFiles {
       onInstrument: (name, _step, measured) => this.instrumentCsvs.get(name)?.append(measured),
       onInstrumentOverhead: (seconds) => (this.instrumentSeconds = seconds),
     };
-    this.board = openTensorBoard(run, runDir, this.opts, hooks);
+    this.board = openTensorBoard(this.claimed, this.opts, hooks);
     return hooks;
   }
 
@@ -449,6 +519,8 @@ class RunFiles {
    */
   close(wallSeconds: number): void {
     const record = this.record;
+    // A staged retraining that could not even start has no folder to write to; the previous result speaks for the run.
+    if (this.claimed.staged && !fs.existsSync(this.claimed.writeDir)) return;
     record.instruments = instrumentOverhead(this.instrumentSeconds, wallSeconds);
     try {
       try {
@@ -463,6 +535,56 @@ class RunFiles {
     }
     record.ended_at = new Date().toISOString();
     record.wall_time_s = Math.round(wallSeconds * 10) / 10;
-    writeFinalRecord(this.claimed.runDir, record);
+    writeFinalRecord(this.claimed.writeDir, record);
+  }
+
+  /**
+   * A staged retraining ends here: a final outcome (completed, diverged) replaces the previous
+   * result as a whole; otherwise the staged folder is dropped. Returns true when the previous
+   * result was kept.
+   */
+  settle(): boolean {
+    const { staged, sweepDir, run, writeDir } = this.claimed;
+    if (!staged) return false;
+    const record = this.record;
+    if (record.status === 'completed' || record.status === 'diverged') {
+      try {
+        withLock(path.join(sweepDir, SWEEP_LOCK), () => swapIn(sweepDir, run.id));
+        this.moveEvents();
+        return false;
+      } catch (e) {
+        if (!isSystemError(e)) throw e;
+        record.status = 'failed';
+        record.error = `cannot put the new result in place: ${describeFault(e)}`;
+      }
+    }
+    try {
+      fs.rmSync(writeDir, { recursive: true, force: true });
+      removeEmptyStaging(sweepDir);
+    } catch {
+      // A leftover staged folder is removed by the next bnx run in this folder.
+    }
+    return true;
+  }
+
+  /** A swapped-in retraining's events (written in its folder) replace the previous ones under --tensorboard DIR. */
+  private moveEvents(): void {
+    const { runDir } = this.claimed;
+    const events = tensorboardDir(runDir, null);
+    if (!this.opts.tensorboard || !fs.existsSync(events)) return;
+    const target = tensorboardDir(runDir, this.opts.tensorboard);
+    try {
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      // DIR may be on another file system, where a rename fails.
+      fs.cpSync(events, target, { recursive: true });
+      fs.rmSync(events, { recursive: true, force: true });
+    } catch (e) {
+      // The run's result is in place; its events stay beside it.
+      if (!isSystemError(e)) throw e;
+      this.opts.reporter?.note?.(
+        `TensorBoard events left in ${events}: cannot move them to ${target}: ${describeFault(e)}`,
+      );
+    }
   }
 }

@@ -1,27 +1,57 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { isAlive } from './process.js';
+
+/** `.<name>.<pid>.tmp`: writeFileAtomic's temporary file for `name`, by the writing process. */
+const TMP_FILE = /^\.(.+)\.(\d+)\.tmp$/;
 
 /**
  * Writes a whole file so that readers only ever see the old or the new complete content: write to a
- * temporary file in the same directory, fsync, rename over the target.
+ * temporary file in the same directory, fsync, rename over the target. On failure (a full disk) the
+ * temporary file is removed, the target is untouched, and the error names the target.
  */
 export function writeFileAtomic(file: string, content: string | Uint8Array): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    // write(2) and fsync(2) errors carry no path; the temporary name means nothing to a user.
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err === 'object' && err !== null && (err.path === undefined || err.path === tmp)) err.path = file;
+    throw e;
   }
-  fs.renameSync(tmp, file);
+}
+
+/**
+ * Removes the temporary files that writeFileAtomic left in `dir` when its process was killed
+ * mid-write (their process is gone). Those of live processes stay: they are being written.
+ */
+export function removeStaleTempFiles(dir: string): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = TMP_FILE.exec(name);
+    if (m && !isAlive(Number(m[2]))) fs.rmSync(path.join(dir, name), { force: true });
+  }
 }
 
 /** One line for an operating-system error: what happened, to which file. */
 export function describeFault(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
-  const where = err.path ? ` (${err.path})` : '';
-  switch (err.code) {
+  const where = err?.path ? ` (${err.path})` : '';
+  switch (err?.code) {
     case 'ENOSPC':
       return `disk full${where}`;
     case 'EACCES':
@@ -31,7 +61,16 @@ export function describeFault(e: unknown): string {
       return `read-only file system${where}`;
     case 'EDQUOT':
       return `disk quota exceeded${where}`;
+    case 'EISDIR':
+      return `is a directory, not a file${where}`;
+    case 'ENOTDIR':
+      return `a file stands where a folder belongs${where}`;
     default:
       return (err?.message ?? String(e)).split('\n')[0];
   }
+}
+
+/** True for an error raised by a system call (a fault of the machine or the file system, not a bug). */
+export function isSystemError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && 'syscall' in e;
 }
