@@ -16,6 +16,7 @@
  *   --leak-steps N     steps of the graph engine's leak check (default 20000)
  *   --rounds N         single runs: best of N interleaved rounds (default 2)
  *   --torch-threads N  torch.set_num_threads (default 2)
+ *   --replicates       only the replicates table (10 seeds against 1, side by side), then stop
  *   --paper            also the whole paper experiment: `bnx run experiments/paper-mnist.yaml --seeds 1` (both
  *                      runs, 50,000 steps each, evaluations included) against bench/torch_bench.py
  *                      --paper doing the same work, wall time of each whole command (about 5 minutes)
@@ -48,6 +49,7 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string' },
     'torch-threads': { type: 'string', default: '2' },
     paper: { type: 'boolean', default: false },
+    replicates: { type: 'boolean', default: false },
   },
 });
 const count = (name: string, value: string | undefined, quick: number, full: number): number => {
@@ -262,6 +264,44 @@ function commandSeeds(norm: Norm, seeds: number, n: number): number {
   }
 }
 
+interface SeedsRow {
+  norm: Norm;
+  /** Seconds of the whole command with one seed, and with REPLICATES seeds. */
+  one: number;
+  many: number;
+}
+
+/** One seed, then REPLICATES seeds, for each norm: side by side, so both see the same machine load. */
+function measureReplicates(): SeedsRow[] {
+  return NORMS.map((norm) => ({
+    norm,
+    one: commandSeeds(norm, 1, sweepSteps),
+    many: commandSeeds(norm, REPLICATES, sweepSteps),
+  }));
+}
+
+function printReplicates(rows: SeedsRow[]): void {
+  const f = (x: number, digits: number) =>
+    x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  console.log(
+    `\n## Replicates: ${REPLICATES} seeds against 1 (\`bnx run experiments/paper-mnist.yaml --set model.norm=... --seeds N\`, ${f(sweepSteps, 0)} steps per run, whole command)\n`,
+  );
+  console.log(`| norm | 1 seed | ${REPLICATES} seeds | ${REPLICATES} seeds / 1 seed | per seed |`);
+  console.log('|---|---|---|---|---|');
+  for (const r of rows)
+    console.log(
+      `| ${r.norm} | ${f(r.one, 1)} s | ${f(r.many, 1)} s | ${f(r.many / r.one, 2)}x | ${f(r.many / REPLICATES, 1)} s |`,
+    );
+  console.log(
+    `(${REPLICATES} runs one after another would take about ${REPLICATES}x one; the seeds train as one group, in --workers auto processes)`,
+  );
+}
+
+if (flags.replicates) {
+  printReplicates(measureReplicates());
+  process.exit(0);
+}
+
 type Runner = (norm: Norm, engine: never, lr: number, n: number) => Promise<Measured>;
 interface Row {
   name: string;
@@ -358,11 +398,7 @@ for (const row of ROWS) {
 }
 
 // ---- replicates: 1 seed against REPLICATES seeds, the plain command ----
-const seedsRows = NORMS.map((norm) => ({
-  norm,
-  one: commandSeeds(norm, 1, sweepSteps),
-  many: commandSeeds(norm, REPLICATES, sweepSteps),
-}));
+const seedsRows = measureReplicates();
 
 // ---- leak check: the graph engine, BN, live tensors at every step and RSS from the first step to the last ----
 const leak = { tensorsMin: Infinity, tensorsMax: -Infinity, rssFirst: 0, rssLast: 0, seconds: 0 };
@@ -432,18 +468,7 @@ for (const norm of NORMS) {
     );
   }
 }
-console.log(
-  `\n## Replicates: ${REPLICATES} seeds against 1 (\`bnx run experiments/paper-mnist.yaml --set model.norm=... --seeds N\`, ${fmt(sweepSteps)} steps per run, whole command)\n`,
-);
-console.log(`| norm | 1 seed | ${REPLICATES} seeds | ${REPLICATES} seeds / 1 seed | per seed |`);
-console.log('|---|---|---|---|---|');
-for (const r of seedsRows)
-  console.log(
-    `| ${r.norm} | ${fmt(r.one, 1)} s | ${fmt(r.many, 1)} s | ${fmt(r.many / r.one, 2)}x | ${fmt(r.many / REPLICATES, 1)} s |`,
-  );
-console.log(
-  `(${REPLICATES} runs one after another would take about ${REPLICATES}x one; the seeds train as one group, in --workers auto processes)`,
-);
+printReplicates(seedsRows);
 console.log(
   `\ngraph engine leak check (BN, ${fmt(leakSteps)} steps, ${fmt(leakSteps / leak.seconds)} steps/s): live tensors ${leak.tensorsMin}..${leak.tensorsMax} across the steps; RSS ${fmt(leak.rssFirst, 1)} MB after step 1, ${fmt(leak.rssLast, 1)} MB after step ${fmt(leakSteps)}`,
 );
