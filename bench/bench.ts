@@ -20,6 +20,9 @@
  *   --paper            also the whole paper experiment: `bnx run experiments/paper-mnist.yaml --seeds 1` (both
  *                      runs, 50,000 steps each, evaluations included) against bench/torch_bench.py
  *                      --paper doing the same work, wall time of each whole command (about 5 minutes)
+ *   --before DIR       also the plain `bnx run` sweep row on another built checkout of bnx (e.g. a
+ *                      `git worktree` of an older commit, after `npm run build` there), with its own
+ *                      experiments/paper-mnist.yaml: the speed before and after a change, side by side
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,6 +53,7 @@ const { values: flags } = parseArgs({
     'torch-threads': { type: 'string', default: '2' },
     paper: { type: 'boolean', default: false },
     replicates: { type: 'boolean', default: false },
+    before: { type: 'string' },
   },
 });
 const count = (name: string, value: string | undefined, quick: number, full: number): number => {
@@ -187,11 +191,13 @@ async function workerSweep(norm: Norm, lrs: number[], n: number): Promise<number
  * The sweep as a user runs it: `bnx run experiments/paper-mnist.yaml --set train.lr=...` with every
  * default (`--workers auto`, groups), each run evaluated once at its end as in the other rows. Wall
  * time of the whole command: process start, TensorFlow, the dataset and every worker included.
+ * `root` is the bnx checkout that runs it (this one, or `--before DIR`).
  */
-async function commandSweep(norm: Norm, lrs: number[], n: number): Promise<number> {
+async function commandSweep(norm: Norm, lrs: number[], n: number, root = ROOT): Promise<number> {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bnx-bench-sweep-'));
   const sets = [
     `model.norm=${norm}`,
+    'seed=1',
     `train.steps=${n}`,
     `train.eval_every=${n}`,
     `train.log_every=${n}`,
@@ -202,18 +208,15 @@ async function commandSweep(norm: Norm, lrs: number[], n: number): Promise<numbe
     const t0 = performance.now();
     const res = spawnSync(
       process.execPath,
-      // One seed per learning rate: the spec's own replicates (seeds:) are not what this row times.
       [
-        path.join(ROOT, 'bin', 'bnx.js'),
+        path.join(root, 'bin', 'bnx.js'),
         'run',
-        PAPER_SPEC,
+        path.join(root, 'experiments', 'paper-mnist.yaml'),
         ...sets.flatMap((x) => ['--set', x]),
-        '--seeds',
-        '1',
         '--out',
         out,
       ],
-      { cwd: ROOT, encoding: 'utf8', maxBuffer: 16 << 20 },
+      { cwd: root, encoding: 'utf8', maxBuffer: 16 << 20 },
     );
     if (res.status !== 0)
       throw new Error(`bnx run (bench sweep) failed (exit ${res.status}): ${res.stderr.trim().split('\n').at(-1)}`);
@@ -302,6 +305,12 @@ if (flags.replicates) {
   process.exit(0);
 }
 
+/** `--before DIR`: the checkout's commit, for the row's name. */
+function commitOf(root: string): string {
+  const r = spawnSync('git', ['-C', root, 'log', '-1', '--format=%h'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : path.basename(root);
+}
+
 type Runner = (norm: Norm, engine: never, lr: number, n: number) => Promise<Measured>;
 interface Row {
   name: string;
@@ -323,6 +332,17 @@ const ROWS: Row[] = [
     memory: false,
   },
   { name: 'bnx run (the default command, start-up included)', engine: 'graph', sweep: commandSweep, memory: false },
+  ...(flags.before
+    ? [
+        {
+          name: `bnx run at ${commitOf(flags.before)} (--before, the same command)`,
+          engine: 'graph' as const,
+          sweep: (norm: Norm, lrs: number[], n: number) =>
+            commandSweep(norm, lrs, n, path.resolve(flags.before as string)),
+          memory: false,
+        },
+      ]
+    : []),
   { name: 'bnx eager engine', run: bnxRun as Runner, engine: 'eager', memory: true },
   { name: 'tfjs-layers (trainOnBatch)', run: layersRun as Runner, engine: 'layers', memory: false },
 ];

@@ -34,6 +34,16 @@ data:
 model: { hidden: [24, 16], activation: relu, init: he_normal, norm: batch }
 train: { lr: 0.2, batch_size: 20, steps: 600, eval_every: 200, log_every: 20 }
 `,
+  // Dropout masks, weight decay and a schedule: the masks come from the run's own generators.
+  'mlp, selu, alpha dropout, weight decay, step schedule': `name: layout
+seed: 7
+data:
+  dataset: synthetic
+  synthetic: { features: 16, classes: 4, train_size: 600, test_size: 100, noise: 0.8 }
+  val_size: 100
+model: { hidden: [24, 16], activation: selu, init: lecun_normal, norm: batch, dropout: 0.2 }
+train: { lr: 0.1, momentum: 0.9, weight_decay: 0.001, schedule: { kind: step, every: 200, factor: 0.5 }, batch_size: 20, steps: 600, eval_every: 200, log_every: 20 }
+`,
   // DATA: 8x8 quadrant images written as Fashion-MNIST files (writeFashionQuadrants).
   cnn: `name: layout
 seed: 7

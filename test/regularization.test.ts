@@ -193,6 +193,15 @@ describe('learning-rate schedules, dropout, weight decay, SELU', () => {
     ]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /model\.dropout/);
+    for (const [set, message] of [
+      ['train.schedule.kind=cosine,train.schedule.min_lr=0.5', /train\.schedule\.min_lr is 0\.5, must be < train\.lr/],
+      ['train.schedule.warmup_steps=300', /train\.schedule\.warmup_steps is 300, must be < train\.steps/],
+    ] as const) {
+      const args = set.split(',').flatMap((a) => ['--set', a]);
+      const r = bnx(['plan', 'experiments/quick.yaml', ...args]);
+      assert.equal(r.code, 2, set);
+      assert.match(r.stderr, message);
+    }
     const bad = bnx(['run', 'experiments/quick.yaml', '--set', 'train.schedule.kind=linear', '--out', out]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /train\.schedule\.kind.*constant/);

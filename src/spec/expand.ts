@@ -129,6 +129,19 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
       `train.momentum is ${c.train.momentum}, but train.optimizer adam has its own (train.adam.beta1); set train.momentum to 0`,
     );
   }
+  const sch = c.train.schedule;
+  if (sch.kind === 'cosine' && sch.min_lr >= c.train.lr) {
+    throw new InputError(
+      whereOf('train.schedule.min_lr'),
+      `train.schedule.min_lr is ${sch.min_lr}, must be < train.lr (${c.train.lr}): cosine anneals from lr down to min_lr`,
+    );
+  }
+  if (sch.warmup_steps > 0 && c.train.steps !== null && sch.warmup_steps >= c.train.steps) {
+    throw new InputError(
+      whereOf('train.schedule.warmup_steps'),
+      `train.schedule.warmup_steps is ${sch.warmup_steps}, must be < train.steps (${c.train.steps}): the run would never reach its rate`,
+    );
+  }
   const d = c.data;
   const total = fullTrainSize(d);
   if (d.validation === 'holdout' && d.val_size >= total) {
