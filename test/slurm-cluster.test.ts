@@ -255,7 +255,11 @@ sleep 120 & wait
       assert.equal(second.status, 0, second.stderr);
       assert.match(second.stderr, /stopping an abandoned bnx Slurm cluster/);
       assert.equal(spawnSync('bash', [SLURM_SCRIPT, 'status', abandoned]).status, 3);
-      assert.equal(spawnSync('bash', [SLURM_SCRIPT, 'status', cluster.dir]).status, 0, 'the first cluster is untouched');
+      assert.equal(
+        spawnSync('bash', [SLURM_SCRIPT, 'status', cluster.dir]).status,
+        0,
+        'the first cluster is untouched',
+      );
     } finally {
       for (const dir of [next, abandoned]) spawnSync('bash', [SLURM_SCRIPT, 'down', dir], { timeout: 60_000 });
     }

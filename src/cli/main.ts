@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, InputError } from '../util/errors.js';
 import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
 import { describeFault } from '../util/files.js';
+import { LockBusyError } from '../store/lock.js';
 import { BNX_VERSION } from '../util/version.js';
 import { registerAnalyzeCommands } from './analyze.js';
 import { registerExportCommand } from './export.js';
@@ -93,6 +94,11 @@ export async function main(argv: string[]): Promise<void> {
     ) {
       // An operating-system fault outside any run (creating the results folder, say): one line.
       console.error(`bnx: ${describeFault(e)}`);
+      process.exit(1);
+    }
+    if (e instanceof LockBusyError) {
+      // A results folder busy for longer than a lock is ever held: its holder is named.
+      console.error(`bnx: ${e.message}`);
       process.exit(1);
     }
     if (e instanceof Error && e.name === 'BackendUnavailableError') {

@@ -9,6 +9,7 @@ import { specDir } from '../store/runs.js';
 import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
+import type { Invocation } from '../store/sweep.js';
 import { collect, planFrom } from './plan.js';
 import { makeReporter } from './progress.js';
 
@@ -75,6 +76,16 @@ function parseWorkers(opts: RunOptions, runs: PlannedRun[]): number {
       'the workers are shards of the grid already; give --shard or --workers, not both',
     );
   return Math.min(n, Math.max(runs.length, 1));
+}
+
+/** What sweep.json records of this command. */
+function invocationOf(specFile: string, opts: RunOptions): Invocation {
+  return {
+    spec: path.resolve(specFile),
+    specText: fs.readFileSync(specFile, 'utf8'),
+    overrides: opts.set,
+    shard: opts.shard ?? null,
+  };
 }
 
 export function registerRunCommand(program: Command): void {
@@ -154,10 +165,12 @@ export function registerRunCommand(program: Command): void {
           `bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`,
         );
         const { runWorkers, workerArgs } = await import('../launch/workers.js');
-        // --new: the fresh folder is chosen (and taken) here, once for every worker.
-        if (opts.new) fs.mkdirSync(dir, { recursive: true });
+        const { registerSweep, writeSweepSummary } = await import('../store/sweep.js');
+        // The grid is registered here, once (the workers, shards of it, then only read sweep.json);
+        // with --new, this also takes the fresh folder for every worker.
+        registerSweep(dir, mine, invocationOf(specFile, opts), { always: true });
         process.exitCode = await runWorkers(workerArgs(process.argv.slice(2), opts.new ? dir : null), workers);
-        console.log(`results: ${dir}${path.sep}  summary: ${path.join(dir, 'summary.csv')}`);
+        console.log(`results: ${dir}${path.sep}  summary: ${writeSweepSummary(dir)}`);
         return;
       }
       const { describeBackend, initBackend } = await import('../train/backend.js');
@@ -193,16 +206,14 @@ export function registerRunCommand(program: Command): void {
         shouldStop: () => stopSignal !== null,
         fuse: opts.fuse,
         tensorboard: opts.tensorboard,
-        invocation: {
-          spec: path.resolve(specFile),
-          specText: fs.readFileSync(specFile, 'utf8'),
-          overrides: opts.set,
-          shard: opts.shard ?? null,
-        },
+        invocation: invocationOf(specFile, opts),
+        grid: shard ? runs : undefined,
       });
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      console.log(`results: ${result.dir}${path.sep}  summary: ${result.summary}`);
+      console.log(
+        `results: ${result.dir}${path.sep}  ${result.summaryWritten ? `summary: ${result.summary}` : "summary.csv: written when the folder's last run ends"}`,
+      );
       if (tensorboard) console.log(`tensorboard --logdir ${opts.tensorboard ?? result.dir}`);
       if (result.interrupted) {
         console.error('interrupted: rerun the same command to finish the sweep');

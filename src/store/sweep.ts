@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { describeFault } from '../util/files.js';
-import { withLock, tryLock } from './lock.js';
+import { describeFault, writeFileExclusive } from '../util/files.js';
+import { inspectLock, withLock, tryLock } from './lock.js';
 import { MetricsWriter } from './metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { enabledInstruments } from '../train/instruments/index.js';
 import { TensorBoardWriter, tensorboardDir } from './tensorboard.js';
 import {
+  listRuns,
   RUN_FILES,
   readRecord,
   specDir,
@@ -19,7 +20,15 @@ import {
   type RunRecord,
   type RunStatus,
 } from './runs.js';
-import { checkIdentity, readIndex, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
+import {
+  checkIdentity,
+  pointLabel,
+  readIndex,
+  registerInvocation,
+  SWEEP_LOCK,
+  writeIndex,
+  type SweepIndex,
+} from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
@@ -64,12 +73,30 @@ export interface SweepOptions {
   /** false: every run trains alone (`--no-fuse`); by default runs that can train together do (see trainingGroups). */
   fuse?: boolean;
   /** Recorded in sweep.json: the spec file, its text, the overrides, the shard. */
-  invocation?: { spec: string; specText: string; overrides: string[]; shard: string | null };
+  invocation?: Invocation;
+  /**
+   * The whole grid, when `runs` is one shard of it (`--shard`: a Slurm array task, a worker).
+   * A shard registers the whole grid in sweep.json if any point is new (so that of many tasks
+   * sharing a folder, the first one writes sweep.json and the others only read it), and writes
+   * summary.csv only if it finds every run of the folder ended (see `runSweep`).
+   */
+  grid?: PlannedRun[];
+}
+
+/** What sweep.json records of a command that trains into a folder. */
+export interface Invocation {
+  spec: string;
+  specText: string;
+  overrides: string[];
+  shard: string | null;
 }
 
 export interface SweepResult {
   dir: string;
+  /** `<dir>/summary.csv`. */
   summary: string;
+  /** Whether this call rebuilt summary.csv (a shard does only when it finds the folder's runs all ended). */
+  summaryWritten: boolean;
   records: RunRecord[];
   skipped: number;
   /** Runs that ended failed (diverged is a result, not a failure). */
@@ -98,31 +125,9 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   if (runs.length === 0) throw new Error('no runs to train');
   const dir = opts.dir ?? specDir(opts.out, runs[0].config.name);
   const rerun = opts.rerun ?? DEFAULT_RERUN;
-  fs.mkdirSync(dir, { recursive: true });
-  withLock(path.join(dir, SWEEP_LOCK), () => {
-    const index = readIndex(dir, runs[0].config.name);
-    checkIdentity(dir, index, runs);
-    const inv = opts.invocation;
-    writeIndex(
-      dir,
-      registerInvocation(index, runs, {
-        at: new Date().toISOString(),
-        spec: inv?.spec ?? '',
-        spec_text: inv?.specText ?? '',
-        overrides: inv?.overrides ?? [],
-        shard: inv?.shard ?? null,
-        runs: runs.map((r) => r.id),
-      }),
-    );
-    for (const run of runs) {
-      const runDir = path.join(dir, run.id);
-      if (!fs.existsSync(path.join(runDir, RUN_FILES.record))) {
-        fs.mkdirSync(runDir, { recursive: true });
-        writeConfig(runDir, run.config);
-        writeRecord(runDir, newRecord(run, 'pending', opts.backend, null));
-      }
-    }
-  });
+  const sharded = opts.grid !== undefined;
+  registerSweep(dir, opts.grid ?? runs, opts.invocation, { always: !sharded });
+  for (const run of runs) createPending(dir, run, opts.backend);
 
   const datasets = new Map<string, Dataset>();
   const records: RunRecord[] = [];
@@ -133,14 +138,10 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   const claim = (i: number): ClaimedRun | null => {
     const run = runs[i];
     const runDir = path.join(dir, run.id);
-    const lock = tryLock(path.join(runDir, '.lock'));
+    const lock = tryLock(path.join(runDir, RUN_LOCK));
     if (!lock.ok) {
-      opts.reporter?.skip(
-        run,
-        i,
-        runs.length,
-        `running in another process (pid ${lock.owner.pid} on ${lock.owner.host})`,
-      );
+      const who = lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host})` : '';
+      opts.reporter?.skip(run, i, runs.length, `running in another process${who}`);
       skipped++;
       return null;
     }
@@ -187,11 +188,87 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     } finally {
       for (const c of claimed) c.release();
     }
-    withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
     if (interrupted) break;
   }
-  const summary = withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
-  return { dir, summary, records, skipped, failed, interrupted };
+  // summary.csv is rebuilt from the run folders once, at the end, not after every run: with a
+  // thousand array tasks on one folder, that lock would be the bottleneck. A shard rebuilds it
+  // only when every run of the folder has ended (the last tasks to end do); the command that
+  // followed the shards (the Slurm launcher, the --workers parent) rebuilds it at its end too.
+  const summaryWritten = !sharded || allRunsEnded(dir);
+  if (summaryWritten) writeSweepSummary(dir);
+  return { dir, summary: path.join(dir, SUMMARY_FILE), records, skipped, failed, interrupted, summaryWritten };
+}
+
+/** A run folder's lock file: held by the process training the run. */
+export const RUN_LOCK = '.lock';
+export const SUMMARY_FILE = 'summary.csv';
+
+/**
+ * Records a command's grid in sweep.json (under the folder lock), after refusing any point that
+ * exists there with another configuration (InputError, nothing written). sweep.json is only ever
+ * replaced whole, so it is first read without the lock: when every point is known with the same
+ * hash and `always` is false (a shard of a grid registered before), nothing is written and the
+ * lock is not taken.
+ */
+export function registerSweep(
+  dir: string,
+  grid: PlannedRun[],
+  invocation: Invocation | undefined,
+  opts: { always: boolean },
+): void {
+  const name = grid[0].config.name;
+  fs.mkdirSync(dir, { recursive: true });
+  const known = (index: SweepIndex) => grid.every((r) => index.points[pointLabel(r)]?.hash === r.hash);
+  const seen = readIndex(dir, name);
+  checkIdentity(dir, seen, grid);
+  if (!opts.always && known(seen)) return;
+  withLock(path.join(dir, SWEEP_LOCK), () => {
+    const index = readIndex(dir, name);
+    checkIdentity(dir, index, grid);
+    if (!opts.always && known(index)) return;
+    writeIndex(
+      dir,
+      registerInvocation(index, grid, {
+        at: new Date().toISOString(),
+        spec: invocation?.spec ?? '',
+        spec_text: invocation?.specText ?? '',
+        overrides: invocation?.overrides ?? [],
+        shard: invocation?.shard ?? null,
+        runs: grid.map((r) => r.id),
+      }),
+    );
+  });
+}
+
+/**
+ * A run's folder, config.yaml and a pending run.json, unless its run.json exists. run.json is
+ * created with link() (writeFileExclusive): a process that started training the run meanwhile
+ * is never overwritten, and no lock is needed.
+ */
+function createPending(dir: string, run: PlannedRun, backend: BackendInfo): void {
+  const runDir = path.join(dir, run.id);
+  const record = path.join(runDir, RUN_FILES.record);
+  if (fs.existsSync(record)) return;
+  fs.mkdirSync(runDir, { recursive: true });
+  writeConfig(runDir, run.config);
+  writeFileExclusive(record, `${JSON.stringify(newRecord(run, 'pending', backend, null), null, 2)}\n`);
+}
+
+/** Rebuilds `<dir>/summary.csv` from its run folders, under the folder lock; returns its path. */
+export function writeSweepSummary(dir: string): string {
+  return withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
+}
+
+/**
+ * Whether every run of the folder has ended: none pending, none running in a live process (a
+ * `running` run.json whose lock is not held was left by a process that died: it is over too).
+ */
+export function allRunsEnded(dir: string): boolean {
+  return listRuns(dir).every(
+    (r) =>
+      r.record.status !== 'pending' &&
+      (r.record.status !== 'running' || inspectLock(path.join(r.dir, RUN_LOCK)).state !== 'held'),
+  );
 }
 
 /** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */

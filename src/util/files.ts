@@ -17,6 +17,45 @@ export function writeFileAtomic(file: string, content: string | Uint8Array): voi
   fs.renameSync(tmp, file);
 }
 
+/**
+ * Creates `file` with `content` only if no file of that name exists, and never lets a reader see
+ * it empty or half-written: the content goes to a temporary file, which is then link()ed to the
+ * name. link() is atomic and fails when the name exists on local file systems and on every NFS
+ * version (O_CREAT|O_EXCL is not, over NFSv2 and old clients). Returns false if the file exists.
+ * On a file system without hard links, falls back to O_EXCL (the file is then briefly empty).
+ */
+export function writeFileExclusive(file: string, content: string): boolean {
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`,
+  );
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    fs.writeSync(fd, content);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    // NFS: a retransmitted LINK whose first reply was lost says EEXIST although it worked.
+    if (code === 'EEXIST') return fs.statSync(tmp).nlink === 2;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    try {
+      fs.writeFileSync(file, content, { flag: 'wx' });
+      return true;
+    } catch (e2) {
+      if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e2;
+    }
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
 /** One line for an operating-system error: what happened, to which file. */
 export function describeFault(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
