@@ -133,7 +133,7 @@ describe('a results folder shared by hosts (BNX_HOSTNAME, BNX_LOCK_LEASE_MS)', (
     assert.equal(fs.existsSync(path.join(out, 'tiny', '.sweep.lock')), false);
   });
 
-  it("a live host keeps its run (its lease is renewed); a dead host's run is taken over after its lease; no run trains twice", async () => {
+  it("a live host keeps its run; a dead host's run is taken over once its lease expired; no run trains twice", async () => {
     const dir = tmpDir('bnx-hosts-');
     // Run 0 trains long enough to outlive several leases; runs 1 and 2 are short.
     const spec = writeSpec(
@@ -144,12 +144,12 @@ data: { dataset: synthetic, synthetic: { features: 8, classes: 3, train_size: 30
 model: { hidden: [16] }
 train: { lr: 0.5, batch_size: 20, steps: 300, eval_every: 100, log_every: 10 }
 grid:
-  train.steps: [6000, 300, 301]
+  train.steps: [3000, 300, 301]
 `,
     );
     const out = path.join(dir, 'shared');
     const sweep = path.join(out, 'hosts');
-    const lease = 1000;
+    const lease = 2000;
     const exited: string[] = [];
     const start = (host: string) => {
       const child = spawn(process.execPath, [BNX, 'run', spec, '--out', out, '--no-fuse', '--workers', '1'], {
@@ -177,22 +177,38 @@ grid:
       }
     };
     const longRun = () =>
-      fs.existsSync(sweep) ? fs.readdirSync(sweep).find((f) => f.startsWith('steps=6000_')) : undefined;
+      fs.existsSync(sweep) ? fs.readdirSync(sweep).find((f) => f.startsWith('steps=3000_')) : undefined;
     const lockOf = (run: string) => path.join(sweep, run, '.lock');
+    const rows = (run: string) => {
+      try {
+        return fs.readFileSync(path.join(sweep, run, 'metrics.csv'), 'utf8').split('\n').length - 2;
+      } catch {
+        return 0;
+      }
+    };
 
-    // Host A trains the long run; host B starts meanwhile, and finds it held.
+    // Host A trains the long run. It is frozen (SIGSTOP) while host B starts, and B waits at the
+    // folder lock, which this test holds, until A runs again: B then reaches the run while A trains it.
     const a = start('host-a');
-    await until('host A to hold the long run', () => {
+    await until('host A to train the long run', () => {
       const run = longRun();
-      return run !== undefined && inspectLock(lockOf(run)).state === 'held';
+      return run !== undefined && inspectLock(lockOf(run)).state === 'held' && rows(run) > 0;
     });
+    a.child.kill('SIGSTOP');
+    const gate = tryLock(path.join(sweep, '.sweep.lock'));
+    assert.ok(gate.ok);
     const b = start('host-b');
-    await until('host B to reach the long run', () => /^\[1\/3\] steps=6000_\S+: /m.test(b.stdout()));
-    assert.match(b.stdout(), /^\[1\/3\] \S+: running in another process \(pid \d+ on host-a\)$/m, 'A still trains it');
+    await until('host B to start', () => /^bnx .*: 3 run\(s\) of hosts/m.test(b.stdout()));
+    const resumed = Date.now();
+    a.child.kill('SIGCONT');
     const run = longRun()!;
-    // By then A's lock had outlived its lease: A renewed it, and B respected it.
-    const held = inspectLock(lockOf(run));
-    assert.ok(held.state === 'held' && Date.now() - Date.parse(held.owner.since) > lease, JSON.stringify(held));
+    await until('host A to renew its lease', () => {
+      const s = inspectLock(lockOf(run));
+      return s.state === 'held' && Date.now() - s.ageMs > resumed;
+    });
+    gate.release();
+    await until('host B to reach the long run', () => /^\[1\/3\] steps=\S+: /m.test(b.stdout()));
+    assert.match(b.stdout(), /^\[1\/3\] \S+: running in another process \(pid \d+ on host-a\)$/m);
     // Host A dies (a node lost: no signal handler runs) while its lease is fresh.
     a.child.kill('SIGKILL');
     await a.done;
@@ -209,7 +225,7 @@ grid:
     assert.equal(resC.code, 0, resC.stderr);
     assert.match(
       resC.stderr,
-      /stale lock \S+ \(pid \d+ on host-a has not renewed its 1\.0 s lease for \d+\.\d s\): taken over/,
+      /stale lock \S+ \(pid \d+ on host-a has not renewed its 2\.0 s lease for \d+\.\d s\): taken over/,
     );
 
     // Every run trained to the end exactly once (A's killed attempt aside).

@@ -1,8 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { k8sManifest, slurmScript, type JobOptions } from '../launch/jobs.js';
+import { BNX_ROOT, k8sManifest, slurmLogDir, slurmScript, type JobOptions } from '../launch/jobs.js';
 import { mergeResults } from '../store/merge.js';
+import { specDir } from '../store/runs.js';
+import { registerSweep } from '../store/sweep-folder.js';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import { collect, planFrom } from './plan.js';
@@ -31,7 +33,7 @@ export function registerJobCommands(program: Command): void {
     .option('--time <limit>', 'Slurm time limit', '04:00:00')
     .option('--image <image>', 'Kubernetes: container image with bnx installed', 'bnx:latest')
     .option('--pvc <name>', 'Kubernetes: PersistentVolumeClaim for results', 'bnx-results')
-    .option('--workdir <dir>', 'where bnx is installed (Slurm: this checkout; Kubernetes: in the image)')
+    .option('--workdir <dir>', 'where bnx is installed (Slurm: default this installation; Kubernetes: in the image)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(
       (
@@ -68,14 +70,35 @@ export function registerJobCommands(program: Command): void {
           time: opts.time,
           image: opts.image,
           pvc: opts.pvc,
-          workdir: opts.workdir ?? (opts.slurm ? process.cwd() : '/app'),
+          workdir: opts.workdir ?? (opts.slurm ? BNX_ROOT : '/app'),
         };
+        if (opts.slurm) {
+          // The results folder, ready for the array: its grid registered once (so that the tasks
+          // only read sweep.json), and the folder of the task logs, which Slurm opens before a
+          // task starts and does not create.
+          registerSweep(
+            specDir(options.out, spec.name),
+            runs,
+            {
+              spec: options.spec,
+              specText: options.specText,
+              overrides: opts.set,
+              shard: null,
+            },
+            { always: true },
+          );
+          fs.mkdirSync(slurmLogDir(options), { recursive: true });
+        }
         const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
+        const ready = opts.slurm ? `results folder ready for the array: ${specDir(options.out, spec.name)}` : '';
         if (opts.output) {
           writeFileAtomic(opts.output, text);
-          console.error(`wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)`);
+          console.error(
+            `wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)${ready && `; ${ready}`}`,
+          );
         } else {
           process.stdout.write(text);
+          if (ready) console.error(ready);
         }
       },
     );

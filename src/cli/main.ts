@@ -3,12 +3,14 @@ import { EXIT_BAD_INPUT, InputError } from '../util/errors.js';
 import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
 import { describeFault } from '../util/files.js';
 import { LockBusyError } from '../store/lock.js';
+import { SlurmError } from '../launch/slurm.js';
 import { BNX_VERSION } from '../util/version.js';
 import { registerAnalyzeCommands } from './analyze.js';
 import { registerExportCommand } from './export.js';
 import { registerJobCommands } from './jobs.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRunCommand } from './run.js';
+import { registerStatusCommand } from './status.js';
 
 /** TensorFlow is loaded only by commands that train: `--help` and `plan` stay fast. */
 const loadTraining = () => import('../train/backend.js');
@@ -25,6 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
 
   registerRunCommand(program);
+  registerStatusCommand(program);
   registerPlanCommand(program);
   registerJobCommands(program);
 
@@ -94,6 +97,11 @@ export async function main(argv: string[]): Promise<void> {
     ) {
       // An operating-system fault outside any run (creating the results folder, say): one line.
       console.error(`bnx: ${describeFault(e)}`);
+      process.exit(1);
+    }
+    if (e instanceof SlurmError) {
+      // sbatch/scontrol missing or refusing: its own words, in one line.
+      console.error(`bnx: ${e.message}`);
       process.exit(1);
     }
     if (e instanceof LockBusyError) {

@@ -10,7 +10,7 @@ const paramsText = (run: PlannedRun) =>
     .map(([k, v]) => `${k}=${formatValue(v)}`)
     .join(' ') || '(base config)';
 
-function finishLine(r: RunRecord): string {
+export function finishLine(r: RunRecord): string {
   if (r.status === 'diverged' && r.diverged)
     return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
   if (r.status === 'interrupted')

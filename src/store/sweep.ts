@@ -3,32 +3,21 @@ import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
 import { describeFault, writeFileExclusive } from '../util/files.js';
-import { inspectLock, withLock, tryLock } from './lock.js';
+import { tryLock } from './lock.js';
 import { MetricsWriter } from './metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { enabledInstruments } from '../train/instruments/index.js';
 import { TensorBoardWriter, tensorboardDir } from './tensorboard.js';
+import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, type RunRecord, type RunStatus } from './runs.js';
 import {
-  listRuns,
-  RUN_FILES,
-  readRecord,
-  specDir,
-  writeConfig,
-  writeRecord,
-  writeSummary,
-  type RunRecord,
-  type RunStatus,
-} from './runs.js';
-import {
-  checkIdentity,
-  pointLabel,
-  readIndex,
-  registerInvocation,
-  SWEEP_LOCK,
-  writeIndex,
-  type SweepIndex,
-} from './sweep-index.js';
+  allRunsEnded,
+  registerSweep,
+  RUN_LOCK,
+  SUMMARY_FILE,
+  writeSweepSummary,
+  type Invocation,
+} from './sweep-folder.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
@@ -72,23 +61,13 @@ export interface SweepOptions {
   tensorboard?: string;
   /** false: every run trains alone (`--no-fuse`); by default runs that can train together do (see trainingGroups). */
   fuse?: boolean;
-  /** Recorded in sweep.json: the spec file, its text, the overrides, the shard. */
-  invocation?: Invocation;
   /**
-   * The whole grid, when `runs` is one shard of it (`--shard`: a Slurm array task, a worker).
-   * A shard registers the whole grid in sweep.json if any point is new (so that of many tasks
-   * sharing a folder, the first one writes sweep.json and the others only read it), and writes
-   * summary.csv only if it finds every run of the folder ended (see `runSweep`).
+   * Recorded in sweep.json: the spec file, its text, the overrides, the shard. A shard (`--shard`:
+   * a Slurm array task, a worker) writes sweep.json only if its runs are new there (the launcher,
+   * `export-job --slurm` and the --workers parent register the whole grid first), and rebuilds
+   * summary.csv only if it finds every run of the folder ended.
    */
-  grid?: PlannedRun[];
-}
-
-/** What sweep.json records of a command that trains into a folder. */
-export interface Invocation {
-  spec: string;
-  specText: string;
-  overrides: string[];
-  shard: string | null;
+  invocation?: Invocation;
 }
 
 export interface SweepResult {
@@ -125,8 +104,8 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   if (runs.length === 0) throw new Error('no runs to train');
   const dir = opts.dir ?? specDir(opts.out, runs[0].config.name);
   const rerun = opts.rerun ?? DEFAULT_RERUN;
-  const sharded = opts.grid !== undefined;
-  registerSweep(dir, opts.grid ?? runs, opts.invocation, { always: !sharded });
+  const sharded = opts.invocation?.shard != null;
+  registerSweep(dir, runs, opts.invocation, { always: !sharded });
   for (const run of runs) createPending(dir, run, opts.backend);
 
   const datasets = new Map<string, Dataset>();
@@ -199,47 +178,6 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   return { dir, summary: path.join(dir, SUMMARY_FILE), records, skipped, failed, interrupted, summaryWritten };
 }
 
-/** A run folder's lock file: held by the process training the run. */
-export const RUN_LOCK = '.lock';
-export const SUMMARY_FILE = 'summary.csv';
-
-/**
- * Records a command's grid in sweep.json (under the folder lock), after refusing any point that
- * exists there with another configuration (InputError, nothing written). sweep.json is only ever
- * replaced whole, so it is first read without the lock: when every point is known with the same
- * hash and `always` is false (a shard of a grid registered before), nothing is written and the
- * lock is not taken.
- */
-export function registerSweep(
-  dir: string,
-  grid: PlannedRun[],
-  invocation: Invocation | undefined,
-  opts: { always: boolean },
-): void {
-  const name = grid[0].config.name;
-  fs.mkdirSync(dir, { recursive: true });
-  const known = (index: SweepIndex) => grid.every((r) => index.points[pointLabel(r)]?.hash === r.hash);
-  const seen = readIndex(dir, name);
-  checkIdentity(dir, seen, grid);
-  if (!opts.always && known(seen)) return;
-  withLock(path.join(dir, SWEEP_LOCK), () => {
-    const index = readIndex(dir, name);
-    checkIdentity(dir, index, grid);
-    if (!opts.always && known(index)) return;
-    writeIndex(
-      dir,
-      registerInvocation(index, grid, {
-        at: new Date().toISOString(),
-        spec: invocation?.spec ?? '',
-        spec_text: invocation?.specText ?? '',
-        overrides: invocation?.overrides ?? [],
-        shard: invocation?.shard ?? null,
-        runs: grid.map((r) => r.id),
-      }),
-    );
-  });
-}
-
 /**
  * A run's folder, config.yaml and a pending run.json, unless its run.json exists. run.json is
  * created with link() (writeFileExclusive): a process that started training the run meanwhile
@@ -252,23 +190,6 @@ function createPending(dir: string, run: PlannedRun, backend: BackendInfo): void
   fs.mkdirSync(runDir, { recursive: true });
   writeConfig(runDir, run.config);
   writeFileExclusive(record, `${JSON.stringify(newRecord(run, 'pending', backend, null), null, 2)}\n`);
-}
-
-/** Rebuilds `<dir>/summary.csv` from its run folders, under the folder lock; returns its path. */
-export function writeSweepSummary(dir: string): string {
-  return withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
-}
-
-/**
- * Whether every run of the folder has ended: none pending, none running in a live process (a
- * `running` run.json whose lock is not held was left by a process that died: it is over too).
- */
-export function allRunsEnded(dir: string): boolean {
-  return listRuns(dir).every(
-    (r) =>
-      r.record.status !== 'pending' &&
-      (r.record.status !== 'running' || inspectLock(path.join(r.dir, RUN_LOCK)).state !== 'held'),
-  );
 }
 
 /** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */
