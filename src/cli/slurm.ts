@@ -9,7 +9,7 @@ import { registerSweep, writeSweepSummary, type Invocation } from '../store/swee
 import { slurmLogDir, type JobOptions } from '../launch/jobs.js';
 import { BNX_ROOT, cancelJob, followArray, submitArray, type FollowState } from '../launch/slurm.js';
 import { finishLine } from './progress.js';
-import { jobBlock, LiveLine, progressLine, runsLine, taskCounts } from './sweep-view.js';
+import { jobBlock, LiveLine, progressLine, runsLine, shortPath, taskCounts } from './sweep-view.js';
 
 /** `bnx run --launcher slurm`'s own options. */
 export interface SlurmRunOptions {
@@ -107,7 +107,7 @@ export async function runOnSlurm(
   const tasks = Array.from({ length: shards }, (_, t) => t).filter((t) =>
     selectShard(runs, { index: t, count: shards }).some((r) => !done.has(r.id)),
   );
-  const rel = (f: string) => path.relative(process.cwd(), f) || '.';
+  const rel = shortPath;
   if (tasks.length === 0) {
     console.log(`results: ${dir}${path.sep}  summary: ${writeSweepSummary(dir)}`);
     return 0;

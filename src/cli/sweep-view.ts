@@ -6,6 +6,12 @@ import { formatDuration, type RunProgress, type SweepProgress } from '../store/s
 
 const num = (n: number) => n.toLocaleString('en-US');
 
+/** A path as a user would type it from here: relative below the working directory, else absolute. */
+export function shortPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === '' ? '.' : rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(file) : rel;
+}
+
 /** `2 running, 1 pending, 3 completed`: Slurm task states by count, in a fixed order. */
 export function taskCounts(tasks: readonly SlurmTask[]): string {
   const order = ['RUNNING', 'COMPLETING', 'PENDING', 'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT'];
@@ -61,7 +67,7 @@ export function jobBlock(dir: string, jobId: number, tasks: readonly SlurmTask[]
   if (tasks instanceof Error) return [`Slurm job ${jobId}: ${tasks.message}`];
   if (tasks === null) return [`Slurm job ${jobId}: ended (Slurm has forgotten it and keeps no accounting here)`];
   const lines = [`Slurm job ${jobId}: ${tasks.length} task(s): ${taskCounts(tasks)}`];
-  const rel = (f: string) => path.relative(process.cwd(), f) || f;
+  const rel = shortPath;
   for (const t of tasks) {
     const log = taskLog(dir, jobId, t.task);
     if (t.state === 'PENDING') {
@@ -83,8 +89,7 @@ export function jobBlock(dir: string, jobId: number, tasks: readonly SlurmTask[]
 
 /** `bnx status`: a sweep folder's runs by state, the running ones with step and ETA, failures with their error. */
 export function sweepBlock(p: SweepProgress): string[] {
-  const rel = path.relative(process.cwd(), p.dir) || '.';
-  const lines = [`${rel}: ${runsLine(p)}`];
+  const lines = [`${shortPath(p.dir)}: ${runsLine(p)}`];
   for (const r of p.runs) {
     const line = runLine(r);
     if (line) lines.push(line);

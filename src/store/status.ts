@@ -104,7 +104,7 @@ function progressOf(id: string, dir: string, now: number, plannedSteps: number |
     if (lock.state !== 'held') {
       p.state = 'interrupted';
       p.orphaned = true;
-      p.step = record.steps_done;
+      p.step = lastLoggedStep(path.join(dir, RUN_FILES.metrics));
     } else {
       p.holder = lock.owner;
       p.step = lastLoggedStep(path.join(dir, RUN_FILES.metrics));
