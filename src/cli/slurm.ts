@@ -158,7 +158,7 @@ export async function runOnSlurm(
             );
           }
         }
-        const key = `${runsLine({ ...s.progress, stepsDone: 0, stepsTotal: 0, etaS: null })} ${s.tasks ? taskCounts(s.tasks) : ''}`;
+        const key = `${runsLine({ ...s.progress, stepsDone: 0, stepsTotal: 0, unknownLength: 0, etaS: null })} ${s.tasks ? taskCounts(s.tasks) : ''}`;
         live.set(progressLine(sub.jobId, s.progress, s.tasks), key);
       },
     });

@@ -32,7 +32,8 @@ export function runsLine(p: SweepProgress): string {
   if (c.pending > 0) parts.push(`${c.pending} pending`);
   if (c.interrupted > 0) parts.push(`${c.interrupted} interrupted`);
   if (c.failed > 0) parts.push(`${c.failed} failed`);
-  const steps = p.stepsTotal > 0 ? ` | steps ${num(p.stepsDone)}/${num(p.stepsTotal)}` : '';
+  const total = p.unknownLength > 0 ? '?' : num(p.stepsTotal);
+  const steps = p.stepsTotal > 0 || p.unknownLength > 0 ? ` | steps ${num(p.stepsDone)}/${total}` : '';
   const eta = p.etaS !== null ? ` | eta ${formatDuration(p.etaS)}` : '';
   return `${parts.join(', ')}${steps}${eta}`;
 }
@@ -64,7 +65,7 @@ function runLine(r: RunProgress): string | null {
 
 /** One Slurm job of a folder, task by task, with where each task's log is. */
 export function jobBlock(dir: string, jobId: number, tasks: readonly SlurmTask[] | null | Error): string[] {
-  if (tasks instanceof Error) return [`Slurm job ${jobId}: ${tasks.message}`];
+  if (tasks instanceof Error) return [`Slurm job ${jobId}: cannot ask Slurm (${tasks.message})`];
   if (tasks === null) return [`Slurm job ${jobId}: ended (Slurm has forgotten it and keeps no accounting here)`];
   const lines = [`Slurm job ${jobId}: ${tasks.length} task(s): ${taskCounts(tasks)}`];
   const rel = shortPath;

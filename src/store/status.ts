@@ -43,6 +43,8 @@ export interface SweepProgress {
   stepsDone: number;
   /** Steps of every run whose length is known. */
   stepsTotal: number;
+  /** Runs whose length is not known (points of sweep.json that no process has started). */
+  unknownLength: number;
   /** Seconds until every run has ended at the current speed (null: nothing runs). */
   etaS: number | null;
 }
@@ -147,11 +149,13 @@ export function readSweepProgress(
   const counts = Object.fromEntries(STATES.map((s) => [s, 0])) as Record<LiveState, number>;
   let stepsDone = 0;
   let stepsTotal = 0;
+  let unknownLength = 0;
   let remaining = 0;
   let speed = 0;
   for (const r of runs) {
     counts[r.state]++;
     if (r.total !== null) stepsTotal += r.total;
+    else unknownLength++;
     // A diverged run stopped early: its remaining steps are never trained, so they count as done.
     if (r.state === 'completed' || r.state === 'diverged') stepsDone += r.total ?? r.step;
     else if (r.state === 'running') {
@@ -160,7 +164,8 @@ export function readSweepProgress(
     }
     if (r.state === 'running' || r.state === 'pending') remaining += Math.max(0, (r.total ?? 0) - r.step);
   }
-  return { dir, runs, counts, stepsDone, stepsTotal, etaS: speed > 0 ? remaining / speed : null };
+  const etaS = speed > 0 && unknownLength === 0 ? remaining / speed : null;
+  return { dir, runs, counts, stepsDone, stepsTotal, unknownLength, etaS };
 }
 
 /** `1:05:09`, `4:09`, `12 s`. */
