@@ -79,8 +79,8 @@ describe('lock files', () => {
     const dir = tmpDir('bnx-lock-');
     const cases: [string, string, RegExp][] = [
       ['dead', JSON.stringify({ host: os.hostname(), pid: await deadPid(), since: 'x' }), /pid \d+ on .* is gone/],
-      ['empty', '', /its owner cannot be read \(an empty file\)/],
-      ['garbage', '{"pid": ', /its owner cannot be read \(not a lock record\)/],
+      ['empty', '', /its owner cannot be read: an empty file/],
+      ['garbage', '{"pid": ', /its owner cannot be read: not a lock record/],
     ];
     for (const [name, text, why] of cases) {
       const file = path.join(dir, name);
@@ -123,11 +123,11 @@ describe('a results folder shared by hosts (BNX_HOSTNAME, BNX_LOCK_LEASE_MS)', (
     assert.equal(res.code, 0, res.stderr);
     assert.match(
       res.stderr,
-      /^bnx: stale lock \S+\.sweep\.lock \(its owner cannot be read \(an empty file\)\): taken over$/m,
+      /^bnx: stale lock \S+\.sweep\.lock \(its owner cannot be read: an empty file\): taken over$/m,
     );
     assert.match(
       res.stderr,
-      /^bnx: stale lock \S+\.lock \(its owner cannot be read \(not a lock record\)\): taken over$/m,
+      /^bnx: stale lock \S+\.lock \(its owner cannot be read: not a lock record\): taken over$/m,
     );
     assert.match(res.stdout, /done /);
     assert.equal(fs.existsSync(path.join(out, 'tiny', '.sweep.lock')), false);

@@ -287,8 +287,19 @@ export async function followArray(o: FollowOptions): Promise<FollowState> {
   const requeues = new Map<number, number>();
   /** Tasks requeued by this follower and not yet released. */
   const release = new Set<number>();
+  /** Looks at the job that failed in a row: slurmctld can be busy for a while on a real cluster. */
+  let failures = 0;
+  let tasks: SlurmTask[] | null = null;
   for (;;) {
-    const tasks = await jobTasks(o.jobId);
+    try {
+      tasks = await jobTasks(o.jobId);
+      failures = 0;
+    } catch (e) {
+      if (!(e instanceof SlurmError) || ++failures >= 30) throw e;
+      if (failures === 1) o.onNote(`cannot ask Slurm about job ${o.jobId} (${e.message}); trying again`);
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 1000));
+      continue;
+    }
     const progress = readSweepProgress(o.dir, ids, planned);
     if (tasks && !o.cancelled()) {
       const finished = new Set(

@@ -105,7 +105,7 @@ export function inspectLock(file: string): LockState {
   const owner = parseOwner(seen.text);
   if (!owner) {
     const what = seen.text.trim() === '' ? 'an empty file' : 'not a lock record';
-    return { state: 'stale', owner: null, why: `its owner cannot be read (${what})`, seen };
+    return { state: 'stale', owner: null, why: `its owner cannot be read: ${what}`, seen };
   }
   if (owner.host === lockHost() && !isAlive(owner.pid))
     return { state: 'stale', owner, why: `pid ${owner.pid} on ${owner.host} is gone`, seen };
