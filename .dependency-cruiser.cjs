@@ -1,11 +1,11 @@
 /**
  * bnx's layering, checked by `npm test` (dependency-cruiser): src/ has one folder per stage of the
  * data's path, and a folder imports only from the folders before it in this order:
- *   util -> spec -> data -> model -> train -> store -> analyze | launch -> cli -> index.ts
- * (util: leaf helpers; analyze and launch sit side by side and do not import each other). No file
+ *   util -> layers -> spec -> data -> model -> train -> store -> analyze | launch -> cli -> index.ts
+ * (util: leaf helpers; layers: the normalization layers and the layers around them, free of configs; analyze and launch sit side by side and do not import each other). No file
  * takes part in an import cycle. See ARCHITECTURE.md.
  */
-const ORDER = ['util', 'spec', 'data', 'model', 'train', 'store', 'analyze|launch', 'cli'];
+const ORDER = ['util', 'layers', 'spec', 'data', 'model', 'train', 'store', 'analyze|launch', 'cli'];
 const above = (i) => ORDER.slice(i + 1).join('|');
 const layerRules = ORDER.slice(0, -1).map((layer, i) => ({
   name: `no-upward-import-from-${layer.replace('|', '-')}`,

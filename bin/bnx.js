@@ -1,5 +1,15 @@
 #!/usr/bin/env node
-// TensorFlow prints CPU-feature notices when its library loads; set before anything imports it.
-process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+// TensorFlow reads its log level from the environment when its library loads: set it before
+// anything imports it. Its start-up notices (CPU features, oneDNN) are silenced by default; errors
+// still reach the user. `--verbose` (anywhere on the command line) or BNX_TF_LOG=1 shows them; the
+// environment carries the choice to worker processes.
+const verbose = process.argv.includes('--verbose') || process.env.BNX_TF_LOG === '1';
+if (verbose) {
+  process.env.BNX_TF_LOG = '1';
+  process.env.TF_CPP_MIN_LOG_LEVEL = '0';
+  process.argv = process.argv.filter((a) => a !== '--verbose');
+} else {
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+}
 const { main } = await import('../dist/src/cli/main.js');
 await main(process.argv);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
-import { BatchNorm } from '../src/model/index.js';
+import { BatchNorm } from '../src/layers/index.js';
 import { initBackend } from '../src/train/backend.js';
 import { close, referenceCases, type ReferenceCase } from './norm-helpers.js';
 
@@ -28,7 +28,13 @@ describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the Py
     for (const gradient of GRADIENTS) {
       it(`${c.name} (${gradient} gradient): training forward, gradients, moving statistics, inference`, (t) => {
         const channels = c.shape[c.shape.length - 1];
-        const bn = new BatchNorm(channels, { eps: c.eps, momentum: c.decay, gradient }, `ref-${c.name}-${gradient}`);
+        const bn = new BatchNorm({
+          channels,
+          eps: c.eps,
+          momentum: c.decay,
+          gradient,
+          name: `ref-${c.name}-${gradient}`,
+        });
         bn.gamma.assign(tf.tensor1d(c.gamma));
         bn.beta.assign(tf.tensor1d(c.beta));
         const x = tf.tensor(c.x, c.shape);
@@ -60,11 +66,13 @@ describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the Py
     }
     it(`${c.name}: Algorithm 2 population statistics over ${c.population_batches.length} mini-batches`, (t) => {
       const channels = c.shape[c.shape.length - 1];
-      const bn = new BatchNorm(
+      const bn = new BatchNorm({
         channels,
-        { eps: c.eps, momentum: c.decay, inference: 'population' },
-        `ref-pop-${c.name}`,
-      );
+        eps: c.eps,
+        momentum: c.decay,
+        inference: 'population',
+        name: `ref-pop-${c.name}`,
+      });
       bn.beginPopulation();
       for (const batch of c.population_batches) tf.tidy(() => bn.apply(tf.tensor(batch, c.shape), true));
       bn.endPopulation();
@@ -79,8 +87,8 @@ describe('BatchNorm (dense [N, C] and convolutional [N, H, W, C]) against the Py
 
   it('population mode does not touch the statistics between estimates; ema mode does', () => {
     const x = tf.tensor2d([1, 2, 3, 4, 5, 7], [3, 2]);
-    const pop = new BatchNorm(2, { eps: 1e-3, momentum: 0.9, inference: 'population' }, 'pop-idle');
-    const ema = new BatchNorm(2, { eps: 1e-3, momentum: 0.9 }, 'ema-idle');
+    const pop = new BatchNorm({ channels: 2, eps: 1e-3, momentum: 0.9, inference: 'population', name: 'pop-idle' });
+    const ema = new BatchNorm({ channels: 2, eps: 1e-3, momentum: 0.9, name: 'ema-idle' });
     for (const bn of [pop, ema]) {
       tf.tidy(() => bn.apply(x, true));
       bn.updateMovingStats();

@@ -19,6 +19,7 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     const out = tmpDir();
     const res = bnx(['run', 'experiments/quick.yaml', '--out', out]);
     assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stderr, '', 'no TensorFlow log line (nor anything else) on stderr by default');
     assert.match(res.stdout, /2 run\(s\) of quick on tensorflow \(native TensorFlow \d+\.\d+/);
     const dirs = runDirs(path.join(out, 'quick'));
     assert.equal(dirs.length, 2);
@@ -39,6 +40,16 @@ describe('bnx run (end to end, native TensorFlow)', () => {
       string
     >[];
     assert.deepEqual(summary.map((r) => r['model.norm']).sort(), ['batch', 'none']);
+  });
+
+  it("--verbose shows TensorFlow's own start-up log lines, which are silent by default", () => {
+    const spec = writeSpec(tmpDir(), TINY_SPEC);
+    const quiet = bnx(['run', spec, '--out', tmpDir()]);
+    assert.equal(quiet.code, 0, quiet.stderr);
+    assert.equal(quiet.stderr, '');
+    const loud = bnx(['run', spec, '--out', tmpDir(), '--verbose']);
+    assert.equal(loud.code, 0, loud.stderr);
+    assert.match(loud.stderr, /cpu_feature_guard|absl::InitializeLog|oneDNN/);
   });
 
   it('the same spec and seed give byte-identical metrics.csv files', () => {

@@ -7,8 +7,7 @@ import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
-import { graphUnsupported } from '../src/train/graph/compile.js';
-import { compileCnn } from '../src/train/graph/compile-cnn.js';
+import { compileConfig, graphUnsupported } from '../src/train/graph/compile.js';
 import { groupKey } from '../src/train/groups.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
 import { chooseEngine } from '../src/train/engine.js';
@@ -202,7 +201,7 @@ describe('graph engine: cnn and weight norm', () => {
     );
   });
 
-  it('compiles the variables of Cnn.namedWeights, with the train_step contract of compileMlp', () => {
+  it('compiles the variables of Cnn.namedWeights, with the train_step contract every compiled graph has', () => {
     for (const model of [
       { norm: 'batch' },
       { norm: 'weight', weight_norm: { mean_only_bn: true } },
@@ -210,7 +209,7 @@ describe('graph engine: cnn and weight norm', () => {
     ] as Partial<ModelConfig>[]) {
       const c = config(model);
       const cnn = buildModel(c.model, IMAGE, 3, c.seed) as Cnn;
-      const graph = compileCnn(c, IMAGE, 3);
+      const graph = compileConfig(c, IMAGE, 3);
       assert.deepEqual(
         graph.variables.map((v) => [v.name, v.shape]),
         [...cnn.namedWeights].map(([k, v]) => [k, v.shape]),

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset, type Dataset } from '../src/data/index.js';
-import { BatchNorm, drawNoise, noiseSeed } from '../src/model/batch-norm.js';
+import { BatchNorm, NoisyBatchNorm, drawNoise, noiseSeed } from '../src/layers/index.js';
 import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
-import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
-import { compileCnn } from '../src/train/graph/compile-cnn.js';
+import { compileConfig, graphUnsupported } from '../src/train/graph/compile.js';
 import { groupKey } from '../src/train/groups.js';
 import { chooseEngine } from '../src/train/engine.js';
 import { Rng } from '../src/util/rng.js';
@@ -76,7 +75,13 @@ describe('graph engine: noisy batch norm', () => {
 
   it('draws through drawNoise: BatchNorm.stepNoise is drawNoise on Rng(noiseSeed(seed, layer)), one draw per step', () => {
     const seed = noiseSeed(7, 1);
-    const bn = new BatchNorm(5, { eps: 1e-3, momentum: 0.9, noise: { strength: 0.5, seed } }, 'draw-test');
+    const bn = new NoisyBatchNorm({
+      channels: 5,
+      eps: 1e-3,
+      momentum: 0.9,
+      noise: { strength: 0.5, seed },
+      name: 'draw-test',
+    });
     const rng = new Rng(seed);
     try {
       for (let step = 0; step < 3; step++) {
@@ -91,7 +96,7 @@ describe('graph engine: noisy batch norm', () => {
         );
         const y = tf.tidy(() => bn.apply(x, true));
         bn.updateMovingStats();
-        const plain = new BatchNorm(5, { eps: 1e-3, momentum: 0.9 }, 'draw-test-plain');
+        const plain = new BatchNorm({ channels: 5, eps: 1e-3, momentum: 0.9, name: 'draw-test-plain' });
         const y0 = tf.tidy(() => plain.apply(x, true));
         const want = tf.tidy(() => tf.add(tf.mul(y0, tf.tensor1d(expected.scale)), tf.tensor1d(expected.shift)));
         assert.deepEqual(y.dataSync(), want.dataSync());
@@ -118,7 +123,7 @@ describe('graph engine: noisy batch norm', () => {
     }
     assert.equal(groupKey(mlpConfig({})), groupKey(mlpConfig({}, { momentum: 0.9 })));
 
-    const mlp = compileMlp(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), 72, 3);
+    const mlp = compileConfig(mlpConfig({ batch_norm: noisy(0.5, { inference: 'population' }) }), [72], 3);
     const inputs = mlp.signatures.train_step.inputs;
     assert.deepEqual(Object.keys(inputs), [
       'x',
@@ -146,7 +151,7 @@ describe('graph engine: noisy batch norm', () => {
       noiseOps.join(' '),
     );
 
-    const cnn = compileCnn(cnnConfig({}), IMAGE, 3);
+    const cnn = compileConfig(cnnConfig({}), IMAGE, 3);
     assert.deepEqual(cnn.noise, [
       { layer: 'conv1', channels: 4 },
       { layer: 'conv2', channels: 4 },
@@ -158,7 +163,7 @@ describe('graph engine: noisy batch norm', () => {
       'noise/conv2/shift',
     ]);
     // Without noise: no noise inputs, no `noise` field.
-    const plain = compileMlp(mlpConfig({ batch_norm: noisy(0) }), 72, 3);
+    const plain = compileConfig(mlpConfig({ batch_norm: noisy(0) }), [72], 3);
     assert.deepEqual(Object.keys(plain.signatures.train_step.inputs), ['x', 'labels', 'lr']);
     assert.equal('noise' in plain, false);
   });

@@ -13,7 +13,7 @@ import { DEFAULT_CONFIG } from '../src/spec/schema.js';
 import type { ModelConfig, RunConfig, TrainConfig } from '../src/spec/types.js';
 import type { MetricsRow } from '../src/store/metrics.js';
 import { initBackend } from '../src/train/backend.js';
-import { compileMlp, graphUnsupported } from '../src/train/graph/compile.js';
+import { compileConfig, graphUnsupported } from '../src/train/graph/compile.js';
 import { decodeSavedModel, encodeSavedModel, writeSavedModel } from '../src/train/graph/graph-def.js';
 import { GraphEngine } from '../src/train/graph/engine.js';
 import { chooseEngine } from '../src/train/engine.js';
@@ -247,7 +247,7 @@ describe('graph engine', () => {
 
   it('writes a SavedModel that TensorFlow.js reads back: tag serve, the four signatures, the variables', async () => {
     const c = config({ norm: 'batch' }, { momentum: 0.9 });
-    const graph = compileMlp(c, 12, 3);
+    const graph = compileConfig(c, [12], 3);
     const decoded = decodeSavedModel(encodeSavedModel(graph.nodes, graph.signatures)) as {
       metaGraphs: { metaInfoDef: { tags: string[] }; signatureDef: Record<string, unknown> }[];
     };

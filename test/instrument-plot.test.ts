@@ -9,7 +9,7 @@ import { instrumentChartSpec, instrumentTermCharts } from '../src/analyze/instru
 import { loadSweep } from '../src/analyze/results.js';
 import { buildProgram } from '../src/cli/main.js';
 import { InputError } from '../src/util/errors.js';
-import { loadInstrument, readInstrumentCsv } from '../src/index.js';
+import { loadInstrument, readInstrumentCsv } from '../src/analyze/index.js';
 import { bnx, ROOT, tmpDir } from './helpers.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- vega-lite specs, read as untyped JSON

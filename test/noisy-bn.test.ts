@@ -3,7 +3,7 @@ import path from 'node:path';
 import { before, describe, it } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../src/util/errors.js';
-import { BatchNorm } from '../src/model/index.js';
+import { BatchNorm, NoisyBatchNorm } from '../src/layers/index.js';
 import { expandGrid } from '../src/spec/expand.js';
 import { applyOverrides, loadSpec, parseOverride } from '../src/spec/load.js';
 import { initBackend } from '../src/train/backend.js';
@@ -18,7 +18,11 @@ const noisyBn = (
   strength: number,
   seed: number,
   gradient: 'closed_form' | 'autodiff' = 'closed_form',
-) => new BatchNorm(channels, { eps: 1e-3, momentum: 0.9, gradient, noise: { strength, seed } }, `noisy-${++made}`);
+) => {
+  const args = { channels, eps: 1e-3, momentum: 0.9, gradient, name: `noisy-${++made}` };
+  // Strength 0 is plain batch norm (the config's `noise: 0`), the reference the noisy layer is compared with.
+  return strength > 0 ? new NoisyBatchNorm({ ...args, noise: { strength, seed } }) : new BatchNorm(args);
+};
 
 const values = (t: tf.Tensor) => {
   const v = Array.from(t.dataSync());
@@ -27,7 +31,7 @@ const values = (t: tf.Tensor) => {
 };
 
 /** The training-mode outputs of `steps` consecutive steps on the same input. */
-function stepOutputs(bn: BatchNorm, x: tf.Tensor, steps: number): number[][] {
+function stepOutputs(bn: BatchNorm | NoisyBatchNorm, x: tf.Tensor, steps: number): number[][] {
   const out: number[][] = [];
   for (let s = 0; s < steps; s++) {
     out.push(values(tf.tidy(() => bn.apply(x, true))));

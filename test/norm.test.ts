@@ -10,10 +10,10 @@ import {
   LayerNorm,
   MeanOnlyBatchNorm,
   WeightNormDense,
-  foldBatchNorm,
   normalize,
   type NormLayer,
-} from '../src/model/index.js';
+} from '../src/layers/index.js';
+import { foldBatchNorm } from '../src/model/index.js';
 import { initBackend } from '../src/train/backend.js';
 import { Rng } from '../src/util/rng.js';
 import {
@@ -49,11 +49,19 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
     const channels = c.shape[c.shape.length - 1];
     const makers: [string, () => LayerNorm | GroupNorm][] =
       c.op === 'layer'
-        ? [['LayerNorm', () => new LayerNorm(channels, c.eps, uniq(c.name))]]
+        ? [['LayerNorm', () => new LayerNorm({ channels, eps: c.eps, name: uniq(c.name) })]]
         : [
-            [`GroupNorm(${c.groups})`, () => new GroupNorm(channels, c.groups as number, c.eps, uniq(c.name))],
+            [
+              `GroupNorm(${c.groups})`,
+              () => new GroupNorm({ channels, groups: c.groups as number, eps: c.eps, name: uniq(c.name) }),
+            ],
             ...(c.groups === channels
-              ? [['InstanceNorm', () => new InstanceNorm(channels, c.eps, uniq(c.name))] as [string, () => GroupNorm]]
+              ? [
+                  ['InstanceNorm', () => new InstanceNorm({ channels, eps: c.eps, name: uniq(c.name) })] as [
+                    string,
+                    () => GroupNorm,
+                  ],
+                ]
               : []),
           ];
     for (const [label, make] of makers) {
@@ -83,10 +91,10 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
   it('GroupNorm with 1 group is LayerNorm over channels and space; with C groups it is InstanceNorm', () => {
     const rng = new Rng(4);
     const x = randomTensor([2, 3, 3, 6], rng, 2, 1);
-    const g1 = new GroupNorm(6, 1, 1e-5, uniq('g1'));
-    const ln = new LayerNorm(6, 1e-5, uniq('ln'));
-    const gc = new GroupNorm(6, 6, 1e-5, uniq('gc'));
-    const inorm = new InstanceNorm(6, 1e-5, uniq('in'));
+    const g1 = new GroupNorm({ channels: 6, groups: 1, eps: 1e-5, name: uniq('g1') });
+    const ln = new LayerNorm({ channels: 6, eps: 1e-5, name: uniq('ln') });
+    const gc = new GroupNorm({ channels: 6, groups: 6, eps: 1e-5, name: uniq('gc') });
+    const inorm = new InstanceNorm({ channels: 6, eps: 1e-5, name: uniq('in') });
     for (const l of [g1, ln, gc, inorm]) randomizeAffine(l, new Rng(9));
     const diff = (a: NormLayer, b: NormLayer) =>
       tf.tidy(() => tf.max(tf.abs(tf.sub(a.apply(x, true), b.apply(x, true)))).dataSync()[0]);
@@ -97,12 +105,15 @@ describe('layer and group/instance norm against the PyTorch float64 reference', 
   });
 
   it("rejects inputs that are not [N, C] / [N, H, W, C] with the layer's C, and InstanceNorm on dense inputs", () => {
-    const ln = new LayerNorm(4, 1e-5, uniq('bad'));
+    const ln = new LayerNorm({ channels: 4, eps: 1e-5, name: uniq('bad') });
     assert.throws(() => ln.apply(tf.zeros([2, 3]), true), /3 channels on its last axis; the layer has 4/);
     assert.throws(() => ln.apply(tf.zeros([2, 3, 4]), true), /expected \[N, C\] \(dense\) or \[N, H, W, C\]/);
-    const inorm = new InstanceNorm(4, 1e-5, uniq('bad-in'));
+    const inorm = new InstanceNorm({ channels: 4, eps: 1e-5, name: uniq('bad-in') });
     assert.throws(() => inorm.apply(tf.zeros([2, 4]), true), /needs \[N, H, W, C\]/);
-    assert.throws(() => new GroupNorm(6, 4, 1e-5, uniq('bad-g')), /4 groups do not divide 6 channels/);
+    assert.throws(
+      () => new GroupNorm({ channels: 6, groups: 4, eps: 1e-5, name: uniq('bad-g') }),
+      /4 groups do not divide 6 channels/,
+    );
     assert.throws(() => normalize(ln, tf.zeros([2, 4]), 'eval' as never), /expected training or inference/);
     ln.dispose();
     inorm.dispose();
@@ -118,17 +129,22 @@ describe('finite-difference gradient checks (float32, every layer, dense and con
     const cases: [string, () => NormLayer][] = [
       [
         'BatchNorm, training, closed-form gradient',
-        () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'closed_form' }, uniq('fd-bn')),
+        () => new BatchNorm({ channels: 6, eps: 1e-3, momentum: 0.9, gradient: 'closed_form', name: uniq('fd-bn') }),
       ],
       [
         'BatchNorm, training, autodiff',
-        () => new BatchNorm(6, { eps: 1e-3, momentum: 0.9, gradient: 'autodiff' }, uniq('fd-bn-ad')),
+        () => new BatchNorm({ channels: 6, eps: 1e-3, momentum: 0.9, gradient: 'autodiff', name: uniq('fd-bn-ad') }),
       ],
-      ['MeanOnlyBatchNorm, training', () => new MeanOnlyBatchNorm(6, { momentum: 0.9 }, uniq('fd-mo'))],
-      ['LayerNorm', () => new LayerNorm(6, 1e-5, uniq('fd-ln'))],
-      ['GroupNorm(3)', () => new GroupNorm(6, 3, 1e-5, uniq('fd-gn'))],
+      ['MeanOnlyBatchNorm, training', () => new MeanOnlyBatchNorm({ channels: 6, momentum: 0.9, name: uniq('fd-mo') })],
+      ['LayerNorm', () => new LayerNorm({ channels: 6, eps: 1e-5, name: uniq('fd-ln') })],
+      ['GroupNorm(3)', () => new GroupNorm({ channels: 6, groups: 3, eps: 1e-5, name: uniq('fd-gn') })],
       ...(kind === 'conv'
-        ? [['InstanceNorm', () => new InstanceNorm(6, 1e-5, uniq('fd-in'))] as [string, () => NormLayer]]
+        ? [
+            ['InstanceNorm', () => new InstanceNorm({ channels: 6, eps: 1e-5, name: uniq('fd-in') })] as [
+              string,
+              () => NormLayer,
+            ],
+          ]
         : []),
     ];
     for (const [label, make] of cases) {
@@ -161,7 +177,7 @@ describe('finite-difference gradient checks (float32, every layer, dense and con
 
   it('BatchNorm in inference mode (fixed statistics) on [8, 6]', (t) => {
     const rng = new Rng(12);
-    const bn = new BatchNorm(6, { eps: 1e-3, momentum: 0.5 }, uniq('fd-bn-inf'));
+    const bn = new BatchNorm({ channels: 6, eps: 1e-3, momentum: 0.5, name: uniq('fd-bn-inf') });
     randomizeAffine(bn, rng);
     const x = randomTensor([8, 6], rng, 1.5, 0.5);
     tf.tidy(() => bn.apply(x, true));
@@ -207,7 +223,7 @@ describe('weight normalization', () => {
   });
 
   it('mean-only batch norm centers each channel with the batch mean (training) and the moving mean (inference)', () => {
-    const mo = new MeanOnlyBatchNorm(2, { momentum: 0.5 }, uniq('mo'));
+    const mo = new MeanOnlyBatchNorm({ channels: 2, momentum: 0.5, name: uniq('mo') });
     tf.tidy(() => mo.beta.assign(tf.tensor1d([1, -1])));
     const x = tf.tensor2d([1, 10, 3, 20, 5, 60], [3, 2]);
     assert.deepEqual([...tf.tidy(() => mo.apply(x, true)).dataSync()], [-1, -21, 1, -11, 3, 29]);
@@ -226,7 +242,7 @@ describe('folding batch norm into the preceding layer', () => {
 
   /** A BN layer with non-trivial inference statistics and affine parameters. */
   function trainedBn(channels: number, rng: Rng, inputShape: number[]): BatchNorm {
-    const bn = new BatchNorm(channels, { eps: 1e-3, momentum: 0.9, inference: 'population' }, uniq('fold-bn'));
+    const bn = new BatchNorm({ channels, eps: 1e-3, momentum: 0.9, inference: 'population', name: uniq('fold-bn') });
     randomizeAffine(bn, rng);
     bn.beginPopulation();
     for (let i = 0; i < 3; i++) tf.tidy(() => bn.apply(randomTensor(inputShape, rng, 3, 2), true));

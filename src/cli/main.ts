@@ -21,6 +21,8 @@ export function buildProgram(): Command {
       'Run, log and compare normalization experiments (Batch Normalization and friends) on native TensorFlow.',
     )
     .version(BNX_VERSION)
+    // bin/bnx.js acts on it before TensorFlow loads (and removes it); listed here for --help.
+    .option('--verbose', "show TensorFlow's own log lines (also BNX_TF_LOG=1)")
     // Usage errors are bad input: one line, `bnx: what (what is allowed)`, like every other.
     .configureOutput({ outputError: (text, write) => write(`bnx: ${text.replace(/^error: /, '').trim()}\n`) })
     // Subcommands inherit this: commander throws instead of exiting, and main() picks the code.

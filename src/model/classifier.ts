@@ -1,6 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ModelConfig } from '../spec/types.js';
-import type { BatchStatisticsLayer } from './norm.js';
+import type { BatchStatisticsLayer } from '../layers/norm.js';
 
 /** Receives a layer's input to the nonlinearity during `forward` (mlp: [N, units]; conv: [N, H, W, C]). */
 export type ActivationTap = (layer: string, z: tf.Tensor) => void;

@@ -1,77 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
+import { ACTIVATIONS } from '../layers/activations.js';
+import { Conv2D } from '../layers/conv.js';
+import { Dense } from '../layers/dense.js';
+import { initWeights } from '../layers/init.js';
+import { hasBatchStatistics, type BatchStatisticsLayer, type NormLayer } from '../layers/norm.js';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { BatchNorm, MeanOnlyBatchNorm, noiseSeed } from './batch-norm.js';
 import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
-import { Dense } from './dense.js';
-import { GroupNorm, InstanceNorm } from './group-norm.js';
-import { initWeights } from './init.js';
-import { LayerNorm } from './layer-norm.js';
-import { ACTIVATIONS, Mlp } from './mlp.js';
-import { hasBatchStatistics, variableOf, type BatchStatisticsLayer, type NormLayer } from './norm.js';
-
-/**
- * A 2-D convolution, channels-last: x [N, H, W, Cin] -> [N, H, W, Cout], stride 1, `same` padding,
- * kernel K: [k, k, Cin, Cout] (+ bias [Cout]). With weight normalization (`weightNorm`), each
- * output channel's filter is reparametrized as K[..., c] = g_c * V[..., c] / ||V[..., c]|| (the
- * norm over the k x k x Cin weights of that filter), g starting at ||V[..., c]||.
- */
-export class Conv2D {
-  /** The kernel K, or V under weight normalization. */
-  readonly kernel: tf.Variable<tf.Rank.R4>;
-  readonly g: tf.Variable | null;
-  readonly bias: tf.Variable | null;
-
-  constructor(initial: tf.Tensor4D, useBias: boolean, weightNorm: boolean, name: string) {
-    const cout = initial.shape[3];
-    this.kernel = tf.variable(initial, true, `${name}/${weightNorm ? 'v' : 'kernel'}`);
-    this.g = weightNorm
-      ? variableOf(
-          tf.tidy(() => filterNorms(initial)),
-          true,
-          `${name}/g`,
-        )
-      : null;
-    this.bias = useBias ? variableOf(tf.zeros([cout]), true, `${name}/bias`) : null;
-  }
-
-  get channels(): number {
-    return this.kernel.shape[3];
-  }
-
-  /** The kernel actually applied: [k, k, Cin, Cout]. */
-  effectiveKernel(): tf.Tensor4D {
-    const g = this.g;
-    if (!g) return this.kernel;
-    return tf.tidy(() => tf.mul(this.kernel, tf.div(g, filterNorms(this.kernel))) as tf.Tensor4D);
-  }
-
-  apply(x: tf.Tensor4D): tf.Tensor4D {
-    const z = tf.conv2d(x, this.effectiveKernel(), 1, 'same');
-    return this.bias ? tf.add<tf.Tensor4D>(z, this.bias) : z;
-  }
-
-  get trainable(): tf.Variable[] {
-    return [this.kernel, ...(this.g ? [this.g] : []), ...(this.bias ? [this.bias] : [])];
-  }
-
-  get weights(): Record<string, tf.Variable> {
-    const out: Record<string, tf.Variable> = this.g ? { v: this.kernel, g: this.g } : { kernel: this.kernel };
-    if (this.bias) out.bias = this.bias;
-    return out;
-  }
-
-  dispose(): void {
-    this.kernel.dispose();
-    this.g?.dispose();
-    this.bias?.dispose();
-  }
-}
-
-/** ||V[..., c]|| for every output channel c of a [k, k, Cin, Cout] kernel: [Cout]. */
-function filterNorms(v: tf.Tensor4D): tf.Tensor1D {
-  return tf.sqrt(tf.sum(tf.square(v), [0, 1, 2])) as tf.Tensor1D;
-}
+import { Mlp } from './mlp.js';
+import { createNorm } from './norms.js';
+import { blockOutput, modelPlan } from './plan.js';
 
 /** One conv block: conv, the normalization before or after the activation, then max pooling. */
 export interface ConvBlock {
@@ -113,69 +51,39 @@ export class Cnn extends ClassifierBase implements Classifier {
     seed: number,
   ) {
     super();
-    if (inputShape.length !== 3)
-      throw new Error(`Cnn: input shape [${inputShape.join(', ')}] (expected images [H, W, C])`);
     const rng = new Rng(seed);
     const prefix = `cnn${++Cnn.created}`;
-    const bn = config.batch_norm;
-    const { channels, kernel: k, pool } = config.cnn;
-    let [h, w, cin] = inputShape;
-    channels.forEach((cout, i) => {
-      const local = `conv${i + 1}`;
-      const name = `${prefix}/${local}`;
-      const placement: NormPlacement = config.norm === 'weight' ? 'before' : config.norm_placement;
-      const meanOnly = config.norm === 'weight' && config.weight_norm.mean_only_bn;
-      const dropBias = (config.norm === 'batch' && placement === 'before') || meanOnly;
-      const initial = tf.tidy(
-        () =>
-          tf.reshape(initWeights(config.init, k * k * cin, cout, config.init_std, rng), [
-            k,
-            k,
-            cin,
-            cout,
-          ]) as tf.Tensor4D,
-      );
-      const conv = new Conv2D(initial, !dropBias, config.norm === 'weight', name);
-      initial.dispose();
-      const normName = `${name}/norm`;
-      let norm: NormLayer | null = null;
-      if (config.norm === 'batch')
-        norm = new BatchNorm(
-          cout,
-          {
-            eps: bn.eps,
-            momentum: bn.momentum,
-            inference: bn.inference,
-            gradient: bn.gradient,
-            noise: { strength: bn.noise, seed: noiseSeed(seed, i) },
-          },
-          normName,
-        );
-      else if (config.norm === 'layer') norm = new LayerNorm(cout, config.layer_norm.eps, normName);
-      else if (config.norm === 'group')
-        norm = new GroupNorm(cout, config.group_norm.groups, config.group_norm.eps, normName);
-      else if (config.norm === 'instance') norm = new InstanceNorm(cout, config.group_norm.eps, normName);
-      else if (meanOnly)
-        norm = new MeanOnlyBatchNorm(cout, { momentum: bn.momentum, inference: bn.inference }, normName);
-      const blockPool = pool > 1 && h >= pool && w >= pool ? pool : 1;
-      if (pool > 1 && blockPool === 1)
-        throw new Error(
-          `Cnn: block ${i + 1} gets ${h} x ${w} images, smaller than the ${pool} x ${pool} pooling window`,
-        );
-      this.blocks.push({ name: local, conv, norm, placement, pool: blockPool });
-      [h, w, cin] = [Math.floor(h / blockPool), Math.floor(w / blockPool), cout];
-    });
-    this.outputShape = [h, w, cin];
-    let fanIn = h * w * cin;
-    config.cnn.dense.forEach((units, i) => {
+    const layers = modelPlan(config, inputShape, classes).layers;
+    let outputShape: [number, number, number] = [inputShape[0], inputShape[1], inputShape[2]];
+    const dense = (name: string, fanIn: number, units: number) => {
       const initial = initWeights(config.init, fanIn, units, config.init_std, rng);
-      this.dense.push({ name: `dense${i + 1}`, layer: new Dense(initial, true, `${prefix}/dense${i + 1}`) });
+      const layer = new Dense(initial, true, `${prefix}/${name}`);
       initial.dispose();
-      fanIn = units;
-    });
-    const headInit = initWeights(config.init, fanIn, classes, config.init_std, rng);
-    this.head = new Dense(headInit, true, `${prefix}/head`);
-    headInit.dispose();
+      return layer;
+    };
+    let head: Dense | null = null;
+    for (const l of layers) {
+      if (l.kind === 'conv') {
+        const [k, cin] = [l.kernel, l.input[2]];
+        const initial = tf.tidy(
+          () =>
+            tf.reshape(initWeights(config.init, k * k * cin, l.units, config.init_std, rng), [
+              k,
+              k,
+              cin,
+              l.units,
+            ]) as tf.Tensor4D,
+        );
+        const conv = new Conv2D(initial, l.bias, l.weightNorm, `${prefix}/${l.name}`);
+        initial.dispose();
+        const norm = l.norm ? createNorm(l.norm, config, l.units, `${prefix}/${l.name}/norm`, seed) : null;
+        this.blocks.push({ name: l.name, conv, norm, placement: l.norm?.placement ?? 'before', pool: l.pool });
+        outputShape = blockOutput(l);
+      } else if (l.name === 'head') head = dense(l.name, l.input[0], l.units);
+      else this.dense.push({ name: l.name, layer: dense(l.name, l.input[0], l.units) });
+    }
+    this.outputShape = outputShape;
+    this.head = head as Dense;
   }
 
   /** Values per example: H·W·C. */

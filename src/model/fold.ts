@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Activation } from '../spec/types.js';
-import { BatchNorm, MeanOnlyBatchNorm } from './batch-norm.js';
-import { Dense } from './dense.js';
-import { GroupNorm } from './group-norm.js';
-import { LayerNorm } from './layer-norm.js';
+import type { Activation } from '../layers/activations.js';
+import { BatchNorm, MeanOnlyBatchNorm } from '../layers/batch-norm.js';
+import { Dense } from '../layers/dense.js';
+import { GroupNorm } from '../layers/group-norm.js';
+import { LayerNorm } from '../layers/layer-norm.js';
 import type { Cnn } from './cnn.js';
-import { ACTIVATIONS, type Mlp } from './mlp.js';
+import { ACTIVATIONS } from '../layers/activations.js';
+import type { Mlp } from './mlp.js';
 
 /** One layer of a folded (inference-only) network: what `bnx export` writes. */
 export type FoldedLayer =

@@ -1,27 +1,20 @@
+/**
+ * Networks built from a run's model config: the plan (layers, norms, placement, bias), the eager
+ * Mlp and Cnn, batch norm folding for export, saved weights. The layers themselves are in src/layers.
+ */
 export {
-  type NormLayer,
-  type NormKind,
-  type NormMode,
-  type BatchStatisticsLayer,
-  type InferenceStats,
-  normalize,
-  hasBatchStatistics,
-} from './norm.js';
-export {
-  BatchNorm,
-  MeanOnlyBatchNorm,
-  batchNormTraining,
-  type BatchNormOptions,
-  type BatchNormGradient,
-  type BatchNormTrainingOutput,
-} from './batch-norm.js';
-export { LayerNorm } from './layer-norm.js';
-export { GroupNorm, InstanceNorm } from './group-norm.js';
-export { Dense, WeightNormDense } from './dense.js';
-export { Mlp, ACTIVATIONS, type HiddenLayer } from './mlp.js';
-export { Cnn, Conv2D, buildModel, type ConvBlock } from './cnn.js';
+  modelPlan,
+  normalization,
+  blockOutput,
+  sizeOf,
+  type ModelPlan,
+  type LayerPlan,
+  type NormPlan,
+} from './plan.js';
+export { createNorm } from './norms.js';
+export { Mlp, type HiddenLayer } from './mlp.js';
+export { Cnn, buildModel, type ConvBlock } from './cnn.js';
 export type { ActivationTap, Classifier } from './classifier.js';
-export { initWeights } from './init.js';
 export {
   foldBatchNorm,
   foldInputAffine,

@@ -1,19 +1,15 @@
 import * as tf from '@tensorflow/tfjs';
+import { ACTIVATIONS } from '../layers/activations.js';
+import { Dense, WeightNormDense } from '../layers/dense.js';
+import { initWeights } from '../layers/init.js';
+import { hasBatchStatistics, type BatchStatisticsLayer, type NormLayer } from '../layers/norm.js';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { BatchNorm, MeanOnlyBatchNorm, noiseSeed } from './batch-norm.js';
 import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
-import { Dense, WeightNormDense } from './dense.js';
-import { GroupNorm, InstanceNorm } from './group-norm.js';
-import { initWeights } from './init.js';
-import { LayerNorm } from './layer-norm.js';
-import { hasBatchStatistics, type BatchStatisticsLayer, type NormLayer } from './norm.js';
+import { createNorm } from './norms.js';
+import { modelPlan, type LayerPlan } from './plan.js';
 
-/**
- * One hidden layer: h = act(norm(dense(x))) with the norm `before` the activation, or
- * h = norm(act(dense(x))) `after` it. Batch norm before the activation drops the dense bias (beta
- * replaces it); so does mean-only batch norm after a weight-normalized layer.
- */
+/** One hidden layer: h = act(norm(dense(x))) with the norm `before` the activation, or h = norm(act(dense(x))) `after` it. */
 export interface HiddenLayer {
   /** `hidden1`, `hidden2`, ...: the prefix of the layer's weights in a saved model. */
   name: string;
@@ -22,23 +18,10 @@ export interface HiddenLayer {
   placement: NormPlacement;
 }
 
-export const ACTIVATIONS = {
-  sigmoid: tf.sigmoid,
-  relu: tf.relu,
-  tanh: tf.tanh,
-  linear: (x: tf.Tensor) => x,
-} as const;
-
 /**
- * A fully connected network: inputs -> hidden layers (dense, then the configured normalization
- * before or after the activation) -> a linear layer of `classes` logits. `model.norm`:
- *   none      dense + bias, activation
- *   batch     BatchNorm per feature over the mini-batch (bias dropped when placed before the activation)
- *   layer     LayerNorm per example over the layer's features
- *   group     GroupNorm per example over `group_norm.groups` contiguous groups of features
- *   instance  needs spatial positions: not available on an mlp (rejected when the spec is checked)
- *   weight    WeightNormDense (w = g v / ||v||), with MeanOnlyBatchNorm when `weight_norm.mean_only_bn`
- * The output layer is never normalized.
+ * A fully connected network (`model.arch: mlp`) built from its plan (src/model/plan.ts: which norm,
+ * where, with or without bias): inputs -> hidden layers (dense, then the norm before or after the
+ * activation) -> a linear layer of `classes` logits, never normalized.
  */
 export class Mlp extends ClassifierBase implements Classifier {
   /** TensorFlow.js registers variables by name: a counter keeps names unique across live models. */
@@ -55,44 +38,20 @@ export class Mlp extends ClassifierBase implements Classifier {
     super();
     const rng = new Rng(seed);
     const prefix = `mlp${++Mlp.created}`;
-    const bn = config.batch_norm;
-    let fanIn = inputs;
-    config.hidden.forEach((units, i) => {
-      const local = `hidden${i + 1}`;
-      const name = `${prefix}/${local}`;
-      const placement: NormPlacement = config.norm === 'weight' ? 'before' : config.norm_placement;
-      const meanOnly = config.norm === 'weight' && config.weight_norm.mean_only_bn;
-      const dropBias = (config.norm === 'batch' && placement === 'before') || meanOnly;
-      const initial = initWeights(config.init, fanIn, units, config.init_std, rng);
-      const dense =
-        config.norm === 'weight' ? new WeightNormDense(initial, !dropBias, name) : new Dense(initial, !dropBias, name);
+    const layers = modelPlan(config, [inputs], classes).layers;
+    const dense = (l: LayerPlan) => {
+      const initial = initWeights(config.init, l.input[0], l.units, config.init_std, rng);
+      const layer = l.weightNorm
+        ? new WeightNormDense(initial, l.bias, `${prefix}/${l.name}`)
+        : new Dense(initial, l.bias, `${prefix}/${l.name}`);
       initial.dispose();
-      let norm: NormLayer | null = null;
-      const normName = `${name}/norm`;
-      if (config.norm === 'batch')
-        norm = new BatchNorm(
-          units,
-          {
-            eps: bn.eps,
-            momentum: bn.momentum,
-            inference: bn.inference,
-            gradient: bn.gradient,
-            noise: { strength: bn.noise, seed: noiseSeed(seed, i) },
-          },
-          normName,
-        );
-      else if (config.norm === 'layer') norm = new LayerNorm(units, config.layer_norm.eps, normName);
-      else if (config.norm === 'group')
-        norm = new GroupNorm(units, config.group_norm.groups, config.group_norm.eps, normName);
-      else if (config.norm === 'instance') norm = new InstanceNorm(units, config.group_norm.eps, normName);
-      else if (meanOnly)
-        norm = new MeanOnlyBatchNorm(units, { momentum: bn.momentum, inference: bn.inference }, normName);
-      this.hidden.push({ name: local, dense, norm, placement });
-      fanIn = units;
-    });
-    const headInit = initWeights(config.init, fanIn, classes, config.init_std, rng);
-    this.head = new Dense(headInit, true, `${prefix}/head`);
-    headInit.dispose();
+      return layer;
+    };
+    for (const l of layers.slice(0, -1)) {
+      const norm = l.norm ? createNorm(l.norm, config, l.units, `${prefix}/${l.name}/norm`, seed) : null;
+      this.hidden.push({ name: l.name, dense: dense(l), norm, placement: l.norm?.placement ?? 'before' });
+    }
+    this.head = dense(layers[layers.length - 1]) as Dense;
   }
 
   /** x: [batch, inputs] -> logits [batch, classes]. `training` selects batch vs inference statistics. */

@@ -1,9 +1,9 @@
+import { BATCH_NORM_DEFAULTS, GROUP_NORM_DEFAULTS, LAYER_NORM_DEFAULTS } from '../layers/defaults.js';
 import type { RunConfig } from './types.js';
 
 /**
- * Defaults for every key of a run's configuration. A spec file only states what differs.
- * (The paper gives neither eps nor the moving-average decay; these are the Keras / TensorFlow.js
- * defaults, which is what the compiled graph's FusedBatchNorm conventions follow too.)
+ * Defaults for every key of a run's configuration. A spec file only states what differs. The
+ * normalization layers' defaults are the layers' own (src/layers: BATCH_NORM_DEFAULTS, ...).
  */
 export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
   seed: 0,
@@ -27,16 +27,9 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     init_std: 0.05,
     norm: 'none',
     norm_placement: 'before',
-    batch_norm: {
-      eps: 1e-3,
-      momentum: 0.99,
-      inference: 'ema',
-      population_batches: 100,
-      gradient: 'closed_form',
-      noise: 0,
-    },
-    layer_norm: { eps: 1e-5 },
-    group_norm: { groups: 4, eps: 1e-5 },
+    batch_norm: { ...BATCH_NORM_DEFAULTS, population_batches: 100, noise: 0 },
+    layer_norm: { ...LAYER_NORM_DEFAULTS },
+    group_norm: { ...GROUP_NORM_DEFAULTS },
     weight_norm: { mean_only_bn: false },
   },
   train: {

@@ -1,3 +1,9 @@
+import type { Activation } from '../layers/activations.js';
+import type { BatchNormGradient } from '../layers/batch-norm.js';
+import type { InitType } from '../layers/init.js';
+import type { InferenceStats } from '../layers/norm.js';
+
+export type { Activation, InitType };
 /**
  * The resolved configuration of one run: every key has a value (defaults filled in). Key paths
  * (`train.lr`, `model.norm`, ...) are public: `--set`, `grid:` and users' scripts name them.
@@ -57,12 +63,10 @@ export interface SyntheticConfig {
   noise: number;
 }
 
-export type Activation = 'sigmoid' | 'relu' | 'tanh' | 'linear';
-/** `model.norm`: the normalization of every hidden layer (see the README, "Normalization layers"). */
+/** `model.norm`: the normalization of every hidden layer (see docs/normalization.md). */
 export type NormType = 'none' | 'batch' | 'layer' | 'group' | 'instance' | 'weight';
 /** `model.norm_placement`: a normalization layer's place relative to the activation. */
 export type NormPlacement = 'before' | 'after';
-export type InitType = 'gaussian' | 'glorot_uniform' | 'he_normal';
 
 export type Arch = 'mlp' | 'cnn';
 
@@ -109,11 +113,11 @@ export interface BatchNormConfig {
   /** Moving-average decay, Keras convention: running = momentum * running + (1 - momentum) * batch. */
   momentum: number;
   /** Inference statistics: moving averages (`ema`) or Algorithm 2's population estimate (`population`). */
-  inference: 'ema' | 'population';
+  inference: InferenceStats;
   /** Training mini-batches per population estimate (before every evaluation). */
   population_batches: number;
   /** Training-mode backward pass: the closed-form formulas (`closed_form`) or TensorFlow.js autodiff. */
-  gradient: 'closed_form' | 'autodiff';
+  gradient: BatchNormGradient;
   /**
    * "Noisy BN" (Santurkar et al. 2018): in training, each BN output unit is scaled and shifted by
    * random amounts drawn afresh every step, with this strength; 0 is off.

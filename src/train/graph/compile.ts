@@ -1,42 +1,22 @@
+import { blockOutput, modelPlan, sizeOf, type LayerPlan, type ModelPlan } from '../../model/plan.js';
 import type { RunConfig } from '../../spec/types.js';
 import { GRADIENT_INSTRUMENTS } from '../instruments/index.js';
-import { DT, GraphBuilder, type CompiledGraph } from './graph-def.js';
-import {
-  activationBackward,
-  addNormVariables,
-  assembleGraph,
-  activationForward,
-  F32,
-  fusedBatchNorm,
-  fusedBatchNormGrad,
-  GraphOptimizer,
-  GraphVariables,
-  groupNormBackward,
-  groupNormForward,
-  initSignature,
-  meanOnlyBackward,
-  meanOnlyForward,
-  noiseBackward,
-  noiseForward,
-  noiseInputs,
-  trainingLoss,
-  weightNormBackward,
-  weightNormForward,
-  type BatchStatistic,
-  type GroupNormSaved,
-  type GroupView,
-  type NormVariables,
-  type NoiseInput,
-  type WeightNormSaved,
-} from './layers.js';
+import { F32, GraphBuilder, I32, type Attr, type CompiledGraph } from './graph-def.js';
+import { normOps, type GraphConstants, type NormOps, type NormSaved } from './norms.js';
+import { activationBackward, activationForward } from './ops/activations.js';
+import { trainingLoss } from './ops/loss.js';
+import { noiseInputs, type NoiseInput } from './ops/noisy-batch-norm.js';
+import { weightNormBackward, weightNormForward, type WeightNormSaved } from './ops/weight-norm.js';
+import { GraphOptimizer } from './optimizer.js';
+import { assembleGraph, initSignature, type BatchStatistic } from './signatures.js';
+import { GraphVariables } from './variables.js';
 
-export { F32, fusedBatchNorm, fusedBatchNormGrad, spec } from './layers.js';
 export type { CompiledGraph, GraphVariable } from './graph-def.js';
 
 /**
  * Why the graph compiler cannot compile a run yet (`instruments.ics`, ...), or null when it can.
- * Covered: the `mlp` (`compileMlp`) and the `cnn` (`compileCnn`) with every `model.norm` they
- * accept (none; batch with inference statistics `ema` or `population`, noisy or not; layer; group;
+ * Covered: every network a model plan describes (the `mlp` and the `cnn`) with every `model.norm`
+ * (none; batch with inference statistics `ema` or `population`, noisy or not; layer; group;
  * instance on the cnn; weight, with or without `weight_norm.mean_only_bn`), before or after the
  * activation; every activation; SGD with or without momentum, Adam.
  */
@@ -51,303 +31,222 @@ export function graphUnsupported(config: RunConfig): string | null {
   return null;
 }
 
-/** A hidden layer's variables by name (null where the layer has none). */
-export interface LayerVars {
-  name: string;
-  units: number;
+/** One planned layer's variables and normalization. */
+interface CompiledLayer {
+  plan: LayerPlan;
+  /** The kernel W, or V under weight norm (with its gains `g`). */
   kernel: string;
+  g: string | null;
   bias: string | null;
-  gamma: string | null;
-  beta: string | null;
-  movingMean: string | null;
-  movingVar: string | null;
+  norm: NormOps | null;
 }
 
-/** An mlp hidden layer: `kernel` is V and `g` its gains under weight norm. */
-interface MlpLayer extends LayerVars {
-  g: string | null;
+/** What a layer's backward pass needs from the forward pass. */
+interface LayerSaved {
+  input: string;
+  /** The kernel applied (W, or g V / ||V||) and what weight norm's backward pass needs. */
+  kernel: string;
+  weightNorm: WeightNormSaved | null;
+  /** The activation's output (what SigmoidGrad, TanhGrad and ReluGrad take). */
+  act: string;
+  norm: NormSaved | null;
+  /** Max pooling's input and output (null without pooling). */
+  pooled: { input: string; output: string } | null;
 }
+
+const ints = (values: number[]): Attr => ({ list: { i: values } });
+const CONV_ATTRS = {
+  T: F32,
+  strides: ints([1, 1, 1, 1]),
+  padding: { s: 'SAME' },
+  data_format: { s: 'NHWC' },
+  dilations: ints([1, 1, 1, 1]),
+  use_cudnn_on_gpu: { b: true },
+  explicit_paddings: ints([]),
+};
+const poolAttrs = (p: number) => ({
+  T: F32,
+  ksize: ints([1, p, p, 1]),
+  strides: ints([1, p, p, 1]),
+  padding: { s: 'VALID' },
+  data_format: { s: 'NHWC' },
+});
 
 /**
  * Compiles a run's training step, evaluation and variable access into one TensorFlow graph with
- * explicit backward ops (no autodiff), for the mlp runs `graphUnsupported` accepts:
+ * explicit backward ops (no autodiff), from the network's plan (src/model/plan.ts, the plan the
+ * eager Mlp and Cnn are built from). Values are channels last: dense [N, C], conv [N, H, W, C].
  *
- *   forward   z = h W (+ b); the norm before the activation, h' = act(norm(z)), or after it,
- *             h' = norm(act(z)); logits = h W_head + b_head. Batch norm: FusedBatchNormV3 on the
- *             values as [N, 1, 1, C] (training mode: batch statistics; noisy, then y' = s y + m
- *             with the step's s, m fed to `train_step`); layer norm: per example,
- *             xhat = (x - mu) rsqrt(s2 + eps), y = gamma xhat + beta; weight norm:
- *             W = g V / ||V|| per unit, then mean-only batch norm y = z - mu_B + beta if asked
+ *   forward   a cnn reshapes the rows [N, H·W·C] to images. Per layer: z = x W (MatMul) or
+ *             Conv2D k x k, stride 1, SAME, with W = g V / ||V|| under weight norm; + b (BiasAdd)
+ *             unless the norm's beta replaces it; the norm before the activation,
+ *             h = act(norm(z)), or after it, h = norm(act(z)) (ops: src/train/graph/norms.ts);
+ *             MaxPool pool x pool, VALID, after a pooling conv block; the flatten after the last
+ *             conv block; the head is a dense layer with the `linear` activation.
  *   loss      SparseSoftmaxCrossEntropyWithLogits, mean over the batch (its backprop is
  *             softmax - onehot; times 1/N for the mean)
- *   backward  dense: dW = h^T dz, db = sum_rows dz, dh = dz W^T; activations: SigmoidGrad,
- *             TanhGrad, ReluGrad; batch norm: FusedBatchNormGradV3 with the forward's reserve spaces
- *             (the closed form: dx = gamma/sqrt(s2+eps) (dy - (sum dy + xhat sum dy xhat)/m)),
- *             on dy = s dy' when noisy;
- *             layer norm: its closed form per example (groupNormBackward); weight norm and
- *             mean-only batch norm: weightNormBackward, meanOnlyBackward
- *   update    ResourceApplyGradientDescent, ResourceApplyMomentum (accum = k accum + g;
- *             var -= lr accum) or ResourceApplyAdam (see GraphOptimizer), the same arithmetic as
- *             tf.train.sgd / tf.train.momentum / tf.train.adam; batch norm's
- *             moving averages: running = k running + (1 - k) batch, with the unbiased batch variance.
+ *   backward  the transposes of the forward ops: dW = h^T dz and dh = dz W^T (MatMul),
+ *             Conv2DBackpropFilter and Conv2DBackpropInput, db by BiasAddGrad, MaxPoolGrad,
+ *             SigmoidGrad / TanhGrad / ReluGrad, the norms' closed forms, weight norm's
+ *             dg = sum(dK V/||V||), dV = g/||V|| (dK - dg V/||V||)
+ *   update    GraphOptimizer (SGD, momentum, Adam: the arithmetic of tf.train's optimizers);
+ *             batch statistics' moving averages (running = k running + (1 - k) batch, with the
+ *             unbiased batch variance), or Algorithm 2's `batch_stats` / `set_stats`.
  * Every update reads the variables' values from before the step (the reads are control inputs of
  * every update), so the step is the eager engine's step.
  */
-export function compileMlp(config: RunConfig, features: number, classes: number): CompiledGraph {
+export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
   const why = graphUnsupported(config);
   if (why) throw new Error(`the graph engine does not cover ${why} yet`);
   const m = config.model;
-  if (m.arch !== 'mlp') throw new Error(`compileMlp: model.arch=${m.arch} (compileCnn compiles the cnn)`);
-  const bn = m.norm === 'batch';
-  // Layer and group norm share one op sequence: statistics per example over each group of C/G
-  // contiguous features ([N, G, C/G], axis 2); layer norm is the single group, on [N, C] (axis 1).
-  const ln = m.norm === 'layer' || m.norm === 'group';
-  const groups = m.norm === 'group' ? m.group_norm.groups : 1;
-  // Weight norm places its (mean-only batch) norm before the activation, as the Mlp.
-  const wn = m.norm === 'weight';
-  const meanOnly = wn && m.weight_norm.mean_only_bn;
-  const before = wn || m.norm_placement === 'before';
-  const normVariables: NormVariables = bn ? 'batch' : ln ? 'affine' : meanOnly ? 'mean_only' : null;
   const g = new GraphBuilder();
   const vars = new GraphVariables(g);
   const read = (name: string) => vars.read(name);
 
-  // Variables, in Mlp.namedWeights order.
-  const layers: MlpLayer[] = [];
-  let fanIn = features;
-  m.hidden.forEach((units, i) => {
-    const name = `hidden${i + 1}`;
-    const kernel = vars.add(`${name}/${wn ? 'v' : 'kernel'}`, [fanIn, units]);
-    const gain = wn ? vars.add(`${name}/g`, [units]) : null;
-    // Batch norm before the activation drops the dense bias (beta replaces it), as the Mlp; so does mean-only batch norm.
-    const bias = (bn && before) || meanOnly ? null : vars.add(`${name}/bias`, [units]);
-    layers.push({ name, units, kernel, g: gain, bias, ...addNormVariables(vars, name, units, normVariables) });
-    fanIn = units;
-  });
-  const headKernel = vars.add('head/kernel', [fanIn, classes]);
-  const headBias = vars.add('head/bias', [classes]);
+  const constants = new Map<string, string>();
+  const consts: GraphConstants = {
+    ints: (values, scalar = false) => {
+      const key = `${values.join('_').replace(/-/g, 'm')}${scalar ? '_scalar' : ''}`;
+      let node = constants.get(key);
+      if (!node) constants.set(key, (node = g.constInt(`const/${key}`, values, scalar ? [] : [values.length])));
+      return node;
+    },
+    reshape: (name, x, dims) => g.op('Reshape', name, [x, consts.ints(dims)], { T: F32, Tshape: I32 }),
+  };
 
+  // Variables, in the model's namedWeights order.
+  const layers: CompiledLayer[] = plan.layers.map((l) => {
+    const shape = l.kind === 'conv' ? [l.kernel, l.kernel, l.input[2], l.units] : [l.input[0], l.units];
+    const kernel = vars.add(`${l.name}/${l.weightNorm ? 'v' : 'kernel'}`, shape);
+    const gain = l.weightNorm ? vars.add(`${l.name}/g`, [l.units]) : null;
+    const bias = l.bias ? vars.add(`${l.name}/bias`, [l.units]) : null;
+    return { plan: l, kernel, g: gain, bias, norm: normOps(g, vars, consts, m, l) };
+  });
   const optimizer = new GraphOptimizer(g, config, vars);
   const init = initSignature(g, vars, optimizer);
 
-  // ---- shared pieces ----
-  const reshapeTo4 = new Map<number, string>();
-  const reshapeTo2 = new Map<number, string>();
-  const shape4 = (c: number) =>
-    reshapeTo4.get(c) ??
-    (reshapeTo4.set(c, g.constInt(`shape/nhwc_${c}`, [-1, 1, 1, c], [4])), reshapeTo4.get(c) as string);
-  const shape2 = (c: number) =>
-    reshapeTo2.get(c) ?? (reshapeTo2.set(c, g.constInt(`shape/nc_${c}`, [-1, c], [2])), reshapeTo2.get(c) as string);
-  const axis0 = g.constInt('axis0', [0], [1]);
-  const axis1 = g.constInt('axis1', [1], []);
-  const activation = m.activation;
+  const axis0 = consts.ints([0]);
+  const axis1 = consts.ints([1], true);
   const matmul = (name: string, a: string, b: string, ta = false, tb = false) =>
     g.op('MatMul', name, [a, b], { T: F32, transpose_a: { b: ta }, transpose_b: { b: tb } });
-  const reshape = (name: string, x: string, shape: string) =>
-    g.op('Reshape', name, [x, shape], { T: F32, Tshape: { type: DT.int32 } });
-
-  const mean1 = (name: string, v: string) =>
-    g.op('Mean', name, [v, axis1], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } });
-  const sum0 = (name: string, v: string) =>
-    g.op('Sum', name, [v, axis0], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: false } });
-  const lnEps = ln ? g.scalar('layer_norm/eps', m.norm === 'group' ? m.group_norm.eps : m.layer_norm.eps) : '';
-  const axis2 = g.constInt('axis2', [2], []);
-  const meanG = (name: string, v: string) =>
-    groups === 1
-      ? mean1(name, v)
-      : g.op('Mean', name, [v, axis2], { T: F32, Tidx: { type: DT.int32 }, keep_dims: { b: true } });
-  /** Layer/group norm on [N, C]: groups as [N, G, C/G] (axis 2), layer norm as [N, C] (axis 1). */
-  const groupView = (c: number): GroupView => ({
-    toGroups: (name, v) =>
-      groups === 1 ? v : reshape(name, v, g.constInt(`${name}/shape`, [-1, groups, c / groups], [3])),
-    fromGroups: (name, v) => (groups === 1 ? v : reshape(name, v, shape2(c))),
-    mean: meanG,
-    sumBatch: sum0,
-  });
-
-  /** What a normalization's backward pass needs from its forward pass. */
-  interface NormSaved {
-    input: string;
-    /** Batch norm: the input as [N, 1, 1, C] and the FusedBatchNormV3 node (reserve spaces :3 :4 :5). */
-    x4?: string;
-    fused?: string;
-    /** Layer/group norm: the normalized values and 1/sqrt(s2 + eps) per example and group. */
-    group?: GroupNormSaved;
-    /** Mean-only batch norm: the batch mean [C]. */
-    mean?: string;
-    /** Noisy batch norm: the step's noise applied to the output. */
-    noise?: NoiseInput;
-  }
-
-  /** A normalization layer's forward op(s) on v: [N, C]; `noise` (noisy batch norm, training) perturbs its output. */
-  const normForward = (
-    s: string,
-    l: MlpLayer,
-    v: string,
-    training: boolean,
-    noise?: NoiseInput,
-  ): { y: string; saved: NormSaved } => {
-    if (meanOnly) {
-      const { y, mean } = meanOnlyForward(
-        g,
-        s,
-        v,
-        read(l.beta as string),
-        training ? null : read(l.movingMean as string),
-        axis0,
-      );
-      return { y, saved: { input: v, mean } };
-    }
-    if (bn) {
-      const x4 = reshape(`${s}/to_nhwc`, v, shape4(l.units));
-      const moving: [string, string] | null = training
-        ? null
-        : [read(l.movingMean as string), read(l.movingVar as string)];
-      const fused = fusedBatchNorm(g, s, x4, read(l.gamma as string), read(l.beta as string), moving, m.batch_norm.eps);
-      const y = reshape(`${s}/to_nc`, fused, shape2(l.units));
-      return noise
-        ? { y: noiseForward(g, s, y, noise), saved: { input: v, x4, fused, noise } }
-        : { y, saved: { input: v, x4, fused } };
-    }
-    const { y, saved } = groupNormForward(
-      g,
-      s,
-      v,
-      read(l.gamma as string),
-      read(l.beta as string),
-      lnEps,
-      groupView(l.units),
-    );
-    return { y, saved: { input: v, group: saved } };
-  };
-
-  /** A normalization layer's backward pass: dy -> dx; records the gradients of gamma and beta in `grads`. */
-  const normBackward = (s: string, l: MlpLayer, sv: NormSaved, dy: string, grads: Map<string, string>): string => {
-    if (meanOnly) {
-      const { dx, dbeta } = meanOnlyBackward(g, s, dy, axis0);
-      grads.set(l.beta as string, dbeta);
-      return dx;
-    }
-    if (bn) {
-      const dy4 = reshape(`${s}/to_nhwc`, sv.noise ? noiseBackward(g, s, dy, sv.noise) : dy, shape4(l.units));
-      const bng = fusedBatchNormGrad(
-        g,
-        s,
-        dy4,
-        sv.x4 as string,
-        read(l.gamma as string),
-        sv.fused as string,
-        m.batch_norm.eps,
-      );
-      grads.set(l.gamma as string, `${bng}:1`);
-      grads.set(l.beta as string, `${bng}:2`);
-      return reshape(`${s}/to_nc`, bng, shape2(l.units));
-    }
-    const { dx, dgamma, dbeta } = groupNormBackward(
-      g,
-      s,
-      sv.group as GroupNormSaved,
-      dy,
-      read(l.gamma as string),
-      groupView(l.units),
-    );
-    grads.set(l.gamma as string, dgamma);
-    grads.set(l.beta as string, dbeta);
-    return dx;
-  };
-
-  interface LayerSaved {
-    input: string;
-    /** The kernel applied (W, or g V / ||V||) and what weight norm's backward pass needs. */
-    kernel: string;
-    weightNorm: WeightNormSaved | null;
-    /** The activation's output (what SigmoidGrad, TanhGrad and ReluGrad take). */
-    act: string;
-    norm: NormSaved | null;
-  }
+  // A cnn flattens the last conv block's output for its dense layers (and unflattens the gradient).
+  const lastConv = layers.map((l) => l.plan.kind).lastIndexOf('conv');
+  const features = sizeOf(plan.inputShape);
 
   /**
-   * The forward pass; `training` selects batch statistics (and keeps what the backward pass needs);
-   * `noise` (the training step's, by layer name) perturbs noisy batch norm's outputs.
+   * The forward pass on rows x [N, features]; `training` selects batch statistics (and keeps what
+   * the backward pass needs); `noise` (the training step's, by layer name) perturbs noisy batch norm.
    */
   const forward = (scope: string, x: string, training: boolean, noise?: Map<string, NoiseInput>) => {
     const saved: LayerSaved[] = [];
-    let h = x;
-    for (const l of layers) {
-      const s = `${scope}/${l.name}`;
-      const wnKernel = l.g ? weightNormForward(g, s, read(l.kernel), read(l.g), axis0) : null;
-      const kernel = wnKernel?.kernel ?? read(l.kernel);
-      let z = matmul(`${s}/matmul`, h, kernel);
-      if (l.bias) z = g.op('BiasAdd', `${s}/bias_add`, [z, read(l.bias)], { T: F32 });
+    let h = plan.arch === 'cnn' ? consts.reshape(`${scope}/to_images`, x, [-1, ...plan.inputShape]) : x;
+    layers.forEach((l, i) => {
+      const p = l.plan;
+      const s = `${scope}/${p.name}`;
+      const conv = p.kind === 'conv';
+      const axes = conv ? consts.ints([0, 1, 2]) : axis0;
+      const wn = l.g ? weightNormForward(g, s, read(l.kernel), read(l.g), axes) : null;
+      const kernel = wn?.kernel ?? read(l.kernel);
+      let z = conv ? g.op('Conv2D', `${s}/conv`, [h, kernel], CONV_ATTRS) : matmul(`${s}/matmul`, h, kernel);
+      if (l.bias) {
+        z = g.op(
+          'BiasAdd',
+          `${s}/bias_add`,
+          [z, read(l.bias)],
+          conv ? { T: F32, data_format: { s: 'NHWC' } } : { T: F32 },
+        );
+      }
       let norm: NormSaved | null = null;
-      if (l.beta && before) ({ y: z, saved: norm } = normForward(s, l, z, training, noise?.get(l.name)));
-      const a = activationForward(g, activation, s, z);
+      if (l.norm && p.norm?.placement === 'before')
+        ({ y: z, saved: norm } = l.norm.forward(s, z, training, noise?.get(p.name)));
+      const a = activationForward(g, p.activation, s, z);
       let out = a;
-      if (l.beta && !before) ({ y: out, saved: norm } = normForward(s, l, a, training, noise?.get(l.name)));
-      saved.push({ input: h, kernel, weightNorm: wnKernel?.saved ?? null, act: a, norm });
-      h = out;
-    }
-    let logits = matmul(`${scope}/head/matmul`, h, read(headKernel));
-    logits = g.op('BiasAdd', `${scope}/head/bias_add`, [logits, read(headBias)], { T: F32 });
-    return { saved, last: h, logits };
+      if (l.norm && p.norm?.placement === 'after')
+        ({ y: out, saved: norm } = l.norm.forward(s, a, training, noise?.get(p.name)));
+      let pooled: LayerSaved['pooled'] = null;
+      if (p.pool > 1) {
+        pooled = { input: out, output: g.op('MaxPool', `${s}/max_pool`, [out], poolAttrs(p.pool)) };
+        out = pooled.output;
+      }
+      saved.push({ input: h, kernel, weightNorm: wn?.saved ?? null, act: a, norm, pooled });
+      h = i === lastConv ? consts.reshape(`${scope}/flatten`, out, [-1, sizeOf(blockOutput(p))]) : out;
+    });
+    return { saved, logits: h };
   };
 
   /** The batch statistics of a training-mode forward pass, per batch-statistics layer. */
   const statisticsOf = (saved: LayerSaved[]): BatchStatistic[] =>
-    !bn && !meanOnly
-      ? []
-      : layers.map((l, i) => {
-          const norm = saved[i].norm as NormSaved;
-          const [mean, variance] = bn ? [`${norm.fused}:1`, `${norm.fused}:2`] : [`${norm.mean}:0`, null];
-          return {
-            layer: l.name,
-            channels: l.units,
-            mean,
-            variance,
-            movingMean: l.movingMean as string,
-            movingVar: l.movingVar,
-          };
-        });
+    layers.flatMap((l, i) => {
+      const stats = l.norm && saved[i].norm ? l.norm.statistics(saved[i].norm as NormSaved) : null;
+      if (!stats || !l.norm) return [];
+      const { movingMean, movingVar } = l.norm;
+      return [{ layer: l.plan.name, channels: l.plan.units, ...stats, movingMean: movingMean as string, movingVar }];
+    });
 
   // ---- train_step ----
   const x = g.op('Placeholder', 'train/x', [], { dtype: F32, shape: { shape: [-1, features] } });
-  const labels = g.op('Placeholder', 'train/labels', [], { dtype: { type: DT.int32 }, shape: { shape: [-1] } });
+  const labels = g.op('Placeholder', 'train/labels', [], { dtype: I32, shape: { shape: [-1] } });
   const lr = g.op('Placeholder', 'train/lr', [], { dtype: F32, shape: { shape: [] } });
-  const noise =
-    bn && m.batch_norm.noise > 0
-      ? noiseInputs(
-          g,
-          layers.map((l) => ({ name: l.name, channels: l.units })),
-        )
-      : [];
+  const noisy = m.norm === 'batch' && m.batch_norm.noise > 0;
+  const noise = noisy
+    ? noiseInputs(
+        g,
+        layers.filter((l) => l.norm).map((l) => ({ name: l.plan.name, channels: l.plan.units })),
+      )
+    : [];
   const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();
-  grads.set(headKernel, matmul('grad/head/kernel', fwd.last, dLogits, true, false));
-  grads.set(headBias, g.op('BiasAddGrad', 'grad/head/bias', [dLogits], { T: F32 }));
-  let dh = matmul('grad/head/input', dLogits, read(headKernel), false, true);
+  let dh = dLogits;
   for (let i = layers.length - 1; i >= 0; i--) {
     const l = layers[i];
+    const p = l.plan;
     const sv = fwd.saved[i];
-    const s = `grad/${l.name}`;
-    if (sv.norm && !before) dh = normBackward(s, l, sv.norm, dh, grads);
-    let dz = activationBackward(g, activation, s, sv.act, dh);
-    if (sv.norm && before) dz = normBackward(s, l, sv.norm, dz, grads);
-    if (l.bias) grads.set(l.bias, g.op('BiasAddGrad', `${s}/bias`, [dz], { T: F32 }));
-    const dKernel = matmul(`${s}/kernel`, sv.input, dz, true, false);
+    const s = `grad/${p.name}`;
+    const conv = p.kind === 'conv';
+    if (i === lastConv) dh = consts.reshape('grad/unflatten', dh, [-1, ...blockOutput(p)]);
+    if (sv.pooled)
+      dh = g.op('MaxPoolGrad', `${s}/max_pool`, [sv.pooled.input, sv.pooled.output, dh], poolAttrs(p.pool));
+    if (l.norm && sv.norm && p.norm?.placement === 'after') dh = l.norm.backward(s, sv.norm, dh, grads);
+    let dz = activationBackward(g, p.activation, s, sv.act, dh);
+    if (l.norm && sv.norm && p.norm?.placement === 'before') dz = l.norm.backward(s, sv.norm, dz, grads);
+    if (l.bias)
+      grads.set(
+        l.bias,
+        g.op('BiasAddGrad', `${s}/bias`, [dz], conv ? { T: F32, data_format: { s: 'NHWC' } } : { T: F32 }),
+      );
+    const dKernel = conv
+      ? g.op(
+          'Conv2DBackpropFilter',
+          `${s}/kernel`,
+          [sv.input, consts.ints([p.kernel, p.kernel, p.input[2], p.units]), dz],
+          CONV_ATTRS,
+        )
+      : matmul(`${s}/kernel`, sv.input, dz, true, false);
     if (sv.weightNorm) {
-      const { dv, dg } = weightNormBackward(g, s, sv.weightNorm, dKernel, axis0);
+      const { dv, dg } = weightNormBackward(g, s, sv.weightNorm, dKernel, conv ? consts.ints([0, 1, 2]) : axis0);
       grads.set(l.kernel, dv);
       grads.set(l.g as string, dg);
     } else {
       grads.set(l.kernel, dKernel);
     }
-    if (i > 0) dh = matmul(`${s}/input`, dz, sv.kernel, false, true);
+    // The first layer's input is the data: no gradient needed.
+    if (i > 0) {
+      dh = conv
+        ? g.op(
+            'Conv2DBackpropInput',
+            `${s}/input`,
+            [g.op('Shape', `${s}/input_shape`, [sv.input], { T: F32, out_type: I32 }), sv.kernel, dz],
+            CONV_ATTRS,
+          )
+        : matmul(`${s}/input`, dz, sv.kernel, false, true);
+    }
   }
+  const batchStatistics = layers.some((l) => l.norm?.movingMean);
   return assembleGraph(g, {
     config,
     features,
-    population: (bn || meanOnly) && m.batch_norm.inference === 'population',
+    population: batchStatistics && m.batch_norm.inference === 'population',
     vars,
     optimizer,
     init,
@@ -357,4 +256,9 @@ export function compileMlp(config: RunConfig, features: number, classes: number)
     forward,
     statisticsOf,
   });
+}
+
+/** A run's graph for examples of shape `inputShape` (its plan built here). */
+export function compileConfig(config: RunConfig, inputShape: readonly number[], classes: number): CompiledGraph {
+  return compileRun(config, modelPlan(config.model, inputShape, classes));
 }

@@ -4,14 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index.js';
-import type { NoiseDraw } from '../../model/batch-norm.js';
-import { BatchNorm, Cnn, type Classifier } from '../../model/index.js';
+import { NoisyBatchNorm } from '../../layers/noisy-batch-norm.js';
+import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
 import type { Batch, Engine, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
-import { compileMlp } from './compile.js';
+import { compileConfig } from './compile.js';
 import type { CompiledGraph } from './graph-def.js';
-import { compileCnn } from './compile-cnn.js';
 import { isAlive } from '../../util/process.js';
 import { writeSavedModel, type NodeDef, type Signature } from './graph-def.js';
 import { groupGraph, memberKey, type GroupGraph, type GroupSignatureName } from './members.js';
@@ -126,16 +125,9 @@ interface GraphMember {
    * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
    * engine's, also when an instrument's training-mode pass on the model made the step's draw first.
    */
-  noise: { layer: string; bn: BatchNorm }[];
+  noise: { layer: string; bn: NoisyBatchNorm }[];
   /** Algorithm 2 (`inference: population`): the estimate's own batch order, as the eager `PopulationStatistics`. */
   population: { batcher: EpochBatcher; batches: number; batchSize: number } | null;
-}
-
-/** The graph a model trains with: `compileCnn` for a Cnn, `compileMlp` for an Mlp. */
-export function compileRun(config: RunConfig, model: Classifier, data: Dataset): CompiledGraph {
-  return model instanceof Cnn
-    ? compileCnn(config, model.inputShape, data.classes)
-    : compileMlp(config, data.features, data.classes);
 }
 
 /**
@@ -169,14 +161,14 @@ export class GraphEngine implements Engine {
 
   /** Compiles the members, loads their graph and sets each member's variables to its model's (initial) values. */
   static async create(members: { config: RunConfig; model: Classifier }[], data: Dataset): Promise<GraphEngine> {
-    const graph = groupGraph(members.map(({ config, model }) => compileRun(config, model, data)));
+    const graph = groupGraph(members.map(({ config }) => compileConfig(config, data.inputShape, data.classes)));
     const { sig, unload } = await loadGraph(graph.nodes, graph.signatures as Record<GroupSignatureName, Signature>);
     const list: GraphMember[] = [];
     const engine = new GraphEngine(list, graph, sig as GraphEngine['sig'], unload, data);
     try {
       members.forEach(({ config, model }, k) => {
         const compiled = graph.members[k];
-        const bns = model.batchStatisticsLayers.filter((l): l is BatchNorm => l instanceof BatchNorm);
+        const bns = model.batchStatisticsLayers.filter((l): l is NoisyBatchNorm => l instanceof NoisyBatchNorm);
         const noise = (compiled.noise ?? []).map(({ layer, channels }, i) => {
           const bn = bns[i];
           if (!bn || bn.channels !== channels)
@@ -237,7 +229,7 @@ export class GraphEngine implements Engine {
         inputs[memberKey(k, 'labels')] = labels;
         inputs[memberKey(k, 'lr')] = m.lr;
         for (const { layer, bn } of m.noise) {
-          const { scale, shift } = bn.stepNoise() as NoiseDraw;
+          const { scale, shift } = bn.stepNoise();
           const [s, t] = [tf.tensor1d(scale), tf.tensor1d(shift)];
           noise.push(s, t);
           inputs[memberKey(k, `noise/${layer}/scale`)] = s;

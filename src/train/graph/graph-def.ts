@@ -189,3 +189,14 @@ export function writeSavedModel(dir: string, nodes: NodeDef[], signatures: Recor
   fs.mkdirSync(path.join(dir, 'variables'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'saved_model.pb'), encodeSavedModel(nodes, signatures));
 }
+
+export const F32: Attr = { type: DT.float };
+export const I32: Attr = { type: DT.int32 };
+/** A signature's input or output: the node's first output, its dtype and shape. */
+export const spec = (tensor: string, dtype: number, shape: number[]): TensorSpec => ({
+  tensor: `${tensor}:0`,
+  dtype: dtype as TensorSpec['dtype'],
+  shape,
+});
+
+/** Inference statistics (never updated by the optimizer): batch norm's and mean-only batch norm's. */

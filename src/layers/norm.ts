@@ -44,8 +44,18 @@ export interface BatchStatisticsLayer extends NormLayer {
   endPopulation(): void;
 }
 
-/** How a batch-dependent layer gets its inference statistics: see `model.batch_norm.inference`. */
+/**
+ * How a batch-dependent layer gets its inference statistics (Algorithm 2 of Ioffe & Szegedy 2015):
+ * `ema`, exponential moving averages updated after every training step, or `population`, the
+ * mean over training mini-batches taken with the weights fixed (`beginPopulation` ... `endPopulation`).
+ */
 export type InferenceStats = 'ema' | 'population';
+
+/** TensorFlow.js registers variables by name: layers built without a name get `<kind>_<n>`. */
+let unnamed = 0;
+export function layerName(name: string | undefined, kind: string): string {
+  return name ?? `${kind}_${++unnamed}`;
+}
 
 /**
  * Applies a normalization layer to x ([N, C] or [N, H, W, C]) in training or inference mode.

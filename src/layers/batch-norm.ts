@@ -1,50 +1,37 @@
 import * as tf from '@tensorflow/tfjs';
-import { Rng } from '../util/rng.js';
-import { batchAxes, checkChannelsLast, type BatchStatisticsLayer, type InferenceStats, variableOf } from './norm.js';
+import { BATCH_NORM_DEFAULTS } from './defaults.js';
+import {
+  batchAxes,
+  checkChannelsLast,
+  layerName,
+  type BatchStatisticsLayer,
+  type InferenceStats,
+  variableOf,
+} from './norm.js';
 
 /** How the training-mode backward pass of batch norm is computed. */
 export type BatchNormGradient = 'closed_form' | 'autodiff';
 
-export interface BatchNormOptions {
-  /** Added to the variance before the square root (Keras/TF.js 1e-3, PyTorch 1e-5; the paper gives none). */
-  eps: number;
-  /** Moving-average decay, Keras convention: running = momentum * running + (1 - momentum) * batch. */
-  momentum: number;
-  /** Where inference statistics come from: moving averages (`ema`, the default) or Algorithm 2 (`population`). */
+/** BatchNorm's arguments; what is left out takes its value from BATCH_NORM_DEFAULTS. */
+export interface BatchNormArgs {
+  /** C: the size of the inputs' last axis (a dense layer's features, a convolution's channels). */
+  channels: number;
+  /** Added to the variance before the square root. Default 1e-3 (Keras and TensorFlow.js; PyTorch uses 1e-5; the paper gives none). */
+  eps?: number;
+  /**
+   * Moving-average decay, Keras convention: running = momentum * running + (1 - momentum) * batch.
+   * Default 0.99 (PyTorch's `momentum=0.1` is 0.9 here).
+   */
+  momentum?: number;
+  /** Where inference statistics come from: moving averages (`ema`) or Algorithm 2 (`population`). Default `ema`. */
   inference?: InferenceStats;
   /**
-   * Backward pass in training mode: `closed_form` (the default; the paper's formulas in a
-   * tf.customGrad, faster, see bench/) or `autodiff` (TensorFlow.js differentiates the moments op by op).
+   * Backward pass in training mode: `closed_form` (the paper's formulas in a tf.customGrad, about
+   * 1.5x faster) or `autodiff` (TensorFlow.js differentiates the moments op by op). Default `closed_form`.
    */
   gradient?: BatchNormGradient;
-  /** "Noisy BN" (see BatchNorm): its strength n > 0 and the seed of its draws; absent or n = 0 is off. */
-  noise?: { strength: number; seed: number };
-}
-
-/** Seed of one batch-norm layer's noise draws, from the run seed and the layer's index (0, 1, ...). */
-export function noiseSeed(runSeed: number, layer: number): number {
-  return (runSeed + 0xb0 + 7919 * (layer + 1)) % 2147483647;
-}
-
-/** One step's noise of a batch-norm layer (see BatchNorm): scale s and shift m per channel, both [C]. */
-export interface NoiseDraw {
-  scale: Float32Array;
-  shift: Float32Array;
-}
-
-/**
- * Noisy BN's draw for one step of a layer with `channels` channels and strength n: channel by
- * channel, s_c = 1 + n u and m_c = n (2 u' - 1), u and u' the generator's next two uniforms in
- * [0, 1). Every engine draws through here, so the same generator gives the same noise.
- */
-export function drawNoise(rng: Rng, channels: number, strength: number): NoiseDraw {
-  const scale = new Float32Array(channels);
-  const shift = new Float32Array(channels);
-  for (let c = 0; c < channels; c++) {
-    scale[c] = 1 + strength * rng.next();
-    shift[c] = strength * (2 * rng.next() - 1);
-  }
-  return { scale, shift };
+  /** Prefix of the layer's variable names (`<name>/gamma`, `<name>/moving_mean`, ...). Default `batch_norm_<n>`. */
+  name?: string;
 }
 
 /** The output of a training-mode batch norm and the batch statistics it used (both [C]). */
@@ -223,61 +210,46 @@ function unbiasedFactor(m: number): number {
 }
 
 /**
- * Batch Normalization (Ioffe & Szegedy 2015) per channel of x: [N, C] or [N, H, W, C].
+ * Batch Normalization: each channel normalized with its mini-batch statistics in training, and
+ * with fixed statistics at inference, then scaled by gamma and shifted by beta.
  *
  * Training: Algorithm 1 (`batchNormTraining`): each channel is normalized with the mean and the
  * biased variance of its m values in the mini-batch (m = N for dense inputs, N * H * W for
- * convolutional ones: one mean/variance per feature map), then scaled by gamma and shifted by beta.
- * Gradients flow through the batch mean and variance.
+ * convolutional ones: one mean/variance per feature map). Gradients flow through the batch mean
+ * and variance.
  *
- * Inference: the statistics are fixed (see BatchStatistics: `ema` or Algorithm 2's `population`):
+ * Inference: Algorithm 2's fixed statistics (see BatchStatistics: `ema` or `population`):
  *   y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta
  *     = scale * x + shift,  scale = gamma / sqrt(moving_var + eps),  shift = beta - moving_mean * scale
  * (`scaleShift`), one multiply-add per channel, which folds into the preceding layer's weights.
+ * x: [N, C] or [N, H, W, C].
  *
- * Noisy BN (`noise.strength` n > 0; Santurkar et al. 2018, section 2.1): in training mode the
- * output is perturbed after gamma and beta by a random scale and shift per channel,
- *   y' = s * y + m,   s_c ~ U(1, 1 + n),   m_c ~ U(-n, n)   (independent per channel c),
- * drawn afresh every training step: a non-zero-mean, non-unit-variance change of every unit's
- * distribution that varies over time, i.e. covariate shift injected on purpose after the layer
- * that is supposed to remove it. One draw serves every training-mode call of a step (the step's
- * forward pass and any measurement on the same weights); `updateMovingStats`, which ends a step,
- * discards it. The paper draws its noise per example from a per-step distribution; a draw per
- * channel shared by the batch shifts the whole distribution the next layer sees, which is the shift
- * the experiment is about, without adding per-example regularizing noise on top. s and m are
- * constants of the step (no gradient flows into them) applied outside the closed-form backward
- * pass. Draws come from a seeded generator (`noiseSeed`): same seed, same noise. Inference mode
- * and population estimates (Algorithm 2 characterizes the network that runs at inference, which
- * has no noise) are noise-free.
+ * Ioffe & Szegedy, "Batch Normalization: Accelerating Deep Network Training by Reducing Internal
+ * Covariate Shift" (ICML 2015): https://arxiv.org/abs/1502.03167
  */
 export class BatchNorm implements BatchStatisticsLayer {
   readonly kind = 'batch' as const;
+  readonly channels: number;
+  readonly eps: number;
+  readonly momentum: number;
+  readonly gradient: BatchNormGradient;
   readonly gamma: tf.Variable;
   readonly beta: tf.Variable;
   readonly inference: InferenceStats;
   private readonly stats: BatchStatistics;
-  private readonly noiseRng: Rng | null;
-  /** This step's noise draw, made at the step's first training-mode call (or `stepNoise`). */
-  private noise: NoiseDraw | null = null;
-  /** The draw as tensors (kept), made at the step's first training-mode call. */
-  private noiseTensors: { scale: tf.Tensor1D; shift: tf.Tensor1D } | null = null;
-  private estimatingPopulation = false;
+  /** True between `beginPopulation` and `endPopulation`: training-mode calls then estimate Algorithm 2. */
+  protected estimatingPopulation = false;
 
-  constructor(
-    readonly channels: number,
-    readonly options: BatchNormOptions,
-    name: string,
-  ) {
-    this.inference = options.inference ?? 'ema';
-    this.gamma = variableOf(tf.ones([channels]), true, `${name}/gamma`);
-    this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
-    this.stats = new BatchStatistics(channels, true, options.momentum, this.inference, name);
-    this.noiseRng = options.noise && options.noise.strength > 0 ? new Rng(options.noise.seed) : null;
-  }
-
-  /** Number of features (dense) or channels: the same as `channels`. */
-  get features(): number {
-    return this.channels;
+  constructor(args: BatchNormArgs) {
+    const name = layerName(args.name, 'batch_norm');
+    this.channels = args.channels;
+    this.eps = args.eps ?? BATCH_NORM_DEFAULTS.eps;
+    this.momentum = args.momentum ?? BATCH_NORM_DEFAULTS.momentum;
+    this.inference = args.inference ?? BATCH_NORM_DEFAULTS.inference;
+    this.gradient = args.gradient ?? BATCH_NORM_DEFAULTS.gradient;
+    this.gamma = variableOf(tf.ones([this.channels]), true, `${name}/gamma`);
+    this.beta = variableOf(tf.zeros([this.channels]), true, `${name}/beta`);
+    this.stats = new BatchStatistics(this.channels, true, this.momentum, this.inference, name);
   }
 
   get movingMean(): tf.Variable {
@@ -298,27 +270,22 @@ export class BatchNorm implements BatchStatisticsLayer {
         this.movingVar,
         this.beta,
         this.gamma,
-        this.options.eps,
+        this.eps,
       ) as unknown as T;
     }
-    const out = batchNormTraining(
-      x,
-      this.gamma as tf.Tensor1D,
-      this.beta as tf.Tensor1D,
-      this.options.eps,
-      this.options.gradient,
-    );
+    const out = batchNormTraining(x, this.gamma as tf.Tensor1D, this.beta as tf.Tensor1D, this.eps, this.gradient);
     this.stats.record(out.mean, out.variance, out.count);
-    if (!this.noiseRng || this.estimatingPopulation) return out.y;
-    const { scale, shift } = this.stepNoiseTensors();
-    // [C] broadcasts over the leading axes of [N, C] and [N, H, W, C].
-    return tf.add(tf.mul(out.y, scale), shift) as T;
+    return this.trainingOutput(out.y);
   }
 
-  /** Folds the last training batch's statistics into the moving averages (ema; a no-op for population); ends the step's noise draw. */
+  /** The training-mode output from the normalized y (NoisyBatchNorm perturbs it). */
+  protected trainingOutput<T extends tf.Tensor>(y: T): T {
+    return y;
+  }
+
+  /** Folds the last training batch's statistics into the moving averages (ema; a no-op for population). */
   updateMovingStats(): void {
     this.stats.updateMoving();
-    this.endStepNoise();
   }
 
   /** Starts an Algorithm 2 estimate: training-mode calls until `endPopulation` accumulate their statistics. */
@@ -333,35 +300,10 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.stats.end();
   }
 
-  /**
-   * This step's noise (null without noise): the draw the step's training-mode calls use, made now
-   * unless one of them made it already. For an engine that applies the noise itself (the graph
-   * engine), which then ends the step with `endStepNoise`.
-   */
-  stepNoise(): NoiseDraw | null {
-    if (!this.noiseRng) return null;
-    this.noise ??= drawNoise(this.noiseRng, this.channels, (this.options.noise as { strength: number }).strength);
-    return this.noise;
-  }
-
-  private stepNoiseTensors(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
-    const { scale, shift } = this.stepNoise() as NoiseDraw;
-    // Kept: the draw outlives the tidy of the training-mode call that made it.
-    this.noiseTensors ??= { scale: tf.keep(tf.tensor1d(scale)), shift: tf.keep(tf.tensor1d(shift)) };
-    return this.noiseTensors;
-  }
-
-  /** Ends the step's noise draw (`updateMovingStats` does it for the eager engine): the next step draws afresh. */
-  endStepNoise(): void {
-    if (this.noiseTensors) tf.dispose([this.noiseTensors.scale, this.noiseTensors.shift]);
-    this.noiseTensors = null;
-    this.noise = null;
-  }
-
   /** Inference mode as y = scale * x + shift, both [C]. */
   scaleShift(): { scale: tf.Tensor1D; shift: tf.Tensor1D } {
     return tf.tidy(() => {
-      const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(this.movingVar, this.options.eps))) as tf.Tensor1D;
+      const scale = tf.mul(this.gamma, tf.rsqrt(tf.add(this.movingVar, this.eps))) as tf.Tensor1D;
       return { scale, shift: tf.sub(this.beta, tf.mul(this.movingMean, scale)) as tf.Tensor1D };
     });
   }
@@ -382,17 +324,21 @@ export class BatchNorm implements BatchStatisticsLayer {
     this.gamma.dispose();
     this.beta.dispose();
     this.stats.dispose();
-    this.endStepNoise();
   }
 }
 
+/** MeanOnlyBatchNorm's arguments: BatchNorm's that apply (defaults in BATCH_NORM_DEFAULTS). */
+export type MeanOnlyBatchNormArgs = Pick<BatchNormArgs, 'channels' | 'momentum' | 'inference' | 'name'>;
+
 /**
- * Mean-only batch normalization (Salimans & Kingma 2016, section 3), the companion of weight
- * normalization: it centers each channel with the batch mean but does not divide by the std.
+ * Mean-only batch normalization, the companion of weight normalization: it centers each channel
+ * with the batch mean but does not divide by the standard deviation.
  *   training:   y = x - mu_B + beta        (gradients flow through mu_B)
  *   inference:  y = x - moving_mean + beta
  * beta takes the place of the preceding layer's bias. The moving mean is kept as in BatchNorm
  * (`ema` or `population`). x: [N, C] or [N, H, W, C].
+ *
+ * Salimans & Kingma, "Weight Normalization" (NeurIPS 2016), section 3: https://arxiv.org/abs/1602.07868
  */
 export class MeanOnlyBatchNorm implements BatchStatisticsLayer {
   readonly kind = 'mean_only_batch' as const;
@@ -400,14 +346,20 @@ export class MeanOnlyBatchNorm implements BatchStatisticsLayer {
   readonly inference: InferenceStats;
   private readonly stats: BatchStatistics;
 
-  constructor(
-    readonly channels: number,
-    options: { momentum: number; inference?: InferenceStats },
-    name: string,
-  ) {
-    this.inference = options.inference ?? 'ema';
-    this.beta = variableOf(tf.zeros([channels]), true, `${name}/beta`);
-    this.stats = new BatchStatistics(channels, false, options.momentum, this.inference, name);
+  readonly channels: number;
+
+  constructor(args: MeanOnlyBatchNormArgs) {
+    const name = layerName(args.name, 'mean_only_batch_norm');
+    this.channels = args.channels;
+    this.inference = args.inference ?? BATCH_NORM_DEFAULTS.inference;
+    this.beta = variableOf(tf.zeros([this.channels]), true, `${name}/beta`);
+    this.stats = new BatchStatistics(
+      this.channels,
+      false,
+      args.momentum ?? BATCH_NORM_DEFAULTS.momentum,
+      this.inference,
+      name,
+    );
   }
 
   get movingMean(): tf.Variable {
@@ -448,3 +400,5 @@ export class MeanOnlyBatchNorm implements BatchStatisticsLayer {
     this.stats.dispose();
   }
 }
+
+export { BATCH_NORM_DEFAULTS };

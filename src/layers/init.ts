@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../util/rng.js';
-import type { InitType } from '../spec/types.js';
+
+/** How initial weights are drawn (`model.init`). */
+export type InitType = 'gaussian' | 'glorot_uniform' | 'he_normal';
 
 /**
  * A [fanIn, fanOut] weight matrix drawn with bnx's own seeded generator, so that a run's initial
