@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { BNX, ROOT, tmpDir, TINY_SPEC } from './helpers.js';
+import { assertNoStackTrace, BNX, ROOT, tmpDir, TINY_SPEC } from './helpers.js';
 
 const exec = promisify(execFile);
 
@@ -250,6 +250,7 @@ describe('bad input matrix: exit 2, one line naming the place, nothing written',
     it(c.name, async () => {
       const { res, before, after } = await (pending.get(c.name) as ReturnType<typeof runCase>);
       assert.equal(res.code, 2, `exit code ${res.code}: ${res.stderr}`);
+      assertNoStackTrace(res.stderr);
       const lines = res.stderr.trim().split('\n');
       assert.equal(lines.length, 1, `one line, got:\n${res.stderr}`);
       assert.match(lines[0], c.expect);

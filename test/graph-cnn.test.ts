@@ -168,6 +168,34 @@ describe('graph engine: cnn and weight norm', () => {
         batch_norm: { ...bn, inference: 'population', population_batches: 4 },
       }),
     ],
+    ['cnn, batch, dropout 0.3 in the dense head, sgd, relu', config({ norm: 'batch', dropout: 0.3 })],
+    [
+      'cnn, none, weight decay 0.01, cosine schedule, momentum, relu',
+      config(
+        { norm: 'none' },
+        {
+          momentum: 0.9,
+          weight_decay: 0.01,
+          schedule: { kind: 'cosine', every: 1000, factor: 0.1, min_lr: 0, warmup_steps: 5 },
+        },
+      ),
+    ],
+    [
+      'cnn, batch, selu, alpha dropout 0.1, weight decay, step schedule, adam',
+      config(
+        { norm: 'batch', activation: 'selu', init: 'lecun_normal', dropout: 0.1 },
+        {
+          optimizer: 'adam',
+          lr: 0.01,
+          weight_decay: 0.001,
+          schedule: { kind: 'step', every: 10, factor: 0.5, min_lr: 0, warmup_steps: 0 },
+        },
+      ),
+    ],
+    [
+      'mlp, weight, dropout 0.2, weight decay 0.01, sgd',
+      mlpConfig({ norm: 'weight', dropout: 0.2 }, { weight_decay: 0.01 }),
+    ],
   ];
   for (const [name, c] of CASES) {
     it(`gives the eager engine's metrics and weights within float32 round-off: ${name}`, async () => {
@@ -249,9 +277,15 @@ describe('graph engine: cnn and weight norm', () => {
       Array.from(
         { length: 4 },
         (_, k) =>
-          engine.step([
-            { x: images.train.x.subarray(k * n * f, (k + 1) * n * f), y: images.train.y.subarray(k * n, (k + 1) * n) },
-          ])[0].loss,
+          engine.step(
+            [
+              {
+                x: images.train.x.subarray(k * n * f, (k + 1) * n * f),
+                y: images.train.y.subarray(k * n, (k + 1) * n),
+              },
+            ],
+            [{ lr: c.train.lr, dropout: new Map() }],
+          )[0].loss,
       );
     try {
       const first = losses();

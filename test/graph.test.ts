@@ -123,6 +123,61 @@ describe('graph engine', () => {
       { norm: 'layer', norm_placement: 'after', activation: 'tanh' },
       { optimizer: 'adam', lr: 0.005, adam: { beta1: 0.8, beta2: 0.99, epsilon: 1e-3 } },
     ],
+    // Dropout masks, weight decay, schedules and SELU (issue 17): the masks are drawn by the run's
+    // seeded generator and fed to the graph, so both engines drop the same units.
+    ['none, dropout 0.2, sgd, relu', { norm: 'none', activation: 'relu', dropout: 0.2 }, { lr: 0.1 }],
+    ['batch, dropout 0.3, momentum, sigmoid', { norm: 'batch', dropout: 0.3 }, { momentum: 0.9, lr: 0.1 }],
+    [
+      'batch after the activation, dropout 0.2, adam, relu',
+      { norm: 'batch', norm_placement: 'after', activation: 'relu', dropout: 0.2 },
+      { optimizer: 'adam', lr: 0.01 },
+    ],
+    ['none, weight decay 0.01, sgd, sigmoid', { norm: 'none' }, { weight_decay: 0.01 }],
+    [
+      'batch, weight decay 0.01, momentum, tanh',
+      { norm: 'batch', activation: 'tanh' },
+      { weight_decay: 0.01, momentum: 0.9, lr: 0.05 },
+    ],
+    [
+      'layer, weight decay 0.001, adam, relu',
+      { norm: 'layer', activation: 'relu' },
+      { weight_decay: 0.001, optimizer: 'adam', lr: 0.01 },
+    ],
+    [
+      'batch, step schedule (every 15, factor 0.5) with 10 warmup steps, sgd',
+      { norm: 'batch' },
+      { schedule: { kind: 'step', every: 15, factor: 0.5, min_lr: 0, warmup_steps: 10 } },
+    ],
+    [
+      'none, exponential schedule, momentum',
+      { norm: 'none' },
+      { momentum: 0.9, lr: 0.1, schedule: { kind: 'exponential', every: 20, factor: 0.3, min_lr: 0, warmup_steps: 0 } },
+    ],
+    [
+      'batch, cosine schedule to 0.01, adam',
+      { norm: 'batch' },
+      {
+        optimizer: 'adam',
+        lr: 0.01,
+        schedule: { kind: 'cosine', every: 1000, factor: 0.1, min_lr: 0.001, warmup_steps: 5 },
+      },
+    ],
+    ['none, selu, lecun_normal, sgd', { norm: 'none', activation: 'selu', init: 'lecun_normal' }, { lr: 0.05 }],
+    [
+      'none, selu, lecun_normal, alpha dropout 0.1, sgd',
+      { norm: 'none', activation: 'selu', init: 'lecun_normal', dropout: 0.1 },
+      { lr: 0.05 },
+    ],
+    [
+      'batch, selu, alpha dropout 0.2, weight decay, step schedule, momentum (all at once)',
+      { norm: 'batch', activation: 'selu', init: 'lecun_normal', dropout: 0.2 },
+      {
+        momentum: 0.9,
+        lr: 0.05,
+        weight_decay: 0.001,
+        schedule: { kind: 'step', every: 20, factor: 0.5, min_lr: 0, warmup_steps: 0 },
+      },
+    ],
   ];
   for (const [name, model, t] of CASES) {
     it(`gives the eager engine's metrics and weights within float32 round-off: ${name}`, async () => {
@@ -189,12 +244,15 @@ describe('graph engine', () => {
       Array.from(
         { length: 5 },
         (_, k) =>
-          engine.step([
-            {
-              x: data.train.x.subarray(k * n * data.features, (k + 1) * n * data.features),
-              y: data.train.y.subarray(k * n, (k + 1) * n),
-            },
-          ])[0].loss,
+          engine.step(
+            [
+              {
+                x: data.train.x.subarray(k * n * data.features, (k + 1) * n * data.features),
+                y: data.train.y.subarray(k * n, (k + 1) * n),
+              },
+            ],
+            [{ lr: c.train.lr, dropout: new Map() }],
+          )[0].loss,
       );
     try {
       const first = losses();

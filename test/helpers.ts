@@ -1,4 +1,6 @@
-import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,10 +24,72 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real `bnx` executable, as a user would. */
-export function bnx(args: string[], cwd = ROOT): CliResult {
-  const res = spawnSync(process.execPath, [BNX, ...args], { cwd, encoding: 'utf8', timeout: 300_000 });
+/** A stack-frame line (`    at fn (file:12:3)`): no bnx command may print one, whatever happens. */
+const STACK_FRAME = /^\s+at /m;
+
+/** Fails when a bnx process's stderr holds a stack trace (every test that runs bnx checks this). */
+export function assertNoStackTrace(stderr: string, args: readonly string[] = []): void {
+  const frame = STACK_FRAME.exec(stderr);
+  assert.equal(frame, null, `bnx ${args.join(' ')} printed a stack trace:\n${stderr}`);
+}
+
+/** The one line a refusal or a fault prints on stderr: exactly one line, and no stack frame. */
+export function oneLine(res: { stderr: string }): string {
+  assertNoStackTrace(res.stderr);
+  const lines = res.stderr.split('\n').filter((l) => l !== '');
+  assert.equal(lines.length, 1, `one line on stderr, got ${lines.length}:\n${res.stderr}`);
+  return lines[0];
+}
+
+/** Runs the real `bnx` executable, as a user would. Its stderr never holds a stack trace. */
+export function bnx(args: string[], cwd = ROOT, opts: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): CliResult {
+  const res = spawnSync(process.execPath, [BNX, ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 300_000,
+    // A process stuck past its time may be deaf to SIGTERM (busy-waiting on a lock).
+    killSignal: 'SIGKILL',
+    env: opts.env ?? process.env,
+  });
+  assertNoStackTrace(res.stderr, args);
   return { code: res.status, signal: res.signal, stdout: res.stdout, stderr: res.stderr };
+}
+
+/**
+ * Starts the real `bnx` without waiting; `done` resolves with its exit code, signal and output (and
+ * rejects if its stderr holds a stack trace).
+ */
+export function startBnx(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { child: ReturnType<typeof spawn>; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [BNX, ...args], { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<CliResult>((resolve, reject) =>
+    child.on('close', (code, signal) => {
+      try {
+        assertNoStackTrace(stderr, args);
+        resolve({ code, signal, stdout, stderr });
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    }),
+  );
+  return { child, done };
+}
+
+/** sha256 of every file under a folder, by path relative to it: to show that files did not change. */
+export function hashTree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    out[path.relative(dir, file)] = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  }
+  return out;
 }
 
 /** Writes a spec file into a temp dir and returns its path. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { compactTaskIds, expandTaskIds, parseKeyValues } from '../src/launch/slurm.js';
-import { bnx, ROOT, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
+import { bnx, oneLine, ROOT, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 const GRID = `${TINY_SPEC}grid:\n  model.norm: [none, batch]\n  train.lr: [0.1, 0.2, 0.3]\n`;
 
@@ -108,5 +108,30 @@ describe('Slurm output parsing', () => {
       [f.JobId, f.ArrayTaskId, f.JobState, f.Reason, f.Restarts, f.ExitCode, f.WorkDir],
       ['5', '1', 'PENDING', 'BeginTime', '1', '143:0', '/a b'],
     );
+  });
+});
+
+describe('bnx run --launcher slurm: options refused before anything is submitted or written', () => {
+  it('a bad --time, a Slurm option without the launcher, --force with it: one line each, exit 2, no folder', () => {
+    const dir = tmpDir('bnx-launcher-');
+    const spec = writeSpec(dir, GRID);
+    const out = path.join(dir, 'results');
+    const cases: [string[], RegExp][] = [
+      [
+        ['--launcher', 'slurm', '--time', '5h'],
+        /^bnx: --time 5h: not a Slurm time limit; use minutes, MM:SS, HH:MM:SS/,
+      ],
+      [['--time', '1:00:00'], /^bnx: --time: is an option of --launcher slurm$/],
+      [
+        ['--launcher', 'slurm', '--force'],
+        /^bnx: --force with --launcher slurm: a requeued task must resume its shard/,
+      ],
+    ];
+    for (const [args, line] of cases) {
+      const res = bnx(['run', spec, '--out', out, ...args]);
+      assert.equal(res.code, 2, `${args.join(' ')}: ${res.stderr}`);
+      assert.match(oneLine(res), line);
+      assert.equal(fs.existsSync(out), false, `${args.join(' ')} wrote nothing`);
+    }
   });
 });

@@ -1,27 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import { readMetrics } from '../src/store/index.js';
-import { bnx, BNX, ROOT, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
+import { bnx, startBnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
 const SWEEP = `${TINY_SPEC.replace('steps: 40', 'steps: 150')}grid:\n  model.norm: [none, batch]\n  train.lr: [0.2, 0.5]\n`;
 
 /** Starts bnx without waiting; resolves with its exit code, signal and output. */
-function start(args: string[]) {
-  const child = spawn(process.execPath, [BNX, ...args], { cwd: ROOT });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
-  return { child, done };
-}
+const start = (args: string[]) => startBnx(args);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -108,6 +108,19 @@ export interface Diff {
   pairs: PairDiff[];
   unmatched_a: RunRef[];
   unmatched_b: RunRef[];
+  /** What makes the comparison doubtful (runs trained on different datasets), one line each. */
+  notes: string[];
+}
+
+/** A note for each pair of datasets compared with each other: their metrics measure different tasks. */
+function datasetNotes(pairs: PairDiff[]): string[] {
+  const seen = new Set<string>();
+  for (const p of pairs)
+    if (p.a.dataset && p.b.dataset && p.a.dataset !== p.b.dataset) seen.add(`${p.a.dataset}\0${p.b.dataset}`);
+  return [...seen].map((k) => {
+    const [da, db] = k.split('\0');
+    return `A trained on ${da} and B on ${db}: different datasets, so the numbers below compare different tasks, not the configurations alone`;
+  });
 }
 
 export interface DiffOptions {
@@ -312,14 +325,16 @@ function pairLabel(a: LoadedRun, b: LoadedRun, matchedOn: string[]): string {
 /** `bnx diff A B`: two runs, two sweeps (matched run by run), or a run and a sweep. */
 export function diffSweeps(a: LoadedSweep, b: LoadedSweep, opts: DiffOptions = {}): Diff {
   const m = pairSweeps(a, b);
+  const pairs = m.pairs.map(([x, y]) => diffRuns(x, y, opts, pairLabel(x, y, m.matchedOn)));
   return {
     a: a.path,
     b: b.path,
     matched_on: m.matchedOn,
     sweep_difference: m.sweepDifference,
-    pairs: m.pairs.map(([x, y]) => diffRuns(x, y, opts, pairLabel(x, y, m.matchedOn))),
+    pairs,
     unmatched_a: m.unmatchedA.map(ref),
     unmatched_b: m.unmatchedB.map(ref),
+    notes: datasetNotes(pairs),
   };
 }
 
@@ -337,18 +352,20 @@ export function diffWithin(sweep: LoadedSweep, opts: DiffOptions = {}): Diff {
     );
   }
   const keys = varyingKeys(sweep.runs).filter((k) => k !== 'model.norm');
+  const diffs = pairs.map(([x, y]) => {
+    const [lx, ly] = runLabels([x, y]);
+    const common = pairLabel(x, y, keys);
+    return diffRuns(x, y, opts, keys.length > 0 ? `${common}: ${lx} vs ${ly}` : `${lx} vs ${ly}`);
+  });
   return {
     a: sweep.path,
     b: sweep.path,
     matched_on: keys,
     sweep_difference: [],
-    pairs: pairs.map(([x, y]) => {
-      const [lx, ly] = runLabels([x, y]);
-      const common = pairLabel(x, y, keys);
-      return diffRuns(x, y, opts, keys.length > 0 ? `${common}: ${lx} vs ${ly}` : `${lx} vs ${ly}`);
-    }),
+    pairs: diffs,
     unmatched_a: [],
     unmatched_b: [],
+    notes: datasetNotes(diffs),
   };
 }
 
@@ -420,7 +437,8 @@ const refLine = (r: RunRef) =>
 
 /** The human-readable diff. */
 export function formatDiff(diff: Diff, opts: { allSteps?: boolean; maxSteps?: number } = {}): string {
-  const out: string[] = [];
+  const out: string[] = diff.notes.map((n) => `note: ${n}`);
+  if (out.length > 0) out.push('');
   if (diff.sweep_difference.length > 0) {
     out.push(
       'sweeps differ in',

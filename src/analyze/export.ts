@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Tensor, Tensor2D } from '@tensorflow/tfjs';
-import { InputError } from '../util/errors.js';
+import { DamagedFileError, InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import type { Mlp } from '../model/index.js';
 import type { RunConfig } from '../spec/types.js';
+import { checkWeightsFiles } from '../model/weights-format.js';
+import { DAMAGED_RECORD_HINT, RUN_FILES } from '../store/runs.js';
 
 /** Folded and unfolded predictions must agree to within this (largest absolute logit difference). */
 export const EXPORT_TOLERANCE = 1e-4;
@@ -40,22 +42,37 @@ export interface ExportOptions {
 }
 
 function readRun(runDir: string): RunConfig {
-  const recordFile = path.join(runDir, 'run.json');
+  const recordFile = path.join(runDir, RUN_FILES.record);
+  if (!fs.existsSync(runDir)) throw new InputError(runDir, 'no such run folder; give results/<spec>/<run id>');
   if (!fs.existsSync(recordFile))
     throw new InputError(runDir, 'not a run folder (no run.json); give results/<spec>/<run id>');
-  const record = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as { status: string; config: RunConfig };
+  // Export needs the outcome and the configuration only; anything unreadable is named, not traced.
+  const damaged = (why: string) => new DamagedFileError(recordFile, why, DAMAGED_RECORD_HINT);
+  let record: { status?: unknown; config?: RunConfig };
+  try {
+    record = JSON.parse(fs.readFileSync(recordFile, 'utf8')) as typeof record;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw damaged('a folder, where a run.json file belongs');
+    if (e instanceof SyntaxError) throw damaged(`not valid JSON (${e.message})`);
+    throw e;
+  }
+  if (typeof record?.status !== 'string' || record.config === null || typeof record.config !== 'object')
+    throw damaged('"status" or "config" is missing');
   if (record.status !== 'completed')
     throw new InputError(runDir, `the run is ${record.status}; only a completed run can be exported`);
-  return record.config;
+  return record.config as RunConfig;
 }
 
 export async function exportRun(runDir: string, opts: ExportOptions): Promise<ExportReport> {
   const config = readRun(runDir);
   const rounds = Number(opts.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1)
-    throw new InputError('--rounds', `is ${opts.rounds}, must be a positive integer`);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10_000)
+    throw new InputError('--rounds', `is ${opts.rounds}, must be an integer from 1 to 10000`);
+  // Missing, truncated or garbage weights are named before TensorFlow loads.
+  checkWeightsFiles(runDir);
+  if (opts.out !== undefined && fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory())
+    throw new InputError(`--out ${opts.out}`, 'exists and is not a directory');
   const {
-    hasWeights,
     loadWeights,
     foldMlp,
     foldCnn,
@@ -66,12 +83,6 @@ export async function exportRun(runDir: string, opts: ExportOptions): Promise<Ex
     describeFoldedLayer,
     Cnn,
   } = await import('../model/index.js');
-  if (!hasWeights(runDir)) {
-    throw new InputError(
-      runDir,
-      'no weights.json: the run was trained before bnx saved weights; rerun it (bnx run SPEC --force)',
-    );
-  }
   const { initBackend } = await import('../train/backend.js');
   await initBackend('tensorflow');
   const tf = await import('@tensorflow/tfjs');

@@ -24,6 +24,8 @@ export interface InstrumentTable {
   file: string;
   columns: string[];
   rows: InstrumentRow[];
+  /** A last line cut short (left out; what a killed run leaves), or null. */
+  damage: string | null;
 }
 
 /** A percentile column (`p2.5`) and its percentile (2.5). */
@@ -63,9 +65,15 @@ export function readInstrumentCsv(file: string, instrument: InstrumentName): Ins
   } catch (e) {
     throw new InputError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  // bnx writes whole lines: text after the last newline is a row cut short (a killed process), left out.
+  const end = text.lastIndexOf('\n') + 1;
+  const damage =
+    end < text.length
+      ? `the last line is cut short (a run still writing it, or a process killed mid-write); left out`
+      : null;
   let records: string[][];
   try {
-    records = parse(text, { skip_empty_lines: true }) as string[][];
+    records = parse(text.slice(0, end), { skip_empty_lines: true }) as string[][];
   } catch (e) {
     throw new InputError(file, `not a valid CSV: ${(e as Error).message}`);
   }
@@ -83,7 +91,7 @@ export function readInstrumentCsv(file: string, instrument: InstrumentName): Ins
     });
     return { step, layer: layerAt < 0 ? null : cells[layerAt], values };
   });
-  return { instrument, file, columns, rows };
+  return { instrument, file, columns, rows, damage };
 }
 
 /**
@@ -104,6 +112,8 @@ export interface InstrumentRuns {
   missing: LoadedRun[];
   /** The header only: the run stopped before the instrument's first measurement (its `every`). */
   empty: LoadedRun[];
+  /** One line per CSV read in part (`file: what is wrong`). */
+  damage: string[];
 }
 
 export function loadInstrument(runs: LoadedRun[], instrument: InstrumentName): InstrumentRuns {
@@ -113,9 +123,10 @@ export function loadInstrument(runs: LoadedRun[], instrument: InstrumentName): I
       `unknown instrument; instruments are ${INSTRUMENT_NAMES.join(', ')}`,
     );
   }
-  const out: InstrumentRuns = { instrument, found: [], missing: [], empty: [] };
+  const out: InstrumentRuns = { instrument, found: [], missing: [], empty: [], damage: [] };
   for (const run of runs) {
     const table = readInstrument(run, instrument);
+    if (table?.damage) out.damage.push(`${table.file}: ${table.damage}`);
     if (!table) out.missing.push(run);
     else if (table.rows.length === 0) out.empty.push(run);
     else out.found.push({ run, table });

@@ -43,6 +43,8 @@ export interface Report {
   /** Headline numbers, one group per compared pair (label null when there is one pair). */
   headlines: { label: string | null; lines: string[] }[];
   charts: ReportChart[];
+  /** Why there is no chart (no run logged a finite value), or null. */
+  chartsNote: string | null;
   /** BN-vs-no-BN comparisons (runs that differ only in model.norm), or the two runs of a two-run sweep. */
   pairs: { a: string; b: string; diff: PairDiff }[];
   /** What varies across runs, and the rest of the configuration. */
@@ -156,7 +158,8 @@ function headlinesOf(
 
 /** Charts of a report: accuracy (the paper's Figure 1(a) on paper-mnist), and training and validation loss side by side. */
 async function reportCharts(runs: LoadedRun[], x: XAxis): Promise<ReportChart[]> {
-  const has = (m: Metric) => runs.some((r) => r.metrics.some((row) => row[m] !== null && row[m] !== undefined));
+  // A chart of values none of which is finite would have NaN axes (a sweep whose runs all diverged at once).
+  const has = (m: Metric) => runs.some((r) => r.metrics.some((row) => Number.isFinite(row[m] ?? NaN)));
   const charts: ReportChart[] = [];
   const onTest = runs.every((r) => r.record?.config.data.validation === 'test');
   if (has('val_acc')) {
@@ -215,6 +218,7 @@ export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}):
   const shared: Record<string, unknown> = specName ? { name: specName, ...rest } : rest;
   const grid = vary.map((k) => ({ key: k, values: [...new Set(runs.map((r) => formatValue(runConfig(r)[k])))] }));
   for (const g of grid) setPath(shared, g.key, `varies: ${g.values.join(' | ')}`);
+  const charts = await reportCharts(runs, opts.x ?? 'step');
   const versions = [
     ...new Set(
       runs
@@ -231,7 +235,11 @@ export async function buildReport(sweep: LoadedSweep, opts: ReportOptions = {}):
     runs: listing,
     runsText: formatListing(listing),
     headlines,
-    charts: await reportCharts(runs, opts.x ?? 'step'),
+    charts,
+    chartsNote:
+      charts.length > 0
+        ? null
+        : `No charts: no run logged a finite loss or accuracy${runs.every((r) => r.record?.status === 'diverged') ? ' (every run diverged before its first logged step)' : ''}.`,
     pairs: pairOut,
     grid,
     configYaml: toYaml(shared),
@@ -376,6 +384,7 @@ export function reportHtml(report: Report): string {
   for (const c of report.charts) {
     parts.push(`<h2>${esc(c.title)}</h2>`, `<figure>${c.svg}<figcaption>${esc(c.caption)}</figcaption></figure>`);
   }
+  if (report.chartsNote) parts.push(`<p class="meta">${esc(report.chartsNote)}</p>`);
   const rt = runTable(report);
   parts.push(
     '<h2>Runs</h2>',
@@ -434,6 +443,7 @@ export function reportMarkdown(report: Report, chartFile: (name: string) => stri
   }
   for (const c of report.charts)
     out.push(`## ${c.title}`, '', `![${c.title}](${chartFile(c.name)})`, '', `*${c.caption}*`, '');
+  if (report.chartsNote) out.push(report.chartsNote, '');
   const rt = runTable(report);
   out.push(
     '## Runs',

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { InputError } from '../util/errors.js';
-import { METRICS_COLUMNS, readMetrics, type MetricsRow } from '../store/metrics.js';
+import { METRICS_COLUMNS, parseMetrics, type MetricsRow } from '../store/metrics.js';
 import { listRuns, readRecord, RUN_FILES, type RunRecord } from '../store/runs.js';
 
 /** One run read back from disk: its record (when there is a run.json) and its metrics rows. */
@@ -24,76 +24,99 @@ export interface LoadedSweep {
   runs: LoadedRun[];
 }
 
+/**
+ * Where the readers put one line per damaged file they read in part or left out (`file: what is
+ * wrong`): a metrics.csv whose last line is cut short, a run.json that is not one. The command
+ * prints them (reportDamage); the analysis goes on with what could be read.
+ */
+export type DamageNotes = string[];
+
 function readRecordChecked(dir: string): RunRecord {
   try {
     return readRecord(dir);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     throw new InputError(path.join(dir, RUN_FILES.record), `cannot read the run record: ${(e as Error).message}`);
   }
 }
 
-/** Reads a metrics CSV written by bnx, checking its header first so another CSV gets a clear error. */
-export function readMetricsChecked(file: string): MetricsRow[] {
+/**
+ * Reads a metrics CSV written by bnx, checking its header first so another CSV gets a clear error.
+ * A last line cut short (a run being written, or killed mid-write) or a row that does not parse is
+ * noted in `damage` and the rows before it are returned.
+ */
+export function readMetricsChecked(file: string, damage: DamageNotes = []): MetricsRow[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new InputError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') {
+      damage.push(`${file}: damaged: a folder, where the metrics.csv file belongs; no rows read`);
+      return [];
+    }
+    throw new InputError(file, `cannot read: ${code ?? (e as Error).message}`);
   }
-  const header = text.split(/\r?\n/, 1)[0];
-  if (header !== METRICS_COLUMNS.join(',')) {
+  const read = parseMetrics(text);
+  if (!read.header) {
     throw new InputError(file, `not a bnx metrics CSV: the header must be ${METRICS_COLUMNS.join(',')}`);
   }
-  return readMetrics(file);
+  if (read.damage) damage.push(`${file}: ${read.damage}`);
+  return read.rows;
 }
 
 /** Loads one run directory (holding run.json; metrics.csv may be missing for a pending run). */
-export function loadRunDir(dir: string, record = readRecordChecked(dir)): LoadedRun {
+export function loadRunDir(dir: string, record = readRecordChecked(dir), damage: DamageNotes = []): LoadedRun {
   const file = path.join(dir, RUN_FILES.metrics);
-  const metrics = fs.existsSync(file) ? readMetricsChecked(file) : [];
+  const metrics = fs.existsSync(file) ? readMetricsChecked(file, damage) : [];
   return { path: dir, id: record.id, spec: record.spec, record, metrics };
 }
 
 /** Loads a bare metrics CSV; if it sits in a run directory, that run is loaded instead. */
-export function loadCsv(file: string): LoadedRun {
+export function loadCsv(file: string, damage: DamageNotes = []): LoadedRun {
   const dir = path.dirname(file);
   if (path.basename(file) === RUN_FILES.metrics && fs.existsSync(path.join(dir, RUN_FILES.record)))
-    return loadRunDir(dir);
+    return loadRunDir(dir, undefined, damage);
   return {
     path: file,
     id: path.basename(file).replace(/\.csv$/i, ''),
     spec: '',
     record: null,
-    metrics: readMetricsChecked(file),
+    metrics: readMetricsChecked(file, damage),
   };
 }
 
 const isRunDir = (dir: string) => fs.existsSync(path.join(dir, RUN_FILES.record));
 
-function sweepRuns(dir: string): LoadedRun[] {
-  let entries: { dir: string; record: RunRecord }[];
-  try {
-    entries = listRuns(dir);
-  } catch (e) {
-    throw new InputError(dir, `cannot read a run record: ${(e as Error).message}`);
-  }
-  return entries.map((r) => loadRunDir(r.dir, r.record));
+/** The runs of a sweep folder; a run whose run.json is damaged is left out and noted. */
+function sweepRuns(dir: string, damage: DamageNotes): LoadedRun[] {
+  const entries = listRuns(dir, (e) => damage.push(`${e.file}: damaged: ${e.why}; left out`));
+  return entries.map((r) => loadRunDir(r.dir, r.record, damage));
 }
 
 /**
  * Reads what a path names: a run directory (holding run.json), a sweep directory (a spec's results
- * folder, whose sub-folders are runs) or a metrics CSV. Anything else is an InputError.
+ * folder, whose sub-folders are runs) or a metrics CSV. Anything else is an InputError. Damaged
+ * files read in part or left out are noted in `damage`.
  */
-export function loadSweep(p: string): LoadedSweep {
+export function loadSweep(p: string, damage: DamageNotes = []): LoadedSweep {
   if (!fs.existsSync(p)) throw new InputError(p, 'no such file or directory');
   const stat = fs.statSync(p);
   if (stat.isFile()) {
-    const run = loadCsv(p);
+    const run = loadCsv(p, damage);
     return { path: p, kind: run.record ? 'run' : 'csv', runs: [run] };
   }
-  if (isRunDir(p)) return { path: p, kind: 'run', runs: [loadRunDir(p)] };
-  const runs = sweepRuns(p);
+  if (isRunDir(p)) return { path: p, kind: 'run', runs: [loadRunDir(p, undefined, damage)] };
+  const skipped: DamageNotes = [];
+  const runs = sweepRuns(p, skipped);
+  damage.push(...skipped);
   if (runs.length === 0) {
+    if (skipped.length > 0) {
+      throw new InputError(
+        p,
+        `no run to read: ${skipped[0].replace(/; left out$/, '')}${skipped.length > 1 ? ` (and ${skipped.length - 1} more damaged run(s))` : ''}`,
+      );
+    }
     const hint = findSweeps(p).length > 0 ? '; it holds sweeps further down: name one (bnx ls lists them)' : '';
     throw new InputError(
       p,
@@ -132,12 +155,12 @@ function findSweeps(root: string, depth = 3): string[] {
 
 /**
  * Everything under a path for `bnx ls`: a results root (every sweep in it, also a few levels down),
- * a sweep, a run or a CSV.
+ * a sweep, a run or a CSV. Damaged files read in part or left out are noted in `damage`.
  */
-export function loadResults(p: string): LoadedRun[] {
+export function loadResults(p: string, damage: DamageNotes = []): LoadedRun[] {
   if (!fs.existsSync(p)) throw new InputError(p, 'no such file or directory');
-  if (fs.statSync(p).isDirectory() && !isRunDir(p)) return findSweeps(p).flatMap(sweepRuns);
-  return loadSweep(p).runs;
+  if (fs.statSync(p).isDirectory() && !isRunDir(p)) return findSweeps(p).flatMap((d) => sweepRuns(d, damage));
+  return loadSweep(p, damage).runs;
 }
 
 // ---------------------------------------------------------------------------------------------

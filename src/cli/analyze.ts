@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { InputError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 import {
+  chartRows,
   chartSpec,
   metricTitle,
   renderPng,
@@ -24,7 +25,7 @@ import { INSTRUMENT_NAMES, type InstrumentName } from '../spec/types.js';
 import { diffCsv, diffJson, diffSweeps, diffWithin, formatDiff, worsePairs } from '../analyze/diff.js';
 import { formatListing, listResults } from '../analyze/ls.js';
 import { buildReport, reportHtml, reportMarkdown } from '../analyze/report.js';
-import { loadResults, loadSweep, type LoadedRun } from '../analyze/results.js';
+import { loadResults, loadSweep, type DamageNotes, type LoadedRun } from '../analyze/results.js';
 import { COMPARED_VALUES, METRICS, type ComparedValue, type Metric } from '../analyze/stats.js';
 import { sweepChartSpec, sweepPoints, sweepTermCharts } from '../analyze/sweep-chart.js';
 import { configKeyPaths } from '../spec/schema.js';
@@ -44,11 +45,26 @@ function parseTargets(values: string[]): number[] | undefined {
   );
 }
 
-function parseMetrics(values: string[]): Metric[] {
-  const list = (values.length > 0 ? values : ['val_acc'])
+/** The names given to --metric (comma lists or repeated), or the default; naming nothing is refused. */
+function metricNames(values: string[], fallback: string, allowed: readonly string[]): string[] {
+  if (values.length === 0) return [fallback];
+  const list = values
     .flatMap((v) => v.split(','))
     .map((s) => s.trim())
     .filter(Boolean);
+  if (list.length === 0)
+    throw new InputError(`--metric '${values.join(',')}'`, `names no metric; allowed: ${allowed.join(', ')}`);
+  return list;
+}
+
+/** One line per damaged file the readers read in part or left out (they go on with the rest). */
+function reportDamage(damage: DamageNotes): void {
+  for (const line of new Set(damage)) console.error(`bnx: ${line}`);
+  damage.length = 0;
+}
+
+function parseMetrics(values: string[]): Metric[] {
+  const list = metricNames(values, 'val_acc', METRICS);
   for (const m of list) {
     if (!(METRICS as readonly string[]).includes(m))
       throw new InputError(`--metric ${m}`, `unknown metric; allowed: ${METRICS.join(', ')}`);
@@ -102,7 +118,17 @@ function metricsPlot(runs: LoadedRun[], opts: PlotOptions, ctx: { width: number;
   if (opts.logX !== undefined)
     throw new InputError('--log-x', 'a log x axis is for --x <config key> (train.lr, train.batch_size)');
   const x: XAxis = opts.x;
-  const metrics = parseMetrics(opts.metric);
+  const requested = parseMetrics(opts.metric);
+  // A panel with no finite value would be drawn with NaN axes: left out, and said so; nothing at all is refused.
+  const metrics = requested.filter((m) => chartRows(runs, { metrics: [m], x, logY: opts.logY }).length > 0);
+  if (metrics.length === 0)
+    throw new InputError(
+      runsWhere(runs),
+      `nothing to draw: no run has a finite ${requested.join(' or ')}${opts.logY ? ' above 0 (--log-y)' : ''}${divergedNote(runs)}`,
+    );
+  const empty = requested.filter((m) => !metrics.includes(m));
+  if (empty.length > 0)
+    console.error(`bnx plot: left out ${empty.join(', ')}: no run has a finite value of it${divergedNote(runs)}`);
   const title =
     opts.title ??
     `${ctx.specs.join(', ') || 'bnx'}: ${metrics.map((m) => metricTitle(m, runs).replace(/ \(\w+\)$/, '')).join(' and ')}`;
@@ -111,6 +137,13 @@ function metricsPlot(runs: LoadedRun[], opts: PlotOptions, ctx: { width: number;
     spec: () => chartSpec(runs, { metrics, x, logY: opts.logY, title }),
     term: () => metrics.map((m) => termChartOf(runs, m, { x, logY: opts.logY, color: useColor(), width: ctx.width })),
   };
+}
+
+/** ` (3 of 4 runs diverged)`, or nothing: why values may be missing. */
+function divergedNote(runs: LoadedRun[]): string {
+  const diverged = runs.filter((r) => r.record?.status === 'diverged').length;
+  if (diverged === 0) return '';
+  return diverged === runs.length ? ' (every run diverged)' : ` (${diverged} of ${runs.length} runs diverged)`;
 }
 
 const CONFIG_KEYS = configKeyPaths();
@@ -128,10 +161,7 @@ function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { wid
       `not an x axis: use ${X_AXES.join(', ')}, or a configuration key the runs sweep (train.lr, train.batch_size, model.batch_norm.eps)`,
     );
   }
-  const list = (opts.metric.length > 0 ? opts.metric : ['test_acc'])
-    .flatMap((v) => v.split(','))
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const list = metricNames(opts.metric, 'test_acc', COMPARED_VALUES);
   for (const v of list) {
     if (!(COMPARED_VALUES as readonly string[]).includes(v))
       throw new InputError(
@@ -147,7 +177,12 @@ function sweepPlot(runs: LoadedRun[], key: string, opts: PlotOptions, ctx: { wid
     logY: opts.logY,
     title: opts.title ?? `${ctx.specs.join(', ') || 'bnx'}: ${values.join(' and ')} against ${key}`,
   };
-  const { missing } = sweepPoints(runs, chartOpts);
+  const { missing, points } = sweepPoints(runs, chartOpts);
+  if (points.length === 0)
+    throw new InputError(
+      runsWhere(runs),
+      `nothing to draw: no run has a finite ${values.join(' or ')}${divergedNote(runs)}`,
+    );
   if (missing.length > 0)
     console.error(
       `bnx plot: left out: ${missing.slice(0, 6).join('; ')}${missing.length > 6 ? `; and ${missing.length - 6} more` : ''}`,
@@ -177,6 +212,7 @@ function instrumentPlot(
   if (opts.x !== 'step' || opts.logX !== undefined)
     throw new InputError(`--x ${opts.x}`, 'instrument CSVs are plotted against the training step only');
   const loaded = loadInstrument(runs, instrument);
+  reportDamage(loaded.damage);
   const lacking = missingInstrumentLine(loaded);
   if (loaded.found.length === 0) throw new InputError(runsWhere(runs), lacking!);
   if (lacking) console.error(`bnx plot: ${lacking}`);
@@ -232,7 +268,10 @@ export function registerAnalyzeCommands(program: Command): void {
           console.log(`no runs: ${dir}${path.sep} does not exist (bnx run writes there; or name a folder: bnx ls DIR)`);
         return;
       }
-      const rows = listResults(loadResults(dir), { sort: opts.sort, filter: opts.filter });
+      const damage: DamageNotes = [];
+      const runs = loadResults(dir, damage);
+      reportDamage(damage);
+      const rows = listResults(runs, { sort: opts.sort, filter: opts.filter });
       if (opts.json)
         console.log(JSON.stringify(rows, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2));
       else console.log(formatListing(rows));
@@ -284,8 +323,12 @@ export function registerAnalyzeCommands(program: Command): void {
         if (!Number.isFinite(tolerance) || tolerance < 0)
           throw new InputError(`--tolerance ${opts.tolerance}`, 'must be a number >= 0');
         const targets = parseTargets(opts.target);
+        const damage: DamageNotes = [];
         const diff =
-          b === undefined ? diffWithin(loadSweep(a), { targets }) : diffSweeps(loadSweep(a), loadSweep(b), { targets });
+          b === undefined
+            ? diffWithin(loadSweep(a, damage), { targets })
+            : diffSweeps(loadSweep(a, damage), loadSweep(b, damage), { targets });
+        reportDamage(damage);
         if (diff.pairs.length === 0)
           throw new InputError(
             `${a} ${b}`,
@@ -345,7 +388,9 @@ export function registerAnalyzeCommands(program: Command): void {
     )
     .action(async (paths: string[], opts: PlotOptions) => {
       const scale = positive('--scale', opts.scale, 8);
-      const runs: LoadedRun[] = paths.flatMap((p) => loadSweep(p).runs);
+      const damage: DamageNotes = [];
+      const runs: LoadedRun[] = paths.flatMap((p) => loadSweep(p, damage).runs);
+      reportDamage(damage);
       const specs = [...new Set(runs.map((r) => r.spec).filter(Boolean))];
       const width = Math.min(Math.max(process.stdout.columns || Number(process.env.COLUMNS) || 100, 50), 160);
       const chart = opts.instrument
@@ -387,7 +432,10 @@ export function registerAnalyzeCommands(program: Command): void {
       if (!['.html', '.htm', '.md'].includes(ext))
         throw new InputError(`-o ${out}`, 'the report file must end in .html or .md');
       const targets = parseTargets(opts.target);
-      const report = await buildReport(loadSweep(dir), { x: opts.x, targets });
+      const damage: DamageNotes = [];
+      const sweep = loadSweep(dir, damage);
+      reportDamage(damage);
+      const report = await buildReport(sweep, { x: opts.x, targets });
       ensureParent(out);
       if (ext === '.md') {
         const base = path.basename(out, ext);

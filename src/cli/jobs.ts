@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { BNX_ROOT, k8sManifest, slurmLogDir, slurmScript, type JobOptions } from '../launch/jobs.js';
+import { BNX_ROOT, k8sManifest, parseSlurmTime, slurmLogDir, slurmScript, type JobOptions } from '../launch/jobs.js';
 import { mergeResults } from '../store/merge.js';
 import { specDir } from '../store/runs.js';
 import { registerSweep } from '../store/sweep-folder.js';
 import { InputError } from '../util/errors.js';
+import { setResultsRoot } from '../util/crash.js';
 import { writeFileAtomic } from '../util/files.js';
 import { collect, planFrom } from './plan.js';
 
@@ -30,7 +31,7 @@ export function registerJobCommands(program: Command): void {
     .option('--out <dir>', 'results root on the shared file system (Slurm; Kubernetes uses the volume)', 'results')
     .option('--cpus <n>', 'cores per shard', positiveInt('--cpus'), 2)
     .option('--memory <size>', 'memory per shard (Slurm/Kubernetes syntax)', '4G')
-    .option('--time <limit>', 'Slurm time limit', '04:00:00')
+    .option('--time <limit>', 'Slurm time limit (minutes, HH:MM:SS, D-HH:MM:SS, ...)', parseSlurmTime, '04:00:00')
     .option('--image <image>', 'Kubernetes: container image with bnx installed', 'bnx:latest')
     .option('--pvc <name>', 'Kubernetes: PersistentVolumeClaim for results', 'bnx-results')
     .option('--workdir <dir>', 'where bnx is installed (Slurm: default this installation; Kubernetes: in the image)')
@@ -92,6 +93,13 @@ export function registerJobCommands(program: Command): void {
         const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
         const ready = opts.slurm ? `results folder ready for the array: ${specDir(options.out, spec.name)}` : '';
         if (opts.output) {
+          // Like plot -o: the folder is created when missing.
+          const parent = path.dirname(path.resolve(opts.output));
+          if (fs.existsSync(parent) && !fs.statSync(parent).isDirectory())
+            throw new InputError(`-o ${opts.output}`, `${parent} is not a directory`);
+          if (fs.existsSync(opts.output) && fs.statSync(opts.output).isDirectory())
+            throw new InputError(`-o ${opts.output}`, 'is a directory; give a file name');
+          fs.mkdirSync(parent, { recursive: true });
           writeFileAtomic(opts.output, text);
           console.error(
             `wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)${ready && `; ${ready}`}`,
@@ -111,6 +119,7 @@ export function registerJobCommands(program: Command): void {
     .argument('<dirs...>', 'results roots or spec folders to merge')
     .requiredOption('--out <dir>', 'results root to merge into')
     .action((dirs: string[], opts: { out: string }) => {
+      setResultsRoot(opts.out);
       const report = mergeResults(dirs, opts.out);
       console.log(
         `merged into ${report.specs.join(', ')}: ${report.copied.length} run(s) copied, ${report.identical.length} already there`,

@@ -1,7 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT_BAD_INPUT, InputError } from '../util/errors.js';
 import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
-import { describeFault } from '../util/files.js';
+import { internalErrorLine } from '../util/crash.js';
+import { describeFault, isSystemError } from '../util/files.js';
 import { LockBusyError } from '../store/lock.js';
 import { SlurmError } from '../launch/slurm.js';
 import { BNX_VERSION } from '../util/version.js';
@@ -78,43 +79,54 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Entry point of bin/bnx.js: bad input is one line and exit 2; a missing backend is exit 1. */
+/**
+ * How a command that threw ends: bad input is one line and exit 2; an operating-system fault (a full
+ * disk, a permission) or a missing backend is one line and exit 1; anything else is a bug in bnx:
+ * one line saying so, and the full trace in a file (never on the terminal).
+ */
+function exitOnError(e: unknown, argv: readonly string[]): never {
+  if (e instanceof CommanderError) {
+    // commander printed its message already; help and --version exit 0, usage errors are bad input.
+    process.exit(e.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
+  }
+  if (e instanceof InputError) {
+    console.error(`bnx: ${e.message}`);
+    process.exit(EXIT_BAD_INPUT);
+  }
+  if (e instanceof SlurmError || e instanceof LockBusyError) {
+    // sbatch/scontrol missing or refusing, or a results folder busy for longer than a lock is ever
+    // held (its holder named): their own words, in one line.
+    console.error(`bnx: ${e.message}`);
+    process.exit(1);
+  }
+  if (isSystemError(e)) {
+    // An operating-system fault outside any run (creating the results folder, say): one line.
+    console.error(`bnx: ${describeFault(e)}`);
+    process.exit(1);
+  }
+  if (e instanceof Error && e.name === 'BackendUnavailableError') {
+    console.error(`bnx: ${e.message}`);
+    process.exit(1);
+  }
+  console.error(internalErrorLine(e, argv));
+  process.exit(70); // EX_SOFTWARE
+}
+
+/** Entry point of bin/bnx.js: bad input is one line and exit 2; a fault is one line and exit 1. */
 export async function main(argv: string[]): Promise<void> {
+  const args = argv.slice(2);
+  // Errors thrown outside the command's own promise (a timer, a signal handler, a stream) end the same way.
+  process.on('uncaughtException', (e) => exitOnError(e, args));
+  process.on('unhandledRejection', (e) => exitOnError(e, args));
+  // `bnx ls | head`: the reader went away; nothing more to say.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    exitOnError(e, args);
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      // commander printed its message already; help and --version exit 0, usage errors are bad input.
-      process.exit(e.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
-    }
-    if (e instanceof InputError) {
-      console.error(`bnx: ${e.message}`);
-      process.exit(EXIT_BAD_INPUT);
-    }
-    if (
-      e instanceof Error &&
-      typeof (e as NodeJS.ErrnoException).code === 'string' &&
-      (e as NodeJS.ErrnoException).syscall
-    ) {
-      // An operating-system fault outside any run (creating the results folder, say): one line.
-      console.error(`bnx: ${describeFault(e)}`);
-      process.exit(1);
-    }
-    if (e instanceof SlurmError) {
-      // sbatch/scontrol missing or refusing: its own words, in one line.
-      console.error(`bnx: ${e.message}`);
-      process.exit(1);
-    }
-    if (e instanceof LockBusyError) {
-      // A results folder busy for longer than a lock is ever held: its holder is named.
-      console.error(`bnx: ${e.message}`);
-      process.exit(1);
-    }
-    if (e instanceof Error && e.name === 'BackendUnavailableError') {
-      console.error(`bnx: ${e.message}`);
-      process.exit(1);
-    }
-    throw e;
+    exitOnError(e, args);
   }
 }

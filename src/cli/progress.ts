@@ -10,12 +10,14 @@ const paramsText = (run: PlannedRun) =>
     .map(([k, v]) => `${k}=${formatValue(v)}`)
     .join(' ') || '(base config)';
 
-export function finishLine(r: RunRecord): string {
+/** `kept`: a --force retraining that did not complete leaves the previous result in place. */
+export function finishLine(r: RunRecord, kept = false): string {
+  const previous = kept ? '; its previous result is kept' : '';
   if (r.status === 'diverged' && r.diverged)
     return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;
   if (r.status === 'interrupted')
-    return `  interrupted ${r.id} after step ${r.steps_done} (the same command starts it again)`;
-  if (r.status !== 'completed') return `  ${r.status} ${r.id}${r.error ? `: ${r.error}` : ''}`;
+    return `  interrupted ${r.id} after step ${r.steps_done}${previous} (the same command starts it again)`;
+  if (r.status !== 'completed') return `  ${r.status} ${r.id}${r.error ? `: ${r.error}` : ''}${previous}`;
   return `  done ${r.id}: val_loss ${fixed(r.final?.val_loss, 4)} val_acc ${fixed(r.final?.val_acc, 4)} test_acc ${fixed(r.test?.acc, 4)} (${r.wall_time_s} s)`;
 }
 
@@ -79,10 +81,10 @@ export function makeReporter(stream: NodeJS.WriteStream = process.stdout): Sweep
       log(`  ${line}`);
       if (bar) bar.start(total, 0, { loss: '-', speed: '-' });
     },
-    finish(record) {
+    finish(record, kept = false) {
       bar?.stop();
       bar = null;
-      log(finishLine(record));
+      log(finishLine(record, kept));
     },
   };
 }

@@ -6,6 +6,9 @@ import { InputError } from '../util/errors.js';
 import { parseShard, selectShard } from '../spec/shard.js';
 import type { RunStatus } from '../store/runs.js';
 import { specDir } from '../store/runs.js';
+import { parseSlurmTime } from '../launch/jobs.js';
+import { checkSweepFolder } from '../store/sweep-index.js';
+import { setResultsRoot } from '../util/crash.js';
 import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
@@ -129,6 +132,7 @@ function parseWorkers(opts: RunOptions, runs: PlannedRun[]): number {
 function invocationOf(specFile: string, opts: RunOptions): Invocation {
   return {
     spec: path.resolve(specFile),
+    // loadSpec read it a moment ago and checked its size; sweep.json keeps each distinct text once.
     specText: fs.readFileSync(specFile, 'utf8'),
     overrides: opts.set,
     shard: opts.shard ?? null,
@@ -193,7 +197,7 @@ export function registerRunCommand(program: Command): void {
     )
     .option('--shards <n>', 'slurm: array tasks, each a --shard of the grid (default: one per run)')
     .option('--partition <name>', "slurm: the partition (default: the cluster's)")
-    .option('--time <limit>', "slurm: time limit per task (default: the partition's)")
+    .option('--time <limit>', "slurm: time limit per task (default: the partition's)", parseSlurmTime)
     .option(
       '--cpus-per-task <n>',
       "slurm: cores per task, for TensorFlow's inter-op pool (default: the cluster's, usually 1)",
@@ -235,6 +239,11 @@ export function registerRunCommand(program: Command): void {
         );
       }
       const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
+      // Refusals (a folder that is a file, a damaged sweep.json or run.json, a changed grid point)
+      // come before TensorFlow loads, before a job is submitted and before anything is written:
+      // one line, nothing else.
+      if (mine.length > 0) checkSweepFolder(dir, mine);
+      setResultsRoot(opts.out);
       if (opts.launcher === 'slurm') {
         const { runOnSlurm } = await import('./slurm.js');
         process.exitCode = await runOnSlurm(specFile, spec, runs, dir, invocationOf(specFile, opts), opts);
@@ -274,7 +283,8 @@ export function registerRunCommand(program: Command): void {
       const onSignal = (signal: NodeJS.Signals) => {
         if (stopSignal) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
         stopSignal = signal;
-        process.stderr.write(`\n${signal}: stopping after this step (again to exit at once)\n`);
+        // Progress, on stdout with the bar: stderr keeps the one line that says how the sweep ended.
+        process.stdout.write(`\n${signal}: stopping after this step (again to exit at once)\n`);
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
@@ -291,16 +301,28 @@ export function registerRunCommand(program: Command): void {
       });
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      console.log(
-        `results: ${result.dir}${path.sep}  ${result.summaryWritten ? `summary: ${result.summary}` : "summary.csv: written when the folder's last run ends"}`,
-      );
+      const summaryText = result.summaryWritten
+        ? `summary: ${result.summary}`
+        : result.summaryFault
+          ? 'summary.csv: not written (below)'
+          : "summary.csv: written when the folder's last run ends";
+      console.log(`results: ${result.dir}${path.sep}  ${summaryText}`);
       if (tensorboard) console.log(`tensorboard --logdir ${opts.tensorboard ?? result.dir}`);
+      // How the sweep ended, in one line on stderr (each run's outcome is on stdout above).
+      const summaryNote = result.summaryFault
+        ? `summary.csv not written: ${result.summaryFault} (each run's own files are as reported above; the next bnx run in this folder rewrites the summary)`
+        : null;
+      let ending: string | null = null;
       if (result.interrupted) {
-        console.error('interrupted: rerun the same command to finish the sweep');
+        ending = 'interrupted: rerun the same command to finish the sweep';
         process.exitCode = stopSignal === 'SIGTERM' ? 143 : 130;
       } else if (result.failed > 0) {
-        console.error(`${result.failed} run(s) failed; see their run.json (the same command reruns them)`);
+        ending = `${result.failed} run(s) failed, each named above with its cause; the same command reruns them`;
+        process.exitCode = 1;
+      } else if (summaryNote) {
         process.exitCode = 1;
       }
+      const line = [ending, summaryNote].filter(Boolean).join('; ');
+      if (line) console.error(`bnx: ${line}`);
     });
 }

@@ -89,8 +89,8 @@ function readImagesAndLabels(
   imagesPath: string,
   labelsPath: string,
 ): { x: Uint8Array; y: Int32Array; rows: number; cols: number } {
-  const images = cached(imagesPath, readIdx);
-  const labels = cached(labelsPath, readIdx);
+  const images = cached(imagesPath, (p) => readIdx(p, { count: 3, what: 'an IDX images file' }));
+  const labels = cached(labelsPath, (p) => readIdx(p, { count: 1, what: 'an IDX labels file' }));
   if (images.dims.length !== 3) {
     throw new InputError(imagesPath, `images have ${images.dims.length} dimensions (expected 3: count x rows x cols)`);
   }

@@ -39,7 +39,7 @@ function readBytes(path: string): Buffer {
  * Reads an unsigned-byte IDX file, gzipped or not. The returned `data` may be a view into the
  * file's buffer: treat it as read-only.
  */
-export function readIdx(path: string): IdxFile {
+export function readIdx(path: string, expectedDims?: { count: number; what: string }): IdxFile {
   let buf = readBytes(path);
   const gzipMagic = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
   if (gzipMagic || path.endsWith('.gz')) {
@@ -70,6 +70,15 @@ export function readIdx(path: string): IdxFile {
   }
   const ndims = buf[3];
   if (ndims === 0) throw new InputError(path, 'IDX header declares 0 dimensions (expected at least 1)');
+  // The magic number says how many dimensions follow: a labels file has 1 (0x00000801), an images
+  // file 3 (0x00000803). Checked before the sizes, which are read from a header of that many dimensions.
+  if (expectedDims && ndims !== expectedDims.count) {
+    const want = hex(0x800 + expectedDims.count, 8);
+    throw new InputError(
+      path,
+      `bad magic number ${hex(magic, 8)}: ${ndims} dimension(s), expected ${want} (${expectedDims.what}: ${expectedDims.count} dimension(s))${ndims === 3 ? '; is it an images file?' : ndims === 1 ? '; is it a labels file?' : ''}`,
+    );
+  }
   const headerLength = 4 + 4 * ndims;
   if (buf.length < headerLength) {
     throw new InputError(

@@ -1,6 +1,24 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify as toYaml } from 'yaml';
+import { InputError } from '../util/errors.js';
+
+/**
+ * Slurm's time formats (sbatch --time): minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+ * days-hours:minutes, days-hours:minutes:seconds; or UNLIMITED / INFINITE.
+ */
+const SLURM_TIME =
+  /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$/i;
+
+/** Checks a `--time` before it goes into `#SBATCH --time` (export-job, --launcher slurm). */
+export function parseSlurmTime(v: string): string {
+  if (!SLURM_TIME.test(v.trim()))
+    throw new InputError(
+      `--time ${v}`,
+      'not a Slurm time limit; use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (for example 04:00:00 or 2-00:00:00)',
+    );
+  return v.trim();
+}
 
 /** The bnx installation that writes the job: dist/src/launch/ is three folders below it. */
 export const BNX_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -1,6 +1,10 @@
 import type * as tf from '@tensorflow/tfjs';
+import type { DropoutDraw } from '../layers/dropout.js';
 import type { ModelConfig } from '../spec/types.js';
 import type { BatchStatisticsLayer } from '../layers/norm.js';
+
+/** One training step's dropout draws, by layer name. */
+export type DropoutDraws = ReadonlyMap<string, DropoutDraw>;
 
 /** Receives a layer's input to the nonlinearity during `forward` (mlp: [N, units]; conv: [N, H, W, C]). */
 export type ActivationTap = (layer: string, z: tf.Tensor) => void;
@@ -17,8 +21,10 @@ export interface Classifier {
    * x: [batch, features] -> logits [batch, classes]. `training` selects batch vs inference
    * statistics. `tap`, if given, sees every layer's input to the nonlinearity by layer name (for
    * the instruments): norm(x W) with the norm before the activation, the pre-activation otherwise.
+   * `dropout`, the training step's draws by layer name (`DropoutSampler`), is applied to those
+   * layers' outputs; without it there is no dropout (evaluation, population estimates, instruments).
    */
-  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D;
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap, dropout?: DropoutDraws): tf.Tensor2D;
   readonly batchStatisticsLayers: BatchStatisticsLayer[];
   readonly usesPopulationStatistics: boolean;
   updateMovingStats(): void;

@@ -6,7 +6,8 @@ import { initWeights } from '../layers/init.js';
 import { hasBatchStatistics, type BatchStatisticsLayer, type NormLayer } from '../layers/norm.js';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
+import { applyDropout } from '../layers/dropout.js';
+import { ClassifierBase, type ActivationTap, type Classifier, type DropoutDraws } from './classifier.js';
 import { Mlp } from './mlp.js';
 import { createNorm } from './norms.js';
 import { blockOutput, modelPlan } from './plan.js';
@@ -91,7 +92,7 @@ export class Cnn extends ClassifierBase implements Classifier {
     return this.inputShape.reduce((a, b) => a * b, 1);
   }
 
-  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D {
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap, dropout?: DropoutDraws): tf.Tensor2D {
     const act = ACTIVATIONS[this.config.activation];
     const [h0, w0, c0] = this.inputShape;
     let h = tf.reshape(x, [x.shape[0], h0, w0, c0]) as tf.Tensor4D;
@@ -108,6 +109,8 @@ export class Cnn extends ClassifierBase implements Classifier {
       const z = d.layer.apply(flat);
       tap?.(d.name, z);
       flat = act(z) as tf.Tensor2D;
+      const draw = dropout?.get(d.name);
+      if (draw) flat = applyDropout(flat, draw);
     }
     return this.head.apply(flat);
   }

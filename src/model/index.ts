@@ -12,9 +12,10 @@ export {
   type NormPlan,
 } from './plan.js';
 export { createNorm } from './norms.js';
+export { DropoutSampler } from './dropout.js';
 export { Mlp, type HiddenLayer } from './mlp.js';
 export { Cnn, buildModel, type ConvBlock } from './cnn.js';
-export type { ActivationTap, Classifier } from './classifier.js';
+export type { ActivationTap, Classifier, DropoutDraws } from './classifier.js';
 export {
   foldBatchNorm,
   foldInputAffine,

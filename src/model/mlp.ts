@@ -5,7 +5,8 @@ import { initWeights } from '../layers/init.js';
 import { hasBatchStatistics, type BatchStatisticsLayer, type NormLayer } from '../layers/norm.js';
 import type { ModelConfig, NormPlacement } from '../spec/types.js';
 import { Rng } from '../util/rng.js';
-import { ClassifierBase, type ActivationTap, type Classifier } from './classifier.js';
+import { applyDropout } from '../layers/dropout.js';
+import { ClassifierBase, type ActivationTap, type Classifier, type DropoutDraws } from './classifier.js';
 import { createNorm } from './norms.js';
 import { modelPlan, type LayerPlan } from './plan.js';
 
@@ -55,7 +56,7 @@ export class Mlp extends ClassifierBase implements Classifier {
   }
 
   /** x: [batch, inputs] -> logits [batch, classes]. `training` selects batch vs inference statistics. */
-  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap): tf.Tensor2D {
+  forward(x: tf.Tensor2D, training: boolean, tap?: ActivationTap, dropout?: DropoutDraws): tf.Tensor2D {
     const act = ACTIVATIONS[this.config.activation];
     let h = x;
     for (const layer of this.hidden) {
@@ -64,6 +65,8 @@ export class Mlp extends ClassifierBase implements Classifier {
       tap?.(layer.name, z);
       h = act(z) as tf.Tensor2D;
       if (layer.norm && layer.placement === 'after') h = layer.norm.apply(h, training);
+      const draw = dropout?.get(layer.name);
+      if (draw) h = applyDropout(h, draw);
     }
     return this.head.apply(h);
   }

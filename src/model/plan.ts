@@ -36,12 +36,19 @@ export interface LayerPlan {
   activation: Activation;
   /** conv: max-pool window and stride after the block (1: no pooling). */
   pool: number;
+  /**
+   * Dropout probability on the layer's output in the training step (`model.dropout` on the mlp's
+   * hidden layers and the cnn's dense layers; 0 elsewhere). Alpha dropout with SELU units.
+   */
+  dropout: number;
+  alphaDropout: boolean;
 }
 
 /**
  * A network as its config describes it: the layer list that both engines and the graph compiler
  * build from. An `mlp`: its hidden layers (normalized), then the linear output layer `head`. A
  * `cnn`: its conv blocks (normalized), the flatten, its dense layers (not normalized), then `head`.
+ * Dropout (`model.dropout`) follows the mlp's hidden layers and the cnn's dense layers.
  */
 export interface ModelPlan {
   arch: 'mlp' | 'cnn';
@@ -94,6 +101,8 @@ export function normalization(
 /** The plan of `config`'s network for examples of shape `inputShape` and `classes` classes. */
 export function modelPlan(config: ModelConfig, inputShape: readonly number[], classes: number): ModelPlan {
   const layers: LayerPlan[] = [];
+  const dropout = { dropout: config.dropout, alphaDropout: config.activation === 'selu' };
+  const noDropout = { dropout: 0, alphaDropout: false };
   const dense = (name: string, fanIn: number, units: number, activation: Activation, normalized: number | null) =>
     layers.push({
       name,
@@ -104,6 +113,7 @@ export function modelPlan(config: ModelConfig, inputShape: readonly number[], cl
       ...(normalized === null ? { norm: null, bias: true, weightNorm: false } : normalization(config, normalized)),
       activation,
       pool: 1,
+      ...(name === 'head' ? noDropout : dropout),
     });
   let fanIn = sizeOf(inputShape);
   if (config.arch === 'cnn') {
@@ -126,6 +136,7 @@ export function modelPlan(config: ModelConfig, inputShape: readonly number[], cl
         ...normalization(config, i),
         activation: config.activation,
         pool: blockPool,
+        ...noDropout,
       });
       [h, w, cin] = [Math.floor(h / blockPool), Math.floor(w / blockPool), cout];
     });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { InputError } from '../util/errors.js';
 import { axisKeys, checkRunConfig, deepMerge, instrumentsFromList, setPath, type Spec } from './load.js';
 import { modelConfigProblem } from './model-checks.js';
-import { DEFAULT_CONFIG } from './schema.js';
+import { DEFAULT_CONFIG, MAX_STEPS } from './schema.js';
 import type { RunConfig } from './types.js';
 
 /** One point of the grid, ready to train. */
@@ -16,6 +16,15 @@ export interface PlannedRun {
   hash: string;
   config: RunConfig;
 }
+
+/**
+ * The most runs one spec plans (grid points). Each trains for seconds at least; a larger grid is a
+ * typo (an axis too many), and planning it would take minutes and gigabytes before a line is printed.
+ */
+export const MAX_RUNS = 10_000;
+
+/** The most values a synthetic dataset holds (features x examples): 1 GiB as float32. */
+const MAX_SYNTHETIC_VALUES = 2 ** 28;
 
 /** Training examples of each dataset's full training file(s) (before the hold-out). */
 export const TRAIN_EXAMPLES = { mnist: 60000, fashion_mnist: 60000, cifar10: 50000 } as const;
@@ -39,17 +48,26 @@ export function trainSetSize(config: RunConfig): number {
  * line's single-value assignments, then validated.
  */
 export function expandGrid(spec: Spec): PlannedRun[] {
+  const sizes = spec.grid.map((a) => a.values.length);
+  const points = sizes.reduce((a, b) => a * b, 1);
+  if (points > MAX_RUNS) {
+    throw new InputError(
+      spec.file,
+      `the grid has ${points.toLocaleString('en-US')} points (${spec.grid.map((a) => `${a.key}: ${a.values.length}`).join(' x ')}); ` +
+        `a spec plans at most ${MAX_RUNS.toLocaleString('en-US')} runs: shrink an axis, or split the sweep with --set`,
+    );
+  }
   const base = deepMerge(DEFAULT_CONFIG, spec.base) as unknown as Record<string, unknown>;
   for (const [key, { value, where }] of spec.assignments) assign(base, key, value, where);
   base.name = spec.name;
 
-  let points: { values: Record<string, unknown>; where: Record<string, string> }[] = [{ values: {}, where: {} }];
+  let grid: { values: Record<string, unknown>; where: Record<string, string> }[] = [{ values: {}, where: {} }];
   for (const axis of spec.grid) {
     // A linked axis (`train.batch_size,train.lr`) sets each of its keys from one list value.
     const keys = axisKeys(axis.key);
     const entries = (v: unknown) =>
       keys.length === 1 ? [[axis.key, v]] : keys.map((k, j) => [k, (v as unknown[])[j]]);
-    points = points.flatMap((p) =>
+    grid = grid.flatMap((p) =>
       axis.values.map((v, i) => ({
         values: { ...p.values, ...Object.fromEntries(entries(v)) },
         where: { ...p.where, ...Object.fromEntries(keys.map((k) => [k, axis.where[i]])) },
@@ -59,7 +77,7 @@ export function expandGrid(spec: Spec): PlannedRun[] {
   const setKeys = [...spec.grid.flatMap((a) => axisKeys(a.key)), ...spec.assignments.keys()].filter(
     (k) => k !== 'name',
   );
-  const runs = points.map((point) => {
+  const runs = grid.map((point) => {
     const config = structuredClone(base);
     for (const [k, v] of Object.entries(point.values)) assign(config, k, v, point.where[k]);
     const whereOf = (keyPath: string) => {
@@ -111,6 +129,19 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
       `train.momentum is ${c.train.momentum}, but train.optimizer adam has its own (train.adam.beta1); set train.momentum to 0`,
     );
   }
+  const sch = c.train.schedule;
+  if (sch.kind === 'cosine' && sch.min_lr >= c.train.lr) {
+    throw new InputError(
+      whereOf('train.schedule.min_lr'),
+      `train.schedule.min_lr is ${sch.min_lr}, must be < train.lr (${c.train.lr}): cosine anneals from lr down to min_lr`,
+    );
+  }
+  if (sch.warmup_steps > 0 && c.train.steps !== null && sch.warmup_steps >= c.train.steps) {
+    throw new InputError(
+      whereOf('train.schedule.warmup_steps'),
+      `train.schedule.warmup_steps is ${sch.warmup_steps}, must be < train.steps (${c.train.steps}): the run would never reach its rate`,
+    );
+  }
   const d = c.data;
   const total = fullTrainSize(d);
   if (d.validation === 'holdout' && d.val_size >= total) {
@@ -119,11 +150,33 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
       `data.val_size is ${d.val_size}, must be < ${total} (the ${d.dataset} training set)`,
     );
   }
+  if (d.path !== null && d.dataset === 'synthetic') {
+    throw new InputError(
+      whereOf('data.path'),
+      `data.path is "${d.path}", but the synthetic dataset is generated in memory and reads no files; remove data.path`,
+    );
+  }
   if (d.path !== null && !fs.existsSync(d.path)) {
     throw new InputError(
       whereOf('data.path'),
       `data.path is "${d.path}", which does not exist; give the directory holding the dataset's files, or null to search the usual places`,
     );
+  }
+  if (d.path !== null && !fs.statSync(d.path).isDirectory()) {
+    throw new InputError(
+      whereOf('data.path'),
+      `data.path is "${d.path}", a file; give the directory holding the dataset's files, or null to search the usual places`,
+    );
+  }
+  if (d.dataset === 'synthetic') {
+    const s = d.synthetic;
+    const values = s.features * (s.train_size + s.test_size);
+    if (values > MAX_SYNTHETIC_VALUES) {
+      throw new InputError(
+        whereOf('data.synthetic'),
+        `the synthetic dataset would hold ${values.toLocaleString('en-US')} values (features x (train_size + test_size)); at most ${MAX_SYNTHETIC_VALUES.toLocaleString('en-US')} fit in memory`,
+      );
+    }
   }
   const n = trainSetSize(c);
   if (c.train.batch_size > n) {
@@ -131,6 +184,15 @@ function checkConsistency(c: RunConfig, whereOf: (k: string) => string): void {
       whereOf('train.batch_size'),
       `train.batch_size is ${c.train.batch_size}, larger than the training set (${n} examples)`,
     );
+  }
+  if (c.train.epochs !== null) {
+    const steps = c.train.epochs * Math.floor(n / c.train.batch_size);
+    if (steps > MAX_STEPS) {
+      throw new InputError(
+        whereOf('train.epochs'),
+        `train.epochs is ${c.train.epochs}: ${steps.toLocaleString('en-US')} steps of batch ${c.train.batch_size} over ${n} examples, more than the ${MAX_STEPS.toLocaleString('en-US')} a run may train`,
+      );
+    }
   }
   if (c.model.norm === 'batch' && c.train.batch_size < 2) {
     throw new InputError(
@@ -156,7 +218,8 @@ export function canonicalJson(value: unknown): string {
  * Keys added after bnx 0.1 leave the hash alone while they have no effect, so that existing result
  * folders keep their run ids (and resume): `data.augment` while it is off, `model.cnn` on an mlp,
  * `train.engine` at its default `auto`, `model.batch_norm.noise` at 0, `train.adam` under sgd,
- * `train.tensorboard` off, `instruments` while none is enabled.
+ * `train.tensorboard` off, `instruments` while none is enabled, `model.dropout` and
+ * `train.weight_decay` at 0, `train.schedule` while it is constant without warm-up.
  */
 function hashedView(config: RunConfig): Record<string, unknown> {
   const { name: _name, ...rest } = config;
@@ -175,6 +238,10 @@ function hashedView(config: RunConfig): Record<string, unknown> {
   if (config.train.optimizer === 'sgd') delete view.train.adam;
   if (!config.train.tensorboard) delete view.train.tensorboard;
   if (!Object.values(config.instruments).some((i) => i.enabled)) delete view.instruments;
+  if (config.model.dropout === 0) delete view.model.dropout;
+  if (config.train.weight_decay === 0) delete view.train.weight_decay;
+  const sched = config.train.schedule;
+  if (sched.kind === 'constant' && sched.warmup_steps === 0) delete view.train.schedule;
   return view;
 }
 

@@ -32,11 +32,62 @@ export interface Spec {
 // `instruments` itself is a key too: `--set instruments=[ics,eval_gap]` (see instrumentsFromList).
 const KEY_PATHS = [...configKeyPaths(), 'instruments'];
 
+/** The largest spec file bnx reads: specs are a page of YAML; sweep.json keeps each distinct text once. */
+export const MAX_SPEC_BYTES = 1024 * 1024;
+/** Aliases a YAML document may expand: enough for anchors reused as intended, not for an alias bomb. */
+const MAX_YAML_ALIASES = 1000;
+
+const mebibytes = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 2 : 0)} MiB`;
+
+const NAME_AXIS =
+  'name is not a grid axis: it names the results folder, and every run of a spec shares it; ' +
+  'run the spec once per name (--set name=other) or sweep a configuration key';
+
+/** A YAML document as plain values; aliases that expand without bound (an alias bomb) are refused. */
+function yamlToJs(doc: Document, where: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (e) {
+    if (!(e instanceof ReferenceError)) throw e;
+    throw new InputError(
+      where,
+      'YAML aliases expand too far (nested anchors that multiply, an alias bomb?); write the values out',
+    );
+  }
+}
+
+/** The first number that is not finite (.inf, -.inf, .nan, 1e400) in a parsed value, with its key path. */
+function nonFinite(value: unknown, keyPath = ''): { path: string; value: number } | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : { path: keyPath, value };
+  if (value === null || typeof value !== 'object') return null;
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    const found = nonFinite(v, keyPath ? `${keyPath}.${k}` : k);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** `grid.train.lr.2` -> `train.lr` (a value of that axis), `seeds.1` -> `seeds`: the key a user wrote. */
+function shownKey(keyPath: string): string {
+  if (keyPath.startsWith('grid.')) return keyPath.slice(5).replace(/(\.\d+)+$/, '');
+  return keyPath.replace(/(\.\d+)+$/, '');
+}
+
+function notFiniteMessage(key: string, written: string): string {
+  return `${key} is ${written}, not a finite number; every number in a spec must be finite`;
+}
+
 /** Reads and checks a spec file. Errors name `file:line:col` and what is allowed. */
 export function loadSpec(file: string): Spec {
   let text: string;
   try {
-    if (fs.statSync(file).isDirectory()) throw new InputError(file, 'is a directory, expected a YAML spec file');
+    const stat = fs.statSync(file);
+    if (stat.isDirectory()) throw new InputError(file, 'is a directory, expected a YAML spec file');
+    if (stat.size > MAX_SPEC_BYTES)
+      throw new InputError(
+        file,
+        `is ${mebibytes(stat.size)}; a spec is at most ${mebibytes(MAX_SPEC_BYTES)} (sweep large grids with --set, or split the spec)`,
+      );
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof InputError) throw e;
@@ -52,11 +103,17 @@ export function loadSpec(file: string): Spec {
     const err = doc.errors[0];
     throw new InputError(pos(err.pos[0]), `malformed YAML: ${err.message.split('\n')[0]}`);
   }
-  const raw = doc.toJS() as unknown;
+  const raw = yamlToJs(doc, file);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InputError(`${file}:1:1`, 'a spec must be a YAML mapping with at least `name:`');
   }
   const locate = (keyPath: string, atKey = false) => locateInDoc(doc, keyPath, atKey, pos) ?? file;
+  const infinite = nonFinite(raw);
+  if (infinite) {
+    const node = nodeAt(doc, infinite.path);
+    const written = node?.range ? text.slice(node.range[0], node.range[1]).trim() : String(infinite.value);
+    throw new InputError(locate(infinite.path), notFiniteMessage(shownKey(infinite.path), written));
+  }
   const rawSpec = raw as Record<string, unknown>;
   if (Array.isArray(rawSpec.instruments)) {
     rawSpec.instruments = instrumentsFromList(rawSpec.instruments, (i) => locate(`instruments.${i}`));
@@ -71,6 +128,7 @@ export function loadSpec(file: string): Spec {
   const spec = raw as Record<string, unknown>;
   const grid: GridAxis[] = [];
   for (const [key, values] of Object.entries((spec.grid ?? {}) as Record<string, unknown[]>)) {
+    if (axisKeys(key).includes('name')) throw new InputError(locate(`grid.${key}`, true), NAME_AXIS);
     const where = values.map((_, i) => locate(`grid.${key}.${i}`));
     checkAxis(
       key,
@@ -171,8 +229,11 @@ export function parseOverride(arg: string): Override {
     const doc = parseDocument(p, { prettyErrors: false });
     if (doc.errors.length > 0)
       throw new InputError(where, `cannot parse value "${p}": ${doc.errors[0].message.split('\n')[0]}`);
-    return doc.toJS() as unknown;
+    const value = yamlToJs(doc, where);
+    if (nonFinite(value)) throw new InputError(where, notFiniteMessage(key, p.trim()));
+    return value;
   });
+  if (values.length > 1 && axisKeys(key).includes('name')) throw new InputError(where, NAME_AXIS);
   checkAxis(
     key,
     values,
@@ -350,7 +411,7 @@ function describeError(err: ErrorObject, root: unknown): string {
     (v, p) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[p] : undefined),
     root,
   );
-  const shown = JSON.stringify(value);
+  const shown = typeof value === 'number' && !Number.isFinite(value) ? String(value) : JSON.stringify(value);
   switch (err.keyword) {
     case 'additionalProperties': {
       const parent = keyPath.split('.').slice(0, -1).join('.');
@@ -418,6 +479,12 @@ function locateInDoc(
   atKey: boolean,
   pos: (offset: number) => string,
 ): string | undefined {
+  const range = nodeAt(doc, keyPath, atKey)?.range;
+  return range ? pos(range[0]) : undefined;
+}
+
+/** The document node of a key path's value (or of its key): the deepest the document has. */
+function nodeAt(doc: Document, keyPath: string, atKey = false): { range?: [number, number, number] } | undefined {
   // Grid keys contain dots themselves (`grid.train.lr.0`): walk the document, matching the
   // longest key that fits at each level.
   let node: unknown = doc.contents;
@@ -448,6 +515,5 @@ function locateInDoc(
     rest = rest.slice(consumed.length + 1);
   }
   const target = rest === '' && !atKey ? last?.value : (last?.key ?? last?.value);
-  const range = (target as { range?: [number, number, number] } | undefined)?.range;
-  return range ? pos(range[0]) : undefined;
+  return target as { range?: [number, number, number] } | undefined;
 }

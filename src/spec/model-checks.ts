@@ -20,7 +20,23 @@ export function modelConfigProblem(c: RunConfig): { key: string; message: string
       message: `model.batch_norm.noise perturbs batch norm's output and needs model.norm batch (model.norm is ${m.norm}); set it to 0`,
     };
   }
+  if (m.dropout > 0 && (m.arch === 'cnn' ? m.cnn.dense.length === 0 : m.hidden.length === 0)) {
+    const where =
+      m.arch === 'cnn'
+        ? "the cnn's dense layers (model.cnn.dense is empty)"
+        : 'the hidden layers (model.hidden is empty)';
+    return {
+      key: 'model.dropout',
+      message: `model.dropout acts on ${where}: it would have no effect; set it to 0 or add layers`,
+    };
+  }
   if (m.arch === 'cnn') return cnnProblem(c);
+  if (m.hidden.length === 0 && m.norm !== 'none') {
+    return {
+      key: 'model.hidden',
+      message: `model.hidden is [], so model.norm ${m.norm} has no hidden layer to normalize (the output layer never is; the run would equal model.norm none); give hidden layers or set model.norm: none`,
+    };
+  }
   if (m.norm === 'instance' && m.arch === 'mlp') {
     return {
       key: 'model.norm',

@@ -31,6 +31,7 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     layer_norm: { ...LAYER_NORM_DEFAULTS },
     group_norm: { ...GROUP_NORM_DEFAULTS },
     weight_norm: { mean_only_bn: false },
+    dropout: 0,
   },
   train: {
     optimizer: 'sgd',
@@ -46,6 +47,8 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
     engine: 'auto',
     adam: { beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
     tensorboard: false,
+    weight_decay: 0,
+    schedule: { kind: 'constant', every: 1000, factor: 0.1, min_lr: 0, warmup_steps: 0 },
   },
   instruments: {
     activation_percentiles: { enabled: false, every: 100, probe_size: 256, percentiles: [15, 50, 85] },
@@ -58,6 +61,16 @@ export const DEFAULT_CONFIG: Omit<RunConfig, 'name'> = {
 type Json = Record<string, unknown>;
 
 const posInt = { type: 'integer', minimum: 1 };
+
+/**
+ * The most steps one run trains (train.steps, or train.epochs times the steps of an epoch): weeks of
+ * training for the models bnx builds. A larger count is a typo, not an experiment.
+ */
+export const MAX_STEPS = 10_000_000;
+/** The most epochs one run trains (its steps are bounded by MAX_STEPS too). */
+export const MAX_EPOCHS = 100_000;
+/** The largest synthetic train or test set, in examples. */
+export const MAX_SYNTHETIC_EXAMPLES = 10_000_000;
 const nullable = (s: Json): Json => ({ anyOf: [{ type: 'null' }, s] });
 
 /** JSON schema of a fully resolved run configuration (ajv, draft-07). */
@@ -102,8 +115,8 @@ export const RUN_CONFIG_SCHEMA: Json = {
           properties: {
             features: { type: 'integer', minimum: 1, maximum: 100000 },
             classes: { type: 'integer', minimum: 2, maximum: 1000 },
-            train_size: posInt,
-            test_size: posInt,
+            train_size: { type: 'integer', minimum: 1, maximum: MAX_SYNTHETIC_EXAMPLES },
+            test_size: { type: 'integer', minimum: 1, maximum: MAX_SYNTHETIC_EXAMPLES },
             noise: { type: 'number', minimum: 0 },
           },
         },
@@ -134,6 +147,7 @@ export const RUN_CONFIG_SCHEMA: Json = {
         'layer_norm',
         'group_norm',
         'weight_norm',
+        'dropout',
       ],
       properties: {
         arch: { enum: ['mlp', 'cnn'] },
@@ -154,8 +168,8 @@ export const RUN_CONFIG_SCHEMA: Json = {
             dense: { type: 'array', items: { type: 'integer', minimum: 1, maximum: 100000 }, maxItems: 20 },
           },
         },
-        activation: { enum: ['sigmoid', 'relu', 'tanh', 'linear'] },
-        init: { enum: ['gaussian', 'glorot_uniform', 'he_normal'] },
+        activation: { enum: ['sigmoid', 'relu', 'tanh', 'linear', 'selu'] },
+        init: { enum: ['gaussian', 'glorot_uniform', 'he_normal', 'lecun_normal'] },
         init_std: { type: 'number', exclusiveMinimum: 0 },
         norm: { enum: ['none', 'batch', 'layer', 'group', 'instance', 'weight'] },
         norm_placement: { enum: ['before', 'after'] },
@@ -193,6 +207,7 @@ export const RUN_CONFIG_SCHEMA: Json = {
           required: ['mean_only_bn'],
           properties: { mean_only_bn: { type: 'boolean' } },
         },
+        dropout: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
       },
     },
     train: {
@@ -212,14 +227,16 @@ export const RUN_CONFIG_SCHEMA: Json = {
         'engine',
         'adam',
         'tensorboard',
+        'weight_decay',
+        'schedule',
       ],
       properties: {
         optimizer: { enum: ['sgd', 'adam'] },
         lr: { type: 'number', exclusiveMinimum: 0 },
         momentum: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
         batch_size: posInt,
-        steps: nullable(posInt),
-        epochs: nullable(posInt),
+        steps: nullable({ type: 'integer', minimum: 1, maximum: MAX_STEPS }),
+        epochs: nullable({ type: 'integer', minimum: 1, maximum: MAX_EPOCHS }),
         eval_every: posInt,
         log_every: posInt,
         eval_limit: nullable(posInt),
@@ -236,6 +253,19 @@ export const RUN_CONFIG_SCHEMA: Json = {
           },
         },
         tensorboard: { type: 'boolean' },
+        weight_decay: { type: 'number', minimum: 0, maximum: 1 },
+        schedule: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['kind', 'every', 'factor', 'min_lr', 'warmup_steps'],
+          properties: {
+            kind: { enum: ['constant', 'step', 'exponential', 'cosine'] },
+            every: { type: 'integer', minimum: 1, maximum: 1000000000 },
+            factor: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+            min_lr: { type: 'number', minimum: 0 },
+            warmup_steps: { type: 'integer', minimum: 0, maximum: 1000000000 },
+          },
+        },
       },
     },
     instruments: {

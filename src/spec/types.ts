@@ -91,6 +91,11 @@ export interface ModelConfig {
   /** Also used by `instance` (group norm with one channel per group): eps only. */
   group_norm: { groups: number; eps: number };
   weight_norm: WeightNormConfig;
+  /**
+   * Dropout probability p after each normalized layer's output (the mlp's hidden layers) and each of
+   * the cnn's dense layers, in the training step only; alpha dropout with `activation: selu`. 0 is off.
+   */
+  dropout: number;
 }
 
 /**
@@ -130,6 +135,19 @@ export interface WeightNormConfig {
   mean_only_bn: boolean;
 }
 
+/**
+ * `train.schedule`: the learning rate at each step (see src/train/schedule.ts): `constant`; `step`
+ * (times `factor` every `every` steps); `exponential` (times `factor` per `every` steps, smoothly);
+ * `cosine` (from `lr` down to `min_lr` over the run); any kind after `warmup_steps` of linear warm-up.
+ */
+export interface ScheduleConfig {
+  kind: 'constant' | 'step' | 'exponential' | 'cosine';
+  every: number;
+  factor: number;
+  min_lr: number;
+  warmup_steps: number;
+}
+
 export interface TrainConfig {
   /** `sgd` (with `momentum`) or `adam` (with `adam`'s betas; `momentum` must be 0). */
   optimizer: 'sgd' | 'adam';
@@ -157,6 +175,13 @@ export interface TrainConfig {
   adam: { beta1: number; beta2: number; epsilon: number };
   /** Also write TensorBoard event files (into `<run dir>/tensorboard/`, or the `--tensorboard DIR`). */
   tensorboard: boolean;
+  /**
+   * L2 regularization of the weights (kernels, and V under weight norm; not gamma, beta, biases or
+   * weight norm's g), added to their gradients as weight_decay * w before the optimizer (the coupled
+   * form; Adam then scales it like the gradient, unlike AdamW's decoupled decay). 0 is off.
+   */
+  weight_decay: number;
+  schedule: ScheduleConfig;
 }
 
 /** The instruments, by name; a spec may also list names (`instruments: [ics, eval_gap]`) to enable them with defaults. */

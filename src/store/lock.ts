@@ -20,9 +20,10 @@ import { writeFileExclusive } from '../util/files.js';
  *   (measured: at most 6 s, loading a dataset or evaluating a cnn on 10,000 images; see
  *   docs/clusters-slurm.md), and because hosts' clocks differ by a little (the age is this host's
  *   clock minus the mtime the holder set with its own).
- * - On the holder's own host a lock is stale at once when the holder's pid is dead; a lock whose
- *   content cannot be read (empty or garbage: left by a full disk, or by an older bnx) is stale at
- *   once too. A fresh lease of another host is never taken over.
+ * - On the holder's own host a lock is stale at once when the holder's pid is dead (taken over
+ *   silently: the ordinary aftermath of a kill); a lock whose content cannot be read (empty or
+ *   garbage: left by a full disk, or by an older bnx) is stale at once too, and a lapsed lease
+ *   after its timeout; both are said in one line. A fresh lease of another host is never taken over.
  * - Taking over a stale lock (removing it) happens under a second, short-lived lock
  *   (`<lock>.takeover`), and only if the lock is still the one that was found stale (same inode,
  *   mtime and content): two processes that both found it stale cannot remove each other's new lock.
@@ -57,7 +58,8 @@ const TAKEOVER_STALE_MS = 10_000;
 export type LockState =
   | { state: 'free' }
   | { state: 'held'; owner: LockOwner; ageMs: number }
-  | { state: 'stale'; owner: LockOwner | null; why: string; seen: Seen };
+  /** `routine`: its holder's pid is dead on this host (a kill, a crash): certain, and the usual aftermath of a kill. */
+  | { state: 'stale'; owner: LockOwner | null; why: string; seen: Seen; routine: boolean };
 
 /** What identifies one lock file: a takeover removes the file only if it is still this one. */
 interface Seen {
@@ -105,10 +107,10 @@ export function inspectLock(file: string): LockState {
   const owner = parseOwner(seen.text);
   if (!owner) {
     const what = seen.text.trim() === '' ? 'an empty file' : 'not a lock record';
-    return { state: 'stale', owner: null, why: `its owner cannot be read: ${what}`, seen };
+    return { state: 'stale', owner: null, why: `its owner cannot be read: ${what}`, seen, routine: false };
   }
   if (owner.host === lockHost() && !isAlive(owner.pid))
-    return { state: 'stale', owner, why: `pid ${owner.pid} on ${owner.host} is gone`, seen };
+    return { state: 'stale', owner, why: `pid ${owner.pid} on ${owner.host} is gone`, seen, routine: true };
   const ageMs = Date.now() - seen.mtimeMs;
   if (ageMs > owner.lease_ms)
     return {
@@ -116,6 +118,7 @@ export function inspectLock(file: string): LockState {
       owner,
       why: `pid ${owner.pid} on ${owner.host} has not renewed its ${seconds(owner.lease_ms)} lease for ${seconds(ageMs)}`,
       seen,
+      routine: false,
     };
   return { state: 'held', owner, ageMs };
 }
@@ -124,7 +127,11 @@ export function inspectLock(file: string): LockState {
 export type LockResult = { ok: true; release: () => void } | { ok: false; owner: LockOwner | null };
 
 export interface LockOptions {
-  /** Told, in one line, when a stale lock is taken over. Default: a line on stderr. */
+  /**
+   * Told, in one line, when a stale lock is taken over. Default: a line on stderr, except for the
+   * lock of a dead pid on this host (the rerun after a kill -9 or a crash: the run's own line says
+   * it resumes); a lapsed lease (a judgement across hosts) and an unreadable lock are always said.
+   */
   onStale?: (line: string) => void;
 }
 
@@ -149,8 +156,10 @@ export function tryLock(file: string, opts: LockOptions = {}): LockResult {
     if (writeFileExclusive(file, text)) return held(file, me, lease);
     const found = inspectLock(file);
     if (found.state === 'held') return { ok: false, owner: found.owner };
-    if (found.state === 'stale' && removeStale(file, found.seen))
-      (opts.onStale ?? staleToStderr)(`stale lock ${file} (${found.why}): taken over`);
+    if (found.state === 'stale' && removeStale(file, found.seen)) {
+      const tell = opts.onStale ?? (found.routine ? null : staleToStderr);
+      tell?.(`stale lock ${file} (${found.why}): taken over`);
+    }
     // Free by now, or another process is taking the stale lock over: try again shortly.
     if (attempt > 0) sleepMs(10 * attempt);
   }

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { InputError } from '../util/errors.js';
+import { DamagedFileError, InputError } from '../util/errors.js';
+import { isAlive } from '../util/process.js';
+import { checkWeightsFiles, WEIGHT_FILES } from '../model/weights-format.js';
+import { readMetrics } from './metrics.js';
 import { withLock } from './lock.js';
 import { listRuns, RUN_FILES, type RunRecord } from './runs.js';
 import { pointLabel, readIndex, SWEEP_INDEX, SWEEP_LOCK, writeIndex, type SweepIndex } from './sweep-index.js';
@@ -23,6 +26,39 @@ export function findSpecDirs(root: string): string[] {
   if (dirs.length === 0) throw new InputError(root, 'holds no bnx results (no <spec>/<run>/run.json below it)');
   return dirs;
 }
+
+/** The real path of `p`, or of its nearest existing ancestor joined with the rest (symlinks resolved). */
+function realPath(p: string): string {
+  const abs = path.resolve(p);
+  if (fs.existsSync(abs)) return fs.realpathSync(abs);
+  const parent = path.dirname(abs);
+  return parent === abs ? abs : path.join(realPath(parent), path.basename(abs));
+}
+
+const isInside = (inner: string, outer: string) => {
+  const rel = path.relative(outer, inner);
+  return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+};
+
+/**
+ * A run is copied only if every file bnx wrote in it reads back whole: run.json (already read),
+ * metrics.csv row by row, every CSV ending with a complete line, and the weights matching their
+ * manifest. A torn or garbage file is a DamagedFileError naming it: merge copies nothing then.
+ */
+function checkRunFiles(dir: string): void {
+  const metrics = path.join(dir, RUN_FILES.metrics);
+  if (fs.existsSync(metrics)) readMetrics(metrics);
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.endsWith('.csv') || name === RUN_FILES.metrics) continue;
+    const text = fs.readFileSync(path.join(dir, name), 'utf8');
+    if (text !== '' && !text.endsWith('\n'))
+      throw new DamagedFileError(path.join(dir, name), 'the last line is cut short (a process killed mid-write)');
+  }
+  if (Object.values(WEIGHT_FILES).some((f) => fs.existsSync(path.join(dir, f)))) checkWeightsFiles(dir);
+}
+
+/** `.<run id>.merge-<pid>`: a run being copied in; left behind only by a merge that was killed. */
+const MERGE_TMP = /^\.(.+)\.merge-(\d+)$/;
 
 function sameResult(a: { dir: string; record: RunRecord }, b: { dir: string; record: RunRecord }): boolean {
   if (a.record.hash !== b.record.hash || a.record.status !== b.record.status) return false;
@@ -47,6 +83,15 @@ export function mergeResults(sources: string[], out: string): MergeReport {
   if (fs.existsSync(out) && !fs.statSync(out).isDirectory())
     throw new InputError(`--out ${out}`, 'exists and is not a directory');
   const report: MergeReport = { copied: [], identical: [], unfinished: [], specs: [] };
+  const outReal = realPath(out);
+  for (const source of sources)
+    for (const specDir of findSpecDirs(source)) {
+      if (isInside(outReal, realPath(specDir)))
+        throw new InputError(
+          `--out ${out}`,
+          `is inside ${specDir}, a sweep folder merge reads from (a run folder, or a folder in one); give a folder outside the sources`,
+        );
+    }
   // Plan everything first, so that a conflict found late still leaves `out` untouched.
   const plan = new Map<string, { index: SweepIndex; runs: Map<string, { dir: string; record: RunRecord }> }>();
   const claim = (name: string, where: string, run: { dir: string; record: RunRecord }, points: Map<string, string>) => {
@@ -67,6 +112,8 @@ export function mergeResults(sources: string[], out: string): MergeReport {
       const name = path.basename(specDir);
       if (path.resolve(specDir) === path.resolve(target(name))) continue;
       if (!plan.has(name)) {
+        if (fs.existsSync(target(name)) && !fs.statSync(target(name)).isDirectory())
+          throw new InputError(target(name), 'exists and is not a directory; merge writes the runs of this spec there');
         const existing = fs.existsSync(target(name)) ? listRuns(target(name)) : [];
         const points = new Map<string, string>();
         for (const r of existing) claim(name, target(name), r, points);
@@ -84,6 +131,7 @@ export function mergeResults(sources: string[], out: string): MergeReport {
           continue;
         }
         claim(name, run.dir, run, points);
+        checkRunFiles(run.dir);
         const have = entry.runs.get(run.record.id);
         if (have && !sameResult(have, run)) {
           throw new InputError(
@@ -101,6 +149,7 @@ export function mergeResults(sources: string[], out: string): MergeReport {
       entry.index = {
         ...entry.index,
         points: { ...entry.index.points, ...index.points },
+        specs: { ...entry.index.specs, ...index.specs },
         invocations: [...entry.index.invocations, ...index.invocations],
       };
     }
@@ -110,15 +159,28 @@ export function mergeResults(sources: string[], out: string): MergeReport {
     const dir = target(name);
     fs.mkdirSync(dir, { recursive: true });
     withLock(path.join(dir, SWEEP_LOCK), () => {
+      for (const name of fs.readdirSync(dir)) {
+        const m = MERGE_TMP.exec(name);
+        if (m && !isAlive(Number(m[2]))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+      }
       for (const run of runs.values()) {
         const dest = path.join(dir, run.record.id);
         if (path.resolve(run.dir) === path.resolve(dest)) continue;
         // Copy beside the destination, then swap in by rename: a crash leaves the old or the new run whole.
+        // Hidden files (locks, temporary files) are the source process's, not the run's.
         const tmp = path.join(dir, `.${run.record.id}.merge-${process.pid}`);
-        fs.rmSync(tmp, { recursive: true, force: true });
-        fs.cpSync(run.dir, tmp, { recursive: true, filter: (src) => !path.basename(src).startsWith('.lock') });
-        fs.rmSync(dest, { recursive: true, force: true });
-        fs.renameSync(tmp, dest);
+        try {
+          fs.rmSync(tmp, { recursive: true, force: true });
+          fs.cpSync(run.dir, tmp, {
+            recursive: true,
+            filter: (src) => src === run.dir || !path.basename(src).startsWith('.'),
+          });
+          fs.rmSync(dest, { recursive: true, force: true });
+          fs.renameSync(tmp, dest);
+        } catch (e) {
+          fs.rmSync(tmp, { recursive: true, force: true });
+          throw e;
+        }
         report.copied.push(run.record.id);
       }
       writeIndex(dir, index);

@@ -6,6 +6,7 @@ import { getPath } from '../spec/load.js';
 import type { RunConfig } from '../spec/types.js';
 import type { Numerics } from '../train/backend.js';
 import { fixed } from './csv-format.js';
+import { DamagedFileError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/files.js';
 
 /**
@@ -73,20 +74,62 @@ export function writeConfig(dir: string, config: RunConfig): void {
   writeFileAtomic(path.join(dir, RUN_FILES.config), toYaml(config));
 }
 
+const STATES: readonly string[] = ['pending', 'running', 'completed', 'failed', 'diverged', 'interrupted'];
+
+/** What to do about a run.json that cannot be read (DamagedFileError names it): restore it, or move the run away. */
+export const DAMAGED_RECORD_HINT =
+  'bnx will not write over it: restore it, or move its run folder out of the sweep folder (a rerun then trains that run afresh)';
+
+/**
+ * Reads a run.json, checking that it is one: a truncated, garbage or misshapen file (or a folder
+ * named run.json) is a DamagedFileError naming it. Files of older bnx versions lack some keys.
+ */
 export function readRecord(dir: string): RunRecord {
-  const record = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILES.record), 'utf8')) as RunRecord;
+  const file = path.join(dir, RUN_FILES.record);
+  const damaged = (why: string) => new DamagedFileError(file, why, DAMAGED_RECORD_HINT);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EISDIR') throw damaged('a folder, where a run.json file belongs');
+    throw e;
+  }
+  let record: RunRecord;
+  try {
+    record = JSON.parse(text) as RunRecord;
+  } catch (e) {
+    throw damaged(`not valid JSON (${(e as Error).message}; ${text.length} bytes)`);
+  }
+  const fields = record as unknown as Record<string, unknown>;
+  const isMap = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!isMap(record)) throw damaged('not a JSON object');
+  for (const key of ['id', 'spec', 'hash', 'started_at'] as const)
+    if (typeof fields[key] !== 'string') throw damaged(`"${key}" is missing or not a string`);
+  if (!STATES.includes(fields.status as string)) throw damaged(`"status" is ${JSON.stringify(fields.status)}`);
+  if (!isMap(fields.params) || !isMap(fields.config)) throw damaged('"params" or "config" is missing');
   record.instruments ??= null;
   record.numerics ??= null;
   return record;
 }
 
-/** Every run under a spec folder (sub-folders holding a run.json), sorted by start time then id. */
-export function listRuns(dir: string): { dir: string; record: RunRecord }[] {
+/**
+ * Every run under a spec folder (sub-folders holding a run.json), sorted by start time then id.
+ * Hidden folders (bnx's staging area, a merge in progress) are not runs. A damaged run.json throws,
+ * unless `onDamaged` is given: it is then told, and the run left out.
+ */
+export function listRuns(dir: string, onDamaged?: (e: DamagedFileError) => void): { dir: string; record: RunRecord }[] {
   if (!fs.existsSync(dir)) return [];
-  const runs = fs
-    .readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, RUN_FILES.record)))
-    .map((e) => ({ dir: path.join(dir, e.name), record: readRecord(path.join(dir, e.name)) }));
+  const runs: { dir: string; record: RunRecord }[] = [];
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!e.isDirectory() || e.name.startsWith('.') || !fs.existsSync(path.join(dir, e.name, RUN_FILES.record)))
+      continue;
+    try {
+      runs.push({ dir: path.join(dir, e.name), record: readRecord(path.join(dir, e.name)) });
+    } catch (err) {
+      if (!(err instanceof DamagedFileError) || !onDamaged) throw err;
+      onDamaged(err);
+    }
+  }
   return runs.sort(
     (a, b) => a.record.started_at.localeCompare(b.record.started_at) || a.record.id.localeCompare(b.record.id),
   );
@@ -111,7 +154,8 @@ export const SUMMARY_METRICS = [
  * any run set by grid or command line (others' values read from their config), then the metrics.
  */
 export function writeSummary(dir: string): string {
-  const runs = listRuns(dir).map((r) => r.record);
+  // A damaged run.json was named when the sweep started (bnx run refuses it); the summary is of the others.
+  const runs = listRuns(dir, () => undefined).map((r) => r.record);
   const keys: string[] = [];
   for (const r of runs) for (const k of Object.keys(r.params)) if (!keys.includes(k)) keys.push(k);
   const cell = (v: unknown) => (v === undefined || v === null ? '' : Array.isArray(v) ? JSON.stringify(v) : String(v));

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PlannedRun } from '../spec/expand.js';
+import { removeStaleTempFiles } from '../util/files.js';
 import { inspectLock, withLock } from './lock.js';
 import { listRuns, writeSummary } from './runs.js';
 import {
@@ -28,7 +29,7 @@ export interface Invocation {
   shard: string | null;
 }
 
-/** A run folder's lock file: held by the process training the run. */
+/** A run folder's lock file: held by the process training the run (it moves with the folder when a retrained run is swapped in). */
 export const RUN_LOCK = '.lock';
 export const SUMMARY_FILE = 'summary.csv';
 
@@ -52,6 +53,8 @@ export function registerSweep(
   checkIdentity(dir, seen, grid);
   if (!opts.always && known(seen)) return;
   withLock(path.join(dir, SWEEP_LOCK), () => {
+    // Under the lock, a temporary sweep.json or summary.csv is a dead writer's.
+    removeStaleTempFiles(dir);
     const index = readIndex(dir, name);
     checkIdentity(dir, index, grid);
     if (!opts.always && known(index)) return;

@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { describeFault, writeFileExclusive } from '../util/files.js';
-import { tryLock } from './lock.js';
+import { describeFault, isSystemError, removeStaleTempFiles, writeFileExclusive } from '../util/files.js';
+import { withLock, tryLock } from './lock.js';
+import { recoverSwap, removeEmptyStaging, STAGING_DIR, stagingPaths, swapIn } from './staging.js';
 import { MetricsWriter } from './metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
@@ -18,6 +19,7 @@ import {
   writeSweepSummary,
   type Invocation,
 } from './sweep-folder.js';
+import { checkSweepFolder, SWEEP_LOCK } from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
@@ -40,7 +42,8 @@ export interface SweepReporter {
   step(step: number, loss: number): void;
   /** One line about the run being trained (e.g. why it trains on the eager engine). */
   note?(line: string): void;
-  finish(record: RunRecord): void;
+  /** A run ended; `kept`: it was a retraining that did not complete, and its previous result stays. */
+  finish(record: RunRecord, kept?: boolean): void;
 }
 
 export interface SweepOptions {
@@ -81,6 +84,8 @@ export interface SweepResult {
   /** Runs that ended failed (diverged is a result, not a failure). */
   failed: number;
   interrupted: boolean;
+  /** Why summary.csv could not be written (the runs are saved; the next bnx run rewrites it), or null. */
+  summaryFault: string | null;
 }
 
 export const DEFAULT_RERUN: ReadonlySet<RunStatus> = new Set<RunStatus>(['pending', 'interrupted', 'failed']);
@@ -104,9 +109,13 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   if (runs.length === 0) throw new Error('no runs to train');
   const dir = opts.dir ?? specDir(opts.out, runs[0].config.name);
   const rerun = opts.rerun ?? DEFAULT_RERUN;
+  // Everything that would refuse the sweep is checked before anything is written (again under the
+  // lock, when sweep.json is written).
+  checkSweepFolder(dir, runs);
   const sharded = opts.invocation?.shard != null;
   registerSweep(dir, runs, opts.invocation, { always: !sharded });
-  for (const run of runs) createPending(dir, run, opts.backend);
+  /** Runs whose folder could not be set up (a full disk, an immutable folder), with the fault. */
+  const unregistered = setUpRuns(dir, runs, opts.backend);
 
   const datasets = new Map<string, Dataset>();
   const records: RunRecord[] = [];
@@ -117,7 +126,16 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   const claim = (i: number): ClaimedRun | null => {
     const run = runs[i];
     const runDir = path.join(dir, run.id);
-    const lock = tryLock(path.join(runDir, RUN_LOCK));
+    let lock: ReturnType<typeof tryLock>;
+    try {
+      lock = tryLock(path.join(runDir, RUN_LOCK));
+    } catch (e) {
+      // Another process is swapping its retrained run folder in (it is back in an instant): that process has the run.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      opts.reporter?.skip(run, i, runs.length, 'being replaced by another process');
+      skipped++;
+      return null;
+    }
     if (!lock.ok) {
       const who = lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host})` : '';
       opts.reporter?.skip(run, i, runs.length, `running in another process${who}`);
@@ -125,11 +143,19 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
       return null;
     }
     try {
+      // Only the run's lock holder writes its files: under the lock, a temporary file there is a
+      // dead writer's (a process killed mid-write).
+      removeStaleTempFiles(runDir);
       // Read the state only once the lock is ours: another process may have just finished it.
       // Under the lock, `running` means its process died: it was interrupted.
       const previous = readRecord(runDir);
       const state: RunStatus = previous.status === 'running' ? 'interrupted' : previous.status;
-      if (rerun.has(state)) return { run, runDir, index: i, release: () => lock.release() };
+      if (rerun.has(state)) {
+        // A result is retrained beside itself and swapped in only when the new one is complete.
+        const staged = state === 'completed' || state === 'diverged';
+        const writeDir = staged ? stagingPaths(dir, run.id).fresh : runDir;
+        return { run, runDir, writeDir, sweepDir: dir, staged, index: i, release: () => lock.release() };
+      }
       opts.reporter?.skip(
         run,
         i,
@@ -155,7 +181,21 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     const claimed: ClaimedRun[] = [];
     try {
       for (const i of group) {
-        const c = claim(i);
+        let c: ClaimedRun | null;
+        const setup = unregistered.get(runs[i].id);
+        try {
+          if (setup) throw setup;
+          c = claim(i);
+        } catch (e) {
+          // The run's own folder is at fault (a full disk, an immutable folder): that run fails, the sweep goes on.
+          if (!isSystemError(e)) throw e;
+          const record = newRecord(runs[i], 'failed', opts.backend, null);
+          record.error = `${setup ? 'cannot set up its folder' : 'cannot lock the run'}: ${describeFault(e)}`;
+          opts.reporter?.finish(record);
+          records.push(record);
+          failed++;
+          continue;
+        }
         if (c) claimed.push(c);
       }
       const trained = claimed.length > 0 ? await trainClaimed(claimed, datasets, opts, runs.length) : [];
@@ -173,9 +213,51 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   // thousand array tasks on one folder, that lock would be the bottleneck. A shard rebuilds it
   // only when every run of the folder has ended (the last tasks to end do); the command that
   // followed the shards (the Slurm launcher, the --workers parent) rebuilds it at its end too.
-  const summaryWritten = !sharded || allRunsEnded(dir);
-  if (summaryWritten) writeSweepSummary(dir);
-  return { dir, summary: path.join(dir, SUMMARY_FILE), records, skipped, failed, interrupted, summaryWritten };
+  // It is derived from the run folders: a fault writing it is reported, and the runs stay saved.
+  let summaryWritten = false;
+  let summaryFault: string | null = null;
+  try {
+    if (!sharded || allRunsEnded(dir)) {
+      writeSweepSummary(dir);
+      summaryWritten = true;
+    }
+  } catch (e) {
+    if (!isSystemError(e)) throw e;
+    summaryFault = describeFault(e);
+  }
+  const summary = path.join(dir, SUMMARY_FILE);
+  return { dir, summary, records, skipped, failed, interrupted, summaryWritten, summaryFault };
+}
+
+/**
+ * Sets up each run's folder (createPending) without the folder lock, and returns the runs whose
+ * folder could not be set up, with the fault: that run fails when its turn comes, the others
+ * train. A `.staging` folder means a retraining is in progress or a process died swapping one in:
+ * then the half-way states are repaired first, under the folder lock that swapIn holds (so that
+ * what is seen is never a live swap).
+ */
+function setUpRuns(dir: string, runs: PlannedRun[], backend: BackendInfo): Map<string, unknown> {
+  const unregistered = new Map<string, unknown>();
+  const setUp = () => {
+    for (const run of runs) {
+      try {
+        createPending(dir, run, backend);
+      } catch (e) {
+        if (!isSystemError(e)) throw e;
+        unregistered.set(run.id, e);
+      }
+    }
+  };
+  if (!fs.existsSync(path.join(dir, STAGING_DIR))) {
+    setUp();
+    return unregistered;
+  }
+  withLock(path.join(dir, SWEEP_LOCK), () => {
+    for (const run of runs) recoverSwap(dir, run.id);
+    setUp();
+    removeEmptyStaging(dir);
+  });
+  return unregistered;
 }
 
 /**
@@ -247,14 +329,15 @@ function newRecord(run: PlannedRun, status: RunStatus, b: BackendInfo, data: Dat
  * With `train.tensorboard` or `--tensorboard`: opens the run's event file and chains the run's
  * hooks to also write its metrics rows and instrument measurements there. The caller closes it.
  */
-function openTensorBoard(
-  run: PlannedRun,
-  runDir: string,
-  opts: SweepOptions,
-  hooks: RunHooks,
-): TensorBoardWriter | null {
-  if (!run.config.train.tensorboard && !opts.tensorboard) return null;
-  const board = TensorBoardWriter.open(tensorboardDir(runDir, opts.tensorboard));
+function openTensorBoard(claimed: ClaimedRun, opts: SweepOptions, hooks: RunHooks): TensorBoardWriter | null {
+  if (!claimed.run.config.train.tensorboard && !opts.tensorboard) return null;
+  // Under --tensorboard DIR the events go to DIR/<sweep>/<run id>; a staged retraining keeps them
+  // in its staged folder until it is swapped in (settle), so that the previous events stay meanwhile.
+  const board = TensorBoardWriter.open(
+    opts.tensorboard && !claimed.staged
+      ? tensorboardDir(claimed.runDir, opts.tensorboard)
+      : tensorboardDir(claimed.writeDir, null),
+  );
   const { onRow, onInstrument } = hooks;
   hooks.onRow = (row) => {
     onRow?.(row);
@@ -270,7 +353,13 @@ function openTensorBoard(
 /** A run locked by this process for training. */
 interface ClaimedRun {
   run: PlannedRun;
+  /** The run's folder in the sweep folder. */
   runDir: string;
+  /** Where it is written: its folder, or (staged) its staging folder while a previous result stays in place. */
+  writeDir: string;
+  sweepDir: string;
+  /** Retraining a completed or diverged run: swapped in when the new outcome is final, dropped otherwise. */
+  staged: boolean;
   /** Its place in the sweep's list of runs. */
   index: number;
   release(): void;
@@ -381,7 +470,8 @@ async function trainClaimed(
     if (outcome instanceof Error) failRecord(m.record, outcome);
     else completeRecord(m.record, outcome);
     m.close(wall);
-    opts.reporter?.finish(m.record);
+    const kept = m.settle();
+    opts.reporter?.finish(m.record, kept);
   }
   return members.map((m) => m.record);
 }
@@ -411,7 +501,11 @@ class RunFiles {
 
   /** Opens the run's files and returns the hooks that write them. */
   open(data: Dataset): RunHooks {
-    const { run, runDir } = this.claimed;
+    const { run, writeDir: runDir, staged } = this.claimed;
+    if (staged) {
+      fs.rmSync(runDir, { recursive: true, force: true });
+      fs.mkdirSync(runDir, { recursive: true });
+    }
     const record = (this.record = newRecord(run, 'running', this.opts.backend, data));
     writeConfig(runDir, run.config);
     writeRecord(runDir, record);
@@ -436,7 +530,7 @@ class RunFiles {
       onInstrument: (name, _step, measured) => this.instrumentCsvs.get(name)?.append(measured),
       onInstrumentOverhead: (seconds) => (this.instrumentSeconds = seconds),
     };
-    this.board = openTensorBoard(run, runDir, this.opts, hooks);
+    this.board = openTensorBoard(this.claimed, this.opts, hooks);
     return hooks;
   }
 
@@ -447,6 +541,8 @@ class RunFiles {
    */
   close(wallSeconds: number): void {
     const record = this.record;
+    // A staged retraining that could not even start has no folder to write to; the previous result speaks for the run.
+    if (this.claimed.staged && !fs.existsSync(this.claimed.writeDir)) return;
     record.instruments = instrumentOverhead(this.instrumentSeconds, wallSeconds);
     try {
       try {
@@ -461,6 +557,56 @@ class RunFiles {
     }
     record.ended_at = new Date().toISOString();
     record.wall_time_s = Math.round(wallSeconds * 10) / 10;
-    writeFinalRecord(this.claimed.runDir, record);
+    writeFinalRecord(this.claimed.writeDir, record);
+  }
+
+  /**
+   * A staged retraining ends here: a final outcome (completed, diverged) replaces the previous
+   * result as a whole; otherwise the staged folder is dropped. Returns true when the previous
+   * result was kept.
+   */
+  settle(): boolean {
+    const { staged, sweepDir, run, writeDir } = this.claimed;
+    if (!staged) return false;
+    const record = this.record;
+    if (record.status === 'completed' || record.status === 'diverged') {
+      try {
+        withLock(path.join(sweepDir, SWEEP_LOCK), () => swapIn(sweepDir, run.id));
+        this.moveEvents();
+        return false;
+      } catch (e) {
+        if (!isSystemError(e)) throw e;
+        record.status = 'failed';
+        record.error = `cannot put the new result in place: ${describeFault(e)}`;
+      }
+    }
+    try {
+      fs.rmSync(writeDir, { recursive: true, force: true });
+      removeEmptyStaging(sweepDir);
+    } catch {
+      // A leftover staged folder is removed by the next bnx run in this folder.
+    }
+    return true;
+  }
+
+  /** A swapped-in retraining's events (written in its folder) replace the previous ones under --tensorboard DIR. */
+  private moveEvents(): void {
+    const { runDir } = this.claimed;
+    const events = tensorboardDir(runDir, null);
+    if (!this.opts.tensorboard || !fs.existsSync(events)) return;
+    const target = tensorboardDir(runDir, this.opts.tensorboard);
+    try {
+      fs.rmSync(target, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      // DIR may be on another file system, where a rename fails.
+      fs.cpSync(events, target, { recursive: true });
+      fs.rmSync(events, { recursive: true, force: true });
+    } catch (e) {
+      // The run's result is in place; its events stay beside it.
+      if (!isSystemError(e)) throw e;
+      this.opts.reporter?.note?.(
+        `TensorBoard events left in ${events}: cannot move them to ${target}: ${describeFault(e)}`,
+      );
+    }
   }
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Split } from '../data/index.js';
-import type { Classifier } from '../model/index.js';
+import type { Classifier, DropoutDraws } from '../model/index.js';
 import type { RunConfig } from '../spec/types.js';
 import type { EvalResult } from './evaluate.js';
 import { graphUnsupported } from './graph/compile.js';
@@ -12,6 +12,12 @@ export type EngineKind = 'graph' | 'eager';
 export interface Batch {
   x: Float32Array;
   y: Int32Array;
+}
+
+/** What a member's training step takes besides its batch: its learning rate at this step (`train.schedule`) and its dropout draws. */
+export interface StepInputs {
+  lr: number;
+  dropout: DropoutDraws;
 }
 
 /** A training step's result for one member: its loss before the update and its correct count. */
@@ -30,10 +36,10 @@ export interface Engine {
   readonly kind: EngineKind;
   readonly members: number;
   /**
-   * One optimizer step of every member, member m on `batches[m]` (members given the same Batch
-   * object share it: it is fed once).
+   * One optimizer step of every member, member m on `batches[m]` with `inputs[m]` (members given
+   * the same Batch object share it: it is fed once).
    */
-  step(batches: Batch[]): StepOutcome[];
+  step(batches: Batch[], inputs: StepInputs[]): StepOutcome[];
   /** Every member's inference-mode loss and accuracy on the first `limit` examples, at training step `step`. */
   evaluate(split: Split, limit: number | null, step: number): EvalResult[];
   /** Member m's model holding its trained variables (weights, gamma/beta, inference statistics). */

@@ -1,14 +1,15 @@
 import { Augmenter, augments, EpochBatcher, gather, type Dataset } from '../data/index.js';
-import { buildModel, type Classifier } from '../model/index.js';
+import { buildModel, DropoutSampler, modelPlan, type Classifier } from '../model/index.js';
 import { canonicalJson } from '../spec/expand.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { EagerEngine } from './eager-engine.js';
-import { chooseEngine, type Batch, type Engine, type EngineKind } from './engine.js';
-import { DivergedError, RunMetrics, type MetricsRow, type TrainResult } from './metrics.js';
+import { chooseEngine, type Batch, type Engine, type EngineKind, type StepInputs } from './engine.js';
+import { learningRate } from './schedule.js';
+import { DivergedError, RunMetrics, totalSteps, type MetricsRow, type TrainResult } from './metrics.js';
 import { GraphEngine } from './graph/engine.js';
 import { InstrumentRunner } from './instruments/index.js';
 
-export { DivergedError, RunMetrics, type MetricsRow, type TrainResult };
+export { DivergedError, RunMetrics, totalSteps, type MetricsRow, type TrainResult };
 
 /** Training was asked to stop (Ctrl-C): the run is interrupted, not failed. */
 export class InterruptedError extends Error {
@@ -71,11 +72,6 @@ export function pausePoint(shouldStop?: () => boolean): (step: number) => Promis
   };
 }
 
-export function totalSteps(config: RunConfig, trainExamples: number): number {
-  const t = config.train;
-  return t.steps ?? (t.epochs as number) * Math.floor(trainExamples / t.batch_size);
-}
-
 /**
  * Where a member's batches come from: its seeded epoch shuffle (and augmentation). Members whose
  * seed, batch size and augmentation agree draw the same batches: they share one feeder, and the
@@ -131,6 +127,18 @@ class Member {
     data: Dataset,
   ) {
     this.metrics = new RunMetrics(config, data.train.n);
+    this.dropout = new DropoutSampler(modelPlan(config.model, data.inputShape, data.classes), config.seed);
+  }
+
+  /** `model.dropout`'s draws, step after step (none without dropout). */
+  readonly dropout: DropoutSampler;
+
+  /** What the member's step `step` of `steps` takes besides its batch. */
+  inputs(step: number, steps: number): StepInputs {
+    return {
+      lr: learningRate(this.config.train, step, steps),
+      dropout: this.dropout.next(this.config.train.batch_size),
+    };
   }
 
   /** Runs one of the member's hooks; a fault there ends this member only. */
@@ -196,7 +204,10 @@ export async function trainGroup(
       for (const feeder of feeders.values()) feeder.next();
       const batches = members.map((s) => s.feeder.batch);
       for (const s of members) s.report(() => s.instruments?.beforeStep(step, s.model, s.feeder.batch));
-      const outcomes = live.step(batches);
+      const outcomes = live.step(
+        batches,
+        members.map((s) => s.inputs(step, steps)),
+      );
       let lossTotal = 0;
       let reporting = 0;
       for (const [m, s] of members.entries()) {

@@ -1,6 +1,13 @@
 import type { RunConfig } from '../spec/types.js';
 import type { EngineKind } from './engine.js';
 import type { EvalResult } from './evaluate.js';
+import { learningRate } from './schedule.js';
+
+/** The steps a run trains: `train.steps`, or `train.epochs` epochs of floor(examples / batch size) steps. */
+export function totalSteps(config: RunConfig, trainExamples: number): number {
+  const t = config.train;
+  return t.steps ?? (t.epochs as number) * Math.floor(trainExamples / t.batch_size);
+}
 
 /** A row of metrics.csv (see src/store/metrics.ts for its columns and format). */
 export interface MetricsRow {
@@ -53,6 +60,11 @@ export class RunMetrics {
     private readonly trainExamples: number,
   ) {}
 
+  /** The run's step count (the schedule's horizon). */
+  private get steps(): number {
+    return totalSteps(this.config, this.trainExamples);
+  }
+
   private epoch(step: number): number {
     return (step * this.config.train.batch_size) / this.trainExamples;
   }
@@ -69,7 +81,15 @@ export class RunMetrics {
     if (Number.isFinite(loss) && (t.max_loss === null || loss <= t.max_loss)) return null;
     return {
       error: new DivergedError(step, loss),
-      row: { step, epoch: this.epoch(step), train_loss: loss, train_acc: NaN, val_loss: null, val_acc: null, lr: t.lr },
+      row: {
+        step,
+        epoch: this.epoch(step),
+        train_loss: loss,
+        train_acc: NaN,
+        val_loss: null,
+        val_acc: null,
+        lr: learningRate(t, step, this.steps),
+      },
     };
   }
 
@@ -98,7 +118,7 @@ export class RunMetrics {
       train_acc: this.correctSum / (this.sinceRow * this.config.train.batch_size),
       val_loss: val?.loss ?? null,
       val_acc: val?.acc ?? null,
-      lr: this.config.train.lr,
+      lr: learningRate(this.config.train, step, this.steps),
     };
     this.lossSum = 0;
     this.correctSum = 0;

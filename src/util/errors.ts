@@ -13,5 +13,22 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * A file that cannot be read back as what bnx wrote there (truncated, garbage, a folder where a file
+ * belongs): reported like bad input, naming the file. bnx never writes over a file it could not read.
+ */
+export class DamagedFileError extends InputError {
+  constructor(
+    readonly file: string,
+    /** What is wrong with it: `not valid JSON (Unexpected end of JSON input)`. */
+    readonly why: string,
+    /** What the user can do about it. */
+    hint?: string,
+  ) {
+    super(file, `damaged: ${why}${hint ? `; ${hint}` : ''}`);
+    this.name = 'DamagedFileError';
+  }
+}
+
 /** Exit code for bad input, as the CLI guide promises. */
 export const EXIT_BAD_INPUT = 2;

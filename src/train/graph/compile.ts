@@ -52,6 +52,16 @@ interface LayerSaved {
   norm: NormSaved | null;
   /** Max pooling's input and output (null without pooling). */
   pooled: { input: string; output: string } | null;
+  /** Dropout's scale of this step (training pass only; null without dropout). */
+  dropout: string | null;
+}
+
+/** A dropout layer's `train_step` inputs: y = x scale (+ shift), [N, units] each. */
+interface DropoutInput {
+  layer: string;
+  units: number;
+  scale: string;
+  shift: string | null;
 }
 
 const ints = (values: number[]): Attr => ({ list: { i: values } });
@@ -137,7 +147,13 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
    * The forward pass on rows x [N, features]; `training` selects batch statistics (and keeps what
    * the backward pass needs); `noise` (the training step's, by layer name) perturbs noisy batch norm.
    */
-  const forward = (scope: string, x: string, training: boolean, noise?: Map<string, NoiseInput>) => {
+  const forward = (
+    scope: string,
+    x: string,
+    training: boolean,
+    noise?: Map<string, NoiseInput>,
+    dropout?: Map<string, DropoutInput>,
+  ) => {
     const saved: LayerSaved[] = [];
     let h = plan.arch === 'cnn' ? consts.reshape(`${scope}/to_images`, x, [-1, ...plan.inputShape]) : x;
     layers.forEach((l, i) => {
@@ -168,7 +184,20 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
         pooled = { input: out, output: g.op('MaxPool', `${s}/max_pool`, [out], poolAttrs(p.pool)) };
         out = pooled.output;
       }
-      saved.push({ input: h, kernel, weightNorm: wn?.saved ?? null, act: a, norm, pooled });
+      const drop = dropout?.get(p.name);
+      if (drop) {
+        out = g.op('Mul', `${s}/dropout/scaled`, [out, drop.scale], { T: F32 });
+        if (drop.shift) out = g.op('AddV2', `${s}/dropout/y`, [out, drop.shift], { T: F32 });
+      }
+      saved.push({
+        input: h,
+        kernel,
+        weightNorm: wn?.saved ?? null,
+        act: a,
+        norm,
+        pooled,
+        dropout: drop?.scale ?? null,
+      });
       h = i === lastConv ? consts.reshape(`${scope}/flatten`, out, [-1, sizeOf(blockOutput(p))]) : out;
     });
     return { saved, logits: h };
@@ -194,7 +223,20 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
         layers.filter((l) => l.norm).map((l) => ({ name: l.plan.name, channels: l.plan.units })),
       )
     : [];
-  const fwd = forward('train', x, true, new Map(noise.map((n) => [n.layer, n])));
+  const dropoutInputs: DropoutInput[] = layers
+    .filter((l) => l.plan.dropout > 0)
+    .map(({ plan: p }) => {
+      const input = (part: string) =>
+        g.op('Placeholder', `train/dropout/${p.name}/${part}`, [], { dtype: F32, shape: { shape: [-1, p.units] } });
+      return { layer: p.name, units: p.units, scale: input('scale'), shift: p.alphaDropout ? input('shift') : null };
+    });
+  const fwd = forward(
+    'train',
+    x,
+    true,
+    new Map(noise.map((n) => [n.layer, n])),
+    new Map(dropoutInputs.map((d) => [d.layer, d])),
+  );
   const { loss, correct, dLogits } = trainingLoss(g, fwd.logits, labels, axis0, axis1);
   const grads = new Map<string, string>();
   let dh = dLogits;
@@ -205,6 +247,7 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
     const s = `grad/${p.name}`;
     const conv = p.kind === 'conv';
     if (i === lastConv) dh = consts.reshape('grad/unflatten', dh, [-1, ...blockOutput(p)]);
+    if (sv.dropout) dh = g.op('Mul', `${s}/dropout`, [dh, sv.dropout], { T: F32 });
     if (sv.pooled)
       dh = g.op('MaxPoolGrad', `${s}/max_pool`, [sv.pooled.input, sv.pooled.output, dh], poolAttrs(p.pool));
     if (l.norm && sv.norm && p.norm?.placement === 'after') dh = l.norm.backward(s, sv.norm, dh, grads);
@@ -242,6 +285,23 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
         : matmul(`${s}/input`, dz, sv.kernel, false, true);
     }
   }
+  // train.weight_decay: lambda w added to the kernels' (V's) gradients before the optimizer, as the eager engine does.
+  const decay = config.train.weight_decay;
+  if (decay > 0) {
+    const lambda = g.scalar('weight_decay', decay);
+    for (const l of layers) {
+      const s = `grad/${l.plan.name}/weight_decay`;
+      grads.set(
+        l.kernel,
+        g.op(
+          'AddV2',
+          s,
+          [grads.get(l.kernel) as string, g.op('Mul', `${s}/term`, [read(l.kernel), lambda], { T: F32 })],
+          { T: F32 },
+        ),
+      );
+    }
+  }
   const batchStatistics = layers.some((l) => l.norm?.movingMean);
   return assembleGraph(g, {
     config,
@@ -253,6 +313,7 @@ export function compileRun(config: RunConfig, plan: ModelPlan): CompiledGraph {
     axes: { axis0, axis1 },
     train: { x, labels, lr, loss, correct, grads, saved: fwd.saved },
     noise,
+    dropout: dropoutInputs,
     forward,
     statisticsOf,
   });

@@ -7,7 +7,7 @@ import { EpochBatcher, gather, type Dataset, type Split } from '../../data/index
 import { NoisyBatchNorm } from '../../layers/noisy-batch-norm.js';
 import type { Classifier } from '../../model/index.js';
 import type { RunConfig } from '../../spec/types.js';
-import type { Batch, Engine, StepOutcome } from '../engine.js';
+import type { Batch, Engine, StepInputs, StepOutcome } from '../engine.js';
 import { evaluateInChunks, populationSeed, type EvalResult } from '../evaluate.js';
 import { compileConfig } from './compile.js';
 import type { CompiledGraph } from './graph-def.js';
@@ -119,7 +119,8 @@ export function setPopulationStatistics(
 interface GraphMember {
   model: Classifier;
   graph: CompiledGraph;
-  lr: tf.Scalar;
+  /** The learning rate fed last, as a tensor (a schedule changes it; a constant rate is made once). */
+  lr: { value: number; tensor: tf.Scalar };
   /**
    * Noisy batch norm: the graph's noise inputs and the model's layer of each. The layer draws the
    * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
@@ -183,7 +184,7 @@ export class GraphEngine implements Engine {
               batchSize: t.batch_size,
             }
           : null;
-        list.push({ model, graph: compiled, lr: tf.scalar(t.lr), noise, population });
+        list.push({ model, graph: compiled, lr: { value: t.lr, tensor: tf.scalar(t.lr) }, noise, population });
       });
       engine.assign();
       return engine;
@@ -217,7 +218,7 @@ export class GraphEngine implements Engine {
     return tensors;
   }
 
-  step(batches: Batch[]): StepOutcome[] {
+  step(batches: Batch[], stepInputs: StepInputs[]): StepOutcome[] {
     this.dropReadCache();
     const tensors = GraphEngine.batchTensors(batches, this.data.features);
     const inputs: tf.NamedTensorMap = {};
@@ -227,7 +228,23 @@ export class GraphEngine implements Engine {
         const [x, labels] = tensors.get(batches[k]) as [tf.Tensor2D, tf.Tensor1D];
         inputs[memberKey(k, 'x')] = x;
         inputs[memberKey(k, 'labels')] = labels;
-        inputs[memberKey(k, 'lr')] = m.lr;
+        const { lr, dropout } = stepInputs[k];
+        if (lr !== m.lr.value) {
+          m.lr.tensor.dispose();
+          m.lr = { value: lr, tensor: tf.scalar(lr) };
+        }
+        inputs[memberKey(k, 'lr')] = m.lr.tensor;
+        for (const [layer, draw] of dropout) {
+          const shape = [labels.shape[0], draw.scale.length / labels.shape[0]];
+          const scale = tf.tensor2d(draw.scale, shape as [number, number]);
+          noise.push(scale);
+          inputs[memberKey(k, `dropout/${layer}/scale`)] = scale;
+          if (draw.shift) {
+            const shift = tf.tensor2d(draw.shift, shape as [number, number]);
+            noise.push(shift);
+            inputs[memberKey(k, `dropout/${layer}/shift`)] = shift;
+          }
+        }
         for (const { layer, bn } of m.noise) {
           const { scale, shift } = bn.stepNoise();
           const [s, t] = [tf.tensor1d(scale), tf.tensor1d(shift)];
@@ -331,6 +348,6 @@ export class GraphEngine implements Engine {
     this.disposed = true;
     this.dropReadCache();
     this.unload();
-    tf.dispose(this.list.map((m) => m.lr));
+    tf.dispose(this.list.map((m) => m.lr.tensor));
   }
 }

@@ -167,6 +167,8 @@ export function assembleGraph<Saved>(
     };
     /** Noisy batch norm's inputs of `train_step` (none without noise). */
     noise: NoiseInput[];
+    /** Dropout's inputs of `train_step`: the step's scale (and alpha dropout's shift) per dropout layer, [N, units]. */
+    dropout: { layer: string; units: number; scale: string; shift: string | null }[];
     /** The forward pass (noise-free: the compiler applies the noise to its own training pass). */
     forward: (scope: string, x: string, training: boolean) => { saved: Saved; logits: string };
     statisticsOf: (saved: Saved) => BatchStatistic[];
@@ -214,6 +216,10 @@ export function assembleGraph<Saved>(
   for (const n of p.noise) {
     noiseIn[`noise/${n.layer}/scale`] = spec(n.scale, DT.float, [n.channels]);
     noiseIn[`noise/${n.layer}/shift`] = spec(n.shift, DT.float, [n.channels]);
+  }
+  for (const d of p.dropout) {
+    noiseIn[`dropout/${d.layer}/scale`] = spec(d.scale, DT.float, [-1, d.units]);
+    if (d.shift) noiseIn[`dropout/${d.layer}/shift`] = spec(d.shift, DT.float, [-1, d.units]);
   }
 
   return {
