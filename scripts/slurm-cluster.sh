@@ -18,11 +18,19 @@
 # task). There is no slurmdbd, so `sacct` does not work: read DIR/jobcomp.log instead.
 #
 # Needs root (SlurmUser=root; munged and slurmd run as root) and, when Slurm is not installed yet,
-# apt-get with Debian's mirror (Debian 12 gives Slurm 22.05). One cluster per machine at a time:
-# the ports are fixed (BNX_SLURMCTLD_PORT, default 6917; BNX_SLURMD_PORT, default 6918), and `up`
-# kills the daemons of any other bnx cluster left behind by an earlier run (it recognises them by
-# the .bnx-slurm-cluster marker in their config directory, or by a config file that no longer
-# exists); a Slurm daemon that is not bnx's is never touched, and `up` fails if it holds a port.
+# apt-get with Debian's mirror (Debian 12 gives Slurm 22.05).
+#
+# Several clusters can run on one machine, one per port pair: slurmctld listens on BNX_SLURM_PORT
+# (default 6917) and slurmd on the next port. Tests on a shared machine pick their own ports.
+# Each cluster's directory holds an identity marker, .bnx-slurm-cluster (.bnx-slurm-cluster-PORT
+# for a port other than 6917; BNX_SLURM_MARKER names another), that records the port and the pid of
+# the process that owns the cluster (BNX_SLURM_OWNER_PID, e.g. a test process; default: the
+# caller of this script). `up` never stops or reuses a cluster of another directory that is in
+# use: when a bnx cluster of another directory holds one of its ports, `up` stops it only if it is
+# abandoned (its owner process is gone, or its directory was deleted), and otherwise fails saying
+# which directory holds the port. A Slurm daemon that is not bnx's is never touched. `up` runs
+# under a machine-wide flock (/run/lock/bnx-slurm-cluster.lock), so that concurrent calls do not
+# run apt-get or start munged twice.
 #
 # munged: `up` starts it only when `munge -n | unmunge` fails, and then notes its pid in
 # DIR/munged.pid; `down DIR` stops it only in that case (a munged that was already running, e.g.
@@ -38,11 +46,17 @@
 # did not come up: the tails of their logs are printed on stderr).
 set -euo pipefail
 
-CTLD_PORT="${BNX_SLURMCTLD_PORT:-6917}"
-SLURMD_PORT="${BNX_SLURMD_PORT:-6918}"
+CTLD_PORT="${BNX_SLURM_PORT:-6917}"
+[[ "$CTLD_PORT" =~ ^[0-9]+$ ]] && ((CTLD_PORT >= 1024 && CTLD_PORT < 65535)) ||
+  { echo "slurm-cluster: BNX_SLURM_PORT must be a port from 1024 to 65534, not $CTLD_PORT" >&2; exit 1; }
+SLURMD_PORT=$((CTLD_PORT + 1))
 UP_TIMEOUT="${BNX_SLURM_UP_TIMEOUT:-30}"   # seconds to wait for the node to be idle
 STOP_TIMEOUT=10                              # seconds between SIGTERM and SIGKILL
-MARKER=.bnx-slurm-cluster
+if [[ "$CTLD_PORT" == 6917 ]]; then MARKER=${BNX_SLURM_MARKER:-.bnx-slurm-cluster}; else MARKER=${BNX_SLURM_MARKER:-.bnx-slurm-cluster-$CTLD_PORT}; fi
+[[ "$MARKER" =~ ^\.bnx-slurm-cluster[A-Za-z0-9_.-]*$ ]] ||
+  { echo "slurm-cluster: BNX_SLURM_MARKER must start with .bnx-slurm-cluster, not $MARKER" >&2; exit 1; }
+OWNER_PID="${BNX_SLURM_OWNER_PID:-$PPID}"
+UP_LOCK=/run/lock/bnx-slurm-cluster.lock
 
 log() { echo "slurm-cluster: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -351,7 +365,8 @@ start_munged() {
   fi
   # As root, munged refuses to start without --force (it warns about the ownership of its log).
   local out
-  out=$(munged --force 2>&1) || die "munged did not start: $out"
+  # 9>&-: a daemon must not inherit (and so hold forever) the flock of `up`.
+  out=$(munged --force 2>&1 9>&-) || die "munged did not start: $out"
   local i
   for ((i = 0; i < 50; i++)); do
     if munge_works; then
@@ -366,30 +381,66 @@ start_munged() {
   die "munged started but 'munge -n | unmunge' still fails"
 }
 
-# Kills the daemons of other bnx clusters (left by an earlier run that did not call `down`).
-kill_stale_clusters() {
-  local name p conf stale=()
+# The ports a cluster's slurm.conf gives its daemons ("CTLD SLURMD"; empty if unreadable).
+ports_of_conf() {
+  awk -F= 'tolower($1) == "slurmctldport" { c = $2 } tolower($1) == "slurmdport" { d = $2 } END { if (c != "") print c, d }' "$1" 2>/dev/null || true
+}
+
+# The owner pid a cluster's marker records (empty when none: a cluster started by an older script).
+owner_of_dir() {
+  local m
+  for m in "$1"/.bnx-slurm-cluster*; do
+    [[ -f "$m" ]] && sed -n 's/^owner=//p' "$m" | head -n1 && return 0
+  done
+  return 0
+}
+
+is_bnx_dir() {
+  local m
+  for m in "$1"/.bnx-slurm-cluster*; do [[ -e "$m" ]] && return 0; done
+  return 1
+}
+
+# Stops the daemons of another bnx cluster that holds one of this cluster's ports, if it is
+# abandoned: its directory is gone, or its marker names an owner process that is gone. A cluster
+# of another directory that is in use is never stopped: `up` fails and says where it is.
+stop_abandoned_clusters() {
+  local name p conf others=()
   for name in slurmctld slurmd; do
     for p in $(pids_named "$name"); do
       conf=$(conf_of "$p")
       [[ "$conf" == "$CONF" ]] && continue
       # No -f and no SLURM_CONF: a system daemon (/etc/slurm/slurm.conf), not bnx's.
       [[ -n "$conf" ]] || continue
-      if [[ ! -e "$conf" || -e "$(dirname "$conf")/$MARKER" ]]; then
-        stale+=("$conf")
-      fi
+      others+=("$conf")
     done
   done
-  ((${#stale[@]})) || return 0
-  local c
+  ((${#others[@]})) || return 0
+  local c dir ports owner
   while IFS= read -r c; do
-    log "stopping a stale bnx Slurm cluster ($c)"
+    dir=$(dirname "$c")
+    if [[ -e "$c" ]]; then
+      is_bnx_dir "$dir" || continue
+      ports=" $(ports_of_conf "$c") "
+      [[ "$ports" == *" $CTLD_PORT "* || "$ports" == *" $SLURMD_PORT "* ]] || continue
+      owner=$(owner_of_dir "$dir")
+      if [[ -z "$owner" ]] || alive "$owner"; then
+        die "ports $CTLD_PORT/$SLURMD_PORT: the bnx Slurm cluster in $dir uses them${owner:+ (its owner, pid $owner, is running)}; stop it with '$0 down $dir' or choose other ports with BNX_SLURM_PORT"
+      fi
+      log "stopping an abandoned bnx Slurm cluster on port ${ports# } ($dir; its owner, pid $owner, is gone)"
+    else
+      # Its directory was deleted under it: nobody can use it. Stop it if it holds our ports.
+      local holders
+      holders=$(ss -Hltnp "( sport = :$CTLD_PORT or sport = :$SLURMD_PORT )" 2>/dev/null || true)
+      [[ -n "$holders" ]] || continue
+      log "stopping a bnx Slurm cluster whose directory is gone ($dir)"
+    fi
     stop_cluster_processes "$c"
     # If that cluster's `up` started munged, this one takes over stopping it at `down`.
-    if [[ -n "$(pid_from_file "$(dirname "$c")/munged.pid" munged)" ]]; then
-      mv -f "$(dirname "$c")/munged.pid" "$DIR/munged.pid"
+    if [[ -n "$(pid_from_file "$dir/munged.pid" munged)" ]]; then
+      mv -f "$dir/munged.pid" "$DIR/munged.pid"
     fi
-  done < <(printf '%s\n' "${stale[@]}" | sort -u)
+  done < <(printf '%s\n' "${others[@]}" | sort -u)
   return 0
 }
 
@@ -397,7 +448,7 @@ check_ports_free() {
   local port holders
   for port in "$CTLD_PORT" "$SLURMD_PORT"; do
     holders=$(ss -Hltnp "sport = :$port" 2>/dev/null || true)
-    [[ -z "$holders" ]] || die "port $port is in use by another program (not a bnx Slurm cluster): $holders"
+    [[ -z "$holders" ]] || die "port $port is in use by another program: $holders (choose other ports with BNX_SLURM_PORT)"
   done
 }
 
@@ -406,6 +457,10 @@ cmd_up() {
   mkdir -p "$DIR"
   DIR=$(cd "$DIR" && pwd -P)
   CONF=$DIR/slurm.conf
+  # One `up` at a time on this machine: apt-get and munged must not be started twice.
+  mkdir -p "$(dirname "$UP_LOCK")"
+  exec 9>>"$UP_LOCK"
+  flock 9
   install_packages
 
   # Already up for this DIR: nothing to do but report.
@@ -420,18 +475,20 @@ cmd_up() {
   # Half up, or stale pid files: start this DIR's cluster afresh.
   stop_cluster_processes "$CONF"
   rm -f "$DIR/slurmctld.pid" "$DIR/slurmd.pid"
-  kill_stale_clusters
+  stop_abandoned_clusters
   check_ports_free
 
   start_munged
-  touch "$DIR/$MARKER"
+  rm -f "$DIR"/.bnx-slurm-cluster*
+  printf 'port=%s\nowner=%s\n' "$CTLD_PORT" "$OWNER_PID" >"$DIR/$MARKER"
   write_conf
   : >>"$DIR/jobcomp.log"
 
   export SLURM_CONF=$CONF
   # -c: a cold start, no jobs or node state from an earlier run in this DIR.
-  slurmctld -c -f "$CONF" >>"$DIR/slurmctld.out" 2>&1 || { log_tails; die "slurmctld did not start"; }
-  slurmd -f "$CONF" >>"$DIR/slurmd.out" 2>&1 || { log_tails; die "slurmd did not start"; }
+  # 9>&-: the daemons must not inherit (and so hold forever) the flock of `up`.
+  slurmctld -c -f "$CONF" >>"$DIR/slurmctld.out" 2>&1 9>&- || { log_tails; die "slurmctld did not start"; }
+  slurmd -f "$CONF" >>"$DIR/slurmd.out" 2>&1 9>&- || { log_tails; die "slurmd did not start"; }
 
   local started=$SECONDS deadline=$((SECONDS + UP_TIMEOUT)) state='' resumed=0 node
   node=$(node_name)

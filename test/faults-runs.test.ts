@@ -305,8 +305,8 @@ describe("defect 5: faults outside a run's own files", { concurrency: 2 }, () =>
   );
 
   it('defect 5: disk full while saving weights names the run and weights.bin, leaves no temporary file, and a rerun repairs it', async () => {
-    // One run: a second one could not take its lock on the full disk, and an empty lock file blocks
-    // its rerun until the lock rework of issue 14 (see faults.test.ts, defect 2).
+    // One run: a second one could not take its lock on the full disk (and would fail too). A lock is
+    // created whole, by link(), so none is left empty; an empty one is stale (faults.test.ts, defect 2).
     const spec = writeSpec(
       tmpDir('bnx-fault-'),
       TINY_SPEC.replace('steps: 40', 'steps: 600')

@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { parseAllDocuments } from 'yaml';
 import { readMetrics } from '../src/store/index.js';
 import { bnx, startBnx, tmpDir, TINY_SPEC, writeSpec } from './helpers.js';
 
@@ -288,28 +287,5 @@ describe('beyond one machine', () => {
     const conflict = bnx(['merge', shards[1], '--out', merged]);
     assert.equal(conflict.code, 2);
     assert.match(conflict.stderr, /the same run with different results/);
-  });
-
-  it('export-job writes a Slurm array script and a Kubernetes Indexed Job', () => {
-    const spec = writeSpec(tmpDir(), `${TINY_SPEC}grid:\n  model.norm: [none, batch]\n  train.lr: [0.1, 0.2, 0.3]\n`);
-    const slurm = bnx(['export-job', spec, '--slurm', '--shards', '3', '--set', 'train.steps=20']);
-    assert.equal(slurm.code, 0, slurm.stderr);
-    assert.match(slurm.stdout, /#SBATCH --array=0-2%3/);
-    assert.match(
-      slurm.stdout,
-      /--set train\.steps=20 --out \S+ --shard "\$SLURM_ARRAY_TASK_ID\/\$SLURM_ARRAY_TASK_COUNT"/,
-    );
-    const k8s = bnx(['export-job', spec, '--k8s', '--parallelism', '2', '--image', 'example/bnx:1']);
-    assert.equal(k8s.code, 0, k8s.stderr);
-    const [configMap, job] = parseAllDocuments(k8s.stdout).map((d) => d.toJS());
-    assert.equal(configMap.kind, 'ConfigMap');
-    assert.match(configMap.data['spec.yaml'], /name: tiny/);
-    assert.equal(job.spec.completionMode, 'Indexed');
-    assert.equal(job.spec.completions, 6);
-    assert.equal(job.spec.parallelism, 2);
-    const container = job.spec.template.spec.containers[0];
-    assert.equal(container.image, 'example/bnx:1');
-    assert.deepEqual(container.args.slice(-2), ['--shard', '$(JOB_COMPLETION_INDEX)/6']);
-    assert.ok(job.spec.template.spec.volumes.some((v: { persistentVolumeClaim?: unknown }) => v.persistentVolumeClaim));
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -227,6 +227,42 @@ sleep 120 & wait
       [0, 'COMPLETED'],
       [1, 'COMPLETED'],
     ]);
+  });
+
+  it('up never stops a running cluster of another directory on its ports; it stops an abandoned one', async (t) => {
+    if (!cluster) return t.skip(skip);
+    const up = (dir: string, port: number, owner: number) =>
+      spawnSync('bash', [SLURM_SCRIPT, 'up', dir], {
+        encoding: 'utf8',
+        env: { ...process.env, BNX_SLURM_PORT: String(port), BNX_SLURM_OWNER_PID: String(owner) },
+        timeout: 120_000,
+      });
+    // This process owns `cluster` and runs: another directory cannot take its ports.
+    const refused = up(tmpDir('bnx-slurm-other-'), cluster.port, process.pid);
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`the bnx Slurm cluster in ${cluster.dir} uses them`));
+    assert.equal(spawnSync('bash', [SLURM_SCRIPT, 'status', cluster.dir]).status, 0, 'still up');
+
+    // A cluster whose owner has exited is abandoned: the next `up` on its ports stops it.
+    const gone = spawn('true');
+    await new Promise((r) => gone.on('close', r));
+    const port = cluster.port + 4;
+    const [abandoned, next] = [tmpDir('bnx-slurm-abandoned-'), tmpDir('bnx-slurm-next-')];
+    try {
+      const first = up(abandoned, port, gone.pid!);
+      assert.equal(first.status, 0, first.stderr);
+      const second = up(next, port, process.pid);
+      assert.equal(second.status, 0, second.stderr);
+      assert.match(second.stderr, /stopping an abandoned bnx Slurm cluster/);
+      assert.equal(spawnSync('bash', [SLURM_SCRIPT, 'status', abandoned]).status, 3);
+      assert.equal(
+        spawnSync('bash', [SLURM_SCRIPT, 'status', cluster.dir]).status,
+        0,
+        'the first cluster is untouched',
+      );
+    } finally {
+      for (const dir of [next, abandoned]) spawnSync('bash', [SLURM_SCRIPT, 'down', dir], { timeout: 60_000 });
+    }
   });
 
   it('stop() takes the daemons down and can be called twice', async (t) => {

@@ -10,8 +10,9 @@
  * throws, with the script's stderr (which holds the tails of the daemons' logs).
  * There is no slurmdbd, so no sacct: jobs are followed with squeue / scontrol show job, and
  * finished ones read from the job-completion log (readJobComp).
- * One cluster per machine at a time (fixed ports 6917/6918): starting one stops any other bnx
- * cluster left running, so test files that use it must not run at the same time as each other.
+ * Each cluster has its own ports: slurmctld on `port` (default: BNX_SLURM_PORT, else 6917), slurmd
+ * on the next one. Test files that run clusters at the same time give them different ports
+ * (slurmPort(offset)); the script never stops a cluster whose owner (this process) is running.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,24 +31,40 @@ export interface SlurmCluster {
   dir: string;
   /** DIR/slurm.conf. */
   conf: string;
+  /** slurmctld's port (slurmd's is the next). */
+  port: number;
   /** DIR/jobcomp.log: one line per finished job, array task or requeued run. */
   jobCompLog: string;
   /** Stops the daemons (cancelling jobs first); safe to call more than once. */
   stop(): Promise<void>;
 }
 
+/**
+ * A test file's slurmctld port: BNX_SLURM_PORT (default 6917) plus `offset`, an even number that
+ * each test file running a cluster picks for itself (slurmd takes the port after).
+ */
+export function slurmPort(offset = 0): number {
+  const base = Number(process.env.BNX_SLURM_PORT ?? 6917);
+  return (Number.isInteger(base) ? base : 6917) + offset;
+}
+
 /** Starts a cluster in a fresh temp dir (or `dir`); { skip } when this machine cannot run one. */
-export async function startSlurmCluster(opts: { dir?: string } = {}): Promise<SlurmCluster | { skip: string }> {
+export async function startSlurmCluster(
+  opts: { dir?: string; port?: number } = {},
+): Promise<SlurmCluster | { skip: string }> {
   if (process.env.BNX_SKIP_SLURM) return { skip: 'BNX_SKIP_SLURM is set' };
   if (process.platform !== 'linux') return { skip: 'Slurm tests run on Linux only' };
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     return { skip: 'the Slurm cluster needs root (SlurmUser=root, munged and slurmd run as root)' };
   }
   const dir = opts.dir ?? tmpDir('bnx-slurm-');
+  const port = opts.port ?? slurmPort();
+  // This process owns the cluster: while it runs, no other `up` stops it.
+  const env = { ...process.env, BNX_SLURM_PORT: String(port), BNX_SLURM_OWNER_PID: String(process.pid) };
   let stdout: string;
   try {
     // The first run installs Slurm with apt-get: allow for a slow mirror.
-    ({ stdout } = await run('bash', [SLURM_SCRIPT, 'up', dir], { encoding: 'utf8', timeout: 15 * 60_000 }));
+    ({ stdout } = await run('bash', [SLURM_SCRIPT, 'up', dir], { encoding: 'utf8', env, timeout: 15 * 60_000 }));
   } catch (err) {
     const e = err as { code?: number | string; stderr?: string };
     const stderr = (e.stderr ?? '').trim();
@@ -60,7 +77,7 @@ export async function startSlurmCluster(opts: { dir?: string } = {}): Promise<Sl
   const conf = m[1];
   // A test process that dies without calling stop() still takes its daemons down with it.
   const onExit = () => {
-    spawnSync('bash', [SLURM_SCRIPT, 'down', dir], { stdio: 'ignore', timeout: 60_000 });
+    spawnSync('bash', [SLURM_SCRIPT, 'down', dir], { stdio: 'ignore', env, timeout: 60_000 });
   };
   process.once('exit', onExit);
   let stopped: Promise<void> | undefined;
@@ -68,11 +85,12 @@ export async function startSlurmCluster(opts: { dir?: string } = {}): Promise<Sl
     env: { ...process.env, SLURM_CONF: conf },
     dir,
     conf,
+    port,
     jobCompLog: path.join(dir, 'jobcomp.log'),
     stop() {
       stopped ??= (async () => {
         process.removeListener('exit', onExit);
-        await run('bash', [SLURM_SCRIPT, 'down', dir], { encoding: 'utf8', timeout: 120_000 });
+        await run('bash', [SLURM_SCRIPT, 'down', dir], { encoding: 'utf8', env, timeout: 120_000 });
       })();
       return stopped;
     },

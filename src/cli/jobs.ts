@@ -1,28 +1,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { k8sManifest, slurmScript, type JobOptions } from '../launch/jobs.js';
+import { BNX_ROOT, k8sManifest, parseSlurmTime, slurmLogDir, slurmScript, type JobOptions } from '../launch/jobs.js';
 import { mergeResults } from '../store/merge.js';
+import { specDir } from '../store/runs.js';
+import { registerSweep } from '../store/sweep-folder.js';
 import { InputError } from '../util/errors.js';
 import { setResultsRoot } from '../util/crash.js';
 import { writeFileAtomic } from '../util/files.js';
 import { collect, planFrom } from './plan.js';
-
-/**
- * Slurm's time formats (sbatch --time): minutes, minutes:seconds, hours:minutes:seconds, days-hours,
- * days-hours:minutes, days-hours:minutes:seconds; or UNLIMITED / INFINITE.
- */
-const SLURM_TIME =
-  /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d+|\d+-\d+:\d{1,2}|\d+-\d+:\d{1,2}:\d{1,2}|UNLIMITED|INFINITE)$/i;
-
-function parseSlurmTime(v: string): string {
-  if (!SLURM_TIME.test(v.trim()))
-    throw new InputError(
-      `--time ${v}`,
-      'not a Slurm time limit; use minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (for example 04:00:00 or 2-00:00:00)',
-    );
-  return v.trim();
-}
 
 const positiveInt = (flag: string) => (v: string) => {
   const n = Number(v);
@@ -48,7 +34,7 @@ export function registerJobCommands(program: Command): void {
     .option('--time <limit>', 'Slurm time limit (minutes, HH:MM:SS, D-HH:MM:SS, ...)', parseSlurmTime, '04:00:00')
     .option('--image <image>', 'Kubernetes: container image with bnx installed', 'bnx:latest')
     .option('--pvc <name>', 'Kubernetes: PersistentVolumeClaim for results', 'bnx-results')
-    .option('--workdir <dir>', 'where bnx is installed (Slurm: this checkout; Kubernetes: in the image)')
+    .option('--workdir <dir>', 'where bnx is installed (Slurm: default this installation; Kubernetes: in the image)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(
       (
@@ -85,9 +71,27 @@ export function registerJobCommands(program: Command): void {
           time: opts.time,
           image: opts.image,
           pvc: opts.pvc,
-          workdir: opts.workdir ?? (opts.slurm ? process.cwd() : '/app'),
+          workdir: opts.workdir ?? (opts.slurm ? BNX_ROOT : '/app'),
         };
+        if (opts.slurm) {
+          // The results folder, ready for the array: its grid registered once (so that the tasks
+          // only read sweep.json), and the folder of the task logs, which Slurm opens before a
+          // task starts and does not create.
+          registerSweep(
+            specDir(options.out, spec.name),
+            runs,
+            {
+              spec: options.spec,
+              specText: options.specText,
+              overrides: opts.set,
+              shard: null,
+            },
+            { always: true },
+          );
+          fs.mkdirSync(slurmLogDir(options), { recursive: true });
+        }
         const text = opts.slurm ? slurmScript(options) : k8sManifest(options);
+        const ready = opts.slurm ? `results folder ready for the array: ${specDir(options.out, spec.name)}` : '';
         if (opts.output) {
           // Like plot -o: the folder is created when missing.
           const parent = path.dirname(path.resolve(opts.output));
@@ -97,9 +101,12 @@ export function registerJobCommands(program: Command): void {
             throw new InputError(`-o ${opts.output}`, 'is a directory; give a file name');
           fs.mkdirSync(parent, { recursive: true });
           writeFileAtomic(opts.output, text);
-          console.error(`wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)`);
+          console.error(
+            `wrote ${opts.output}: ${shards} shard(s) covering ${runs.length} run(s)${ready && `; ${ready}`}`,
+          );
         } else {
           process.stdout.write(text);
+          if (ready) console.error(ready);
         }
       },
     );

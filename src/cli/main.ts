@@ -3,12 +3,15 @@ import { EXIT_BAD_INPUT, InputError } from '../util/errors.js';
 import { findInstalled, searchedPlaces, SOURCES } from '../data/sources.js';
 import { internalErrorLine } from '../util/crash.js';
 import { describeFault, isSystemError } from '../util/files.js';
+import { LockBusyError } from '../store/lock.js';
+import { SlurmError } from '../launch/slurm.js';
 import { BNX_VERSION } from '../util/version.js';
 import { registerAnalyzeCommands } from './analyze.js';
 import { registerExportCommand } from './export.js';
 import { registerJobCommands } from './jobs.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRunCommand } from './run.js';
+import { registerStatusCommand } from './status.js';
 
 /** TensorFlow is loaded only by commands that train: `--help` and `plan` stay fast. */
 const loadTraining = () => import('../train/backend.js');
@@ -27,6 +30,7 @@ export function buildProgram(): Command {
     .exitOverride();
 
   registerRunCommand(program);
+  registerStatusCommand(program);
   registerPlanCommand(program);
   registerJobCommands(program);
 
@@ -88,6 +92,12 @@ function exitOnError(e: unknown, argv: readonly string[]): never {
   if (e instanceof InputError) {
     console.error(`bnx: ${e.message}`);
     process.exit(EXIT_BAD_INPUT);
+  }
+  if (e instanceof SlurmError || e instanceof LockBusyError) {
+    // sbatch/scontrol missing or refusing, or a results folder busy for longer than a lock is ever
+    // held (its holder named): their own words, in one line.
+    console.error(`bnx: ${e.message}`);
+    process.exit(1);
   }
   if (isSystemError(e)) {
     // An operating-system fault outside any run (creating the results folder, say): one line.

@@ -10,7 +10,8 @@ const paramsText = (run: PlannedRun) =>
     .map(([k, v]) => `${k}=${formatValue(v)}`)
     .join(' ') || '(base config)';
 
-function finishLine(r: RunRecord, kept: boolean): string {
+/** `kept`: a --force retraining that did not complete leaves the previous result in place. */
+export function finishLine(r: RunRecord, kept = false): string {
   const previous = kept ? '; its previous result is kept' : '';
   if (r.status === 'diverged' && r.diverged)
     return `  diverged ${r.id}: training loss ${r.diverged.loss} at step ${r.diverged.step} (${r.wall_time_s} s)`;

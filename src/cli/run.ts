@@ -7,11 +7,13 @@ import { parseShard, selectShard } from '../spec/shard.js';
 import { seedRange } from '../spec/load.js';
 import type { RunStatus } from '../store/runs.js';
 import { specDir } from '../store/runs.js';
+import { parseSlurmTime } from '../launch/jobs.js';
 import { checkSweepFolder } from '../store/sweep-index.js';
 import { setResultsRoot } from '../util/crash.js';
 import type { BackendName } from '../train/backend.js';
 import { BNX_VERSION } from '../util/version.js';
 import type { PlannedRun } from '../spec/expand.js';
+import type { Invocation } from '../store/sweep-folder.js';
 import { collect, planFrom, SEEDS_HELP } from './plan.js';
 import { makeReporter } from './progress.js';
 
@@ -30,6 +32,53 @@ interface RunOptions {
   fuse: boolean;
   workers: string;
   sweepDir?: string;
+  launcher: 'local' | 'slurm';
+  shards?: string;
+  partition?: string;
+  time?: string;
+  cpusPerTask?: string;
+  mem?: string;
+  sbatchArg: string[];
+  wait: boolean;
+}
+
+/** Options that only `--launcher slurm` takes, by flag. */
+const SLURM_ONLY: [keyof RunOptions, string][] = [
+  ['shards', '--shards'],
+  ['partition', '--partition'],
+  ['time', '--time'],
+  ['cpusPerTask', '--cpus-per-task'],
+  ['mem', '--mem'],
+];
+
+/** Checks that the Slurm options come with --launcher slurm, and the local-only ones without it. */
+function checkLauncherOptions(opts: RunOptions): void {
+  if (opts.launcher !== 'slurm') {
+    for (const [key, flag] of SLURM_ONLY)
+      if (opts[key] !== undefined) throw new InputError(flag, 'is an option of --launcher slurm');
+    if (opts.sbatchArg.length > 0) throw new InputError('--sbatch-arg', 'is an option of --launcher slurm');
+    if (!opts.wait) throw new InputError('--no-wait', 'is an option of --launcher slurm');
+    return;
+  }
+  const local: [boolean, string, string][] = [
+    [
+      opts.shard !== undefined,
+      '--shard',
+      'the launcher gives each array task its shard; choose how many with --shards N',
+    ],
+    [
+      opts.workers !== 'auto',
+      '--workers',
+      'each array task trains its shard in one process; choose how many tasks with --shards N',
+    ],
+    [
+      opts.force || opts.rerun !== undefined,
+      opts.force ? '--force' : '--rerun',
+      'a requeued task must resume its shard, not retrain it: train again into a fresh folder with --new',
+    ],
+    [opts.sweepDir !== undefined, '--sweep-dir', 'is set by the launcher itself'],
+  ];
+  for (const [given, flag, why] of local) if (given) throw new InputError(`${flag} with --launcher slurm`, why);
 }
 
 function parseRerun(text: string): Set<RunStatus> {
@@ -81,6 +130,22 @@ function parseWorkers(opts: RunOptions, runs: PlannedRun[]): number {
   return Math.min(n, Math.max(runs.length, 1));
 }
 
+/** What sweep.json records of this command. */
+/** The --set overrides, with --seeds N as the override it stands for (seed=1,...,N). */
+function overridesOf(opts: RunOptions): string[] {
+  return opts.seeds === undefined ? opts.set : [...opts.set, `seed=${seedRange(Number(opts.seeds)).join(',')}`];
+}
+
+function invocationOf(specFile: string, opts: RunOptions): Invocation {
+  return {
+    spec: path.resolve(specFile),
+    // loadSpec read it a moment ago and checked its size; sweep.json keeps each distinct text once.
+    specText: fs.readFileSync(specFile, 'utf8'),
+    overrides: overridesOf(opts),
+    shard: opts.shard ?? null,
+  };
+}
+
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
@@ -124,8 +189,37 @@ export function registerRunCommand(program: Command): void {
       'train in N processes, each a --shard of the grid (auto: one per core and at most one per run, one process for sweeps under 5,000 steps; the numbers are the same either way)',
       'auto',
     )
-    .addOption(new Option('--sweep-dir <dir>', 'the sweep folder itself (set by --new for its workers)').hideHelp())
+    .addOption(
+      new Option(
+        '--sweep-dir <dir>',
+        'the sweep folder itself (set by --new for its workers, and by --launcher slurm)',
+      ).hideHelp(),
+    )
+    .addOption(
+      new Option(
+        '--launcher <name>',
+        'where to train: local (this machine) or slurm (submit a job array with sbatch and follow it to the end)',
+      )
+        .choices(['local', 'slurm'])
+        .default('local'),
+    )
+    .option('--shards <n>', 'slurm: array tasks, each a --shard of the grid (default: one per run)')
+    .option('--partition <name>', "slurm: the partition (default: the cluster's)")
+    .option('--time <limit>', "slurm: time limit per task (default: the partition's)", parseSlurmTime)
+    .option(
+      '--cpus-per-task <n>',
+      "slurm: cores per task, for TensorFlow's inter-op pool (default: the cluster's, usually 1)",
+    )
+    .option('--mem <size>', "slurm: memory per task, e.g. 4G (default: the cluster's)")
+    .option(
+      '--sbatch-arg <arg>',
+      'slurm: one more sbatch argument, as is (--sbatch-arg=--account=lab); repeatable',
+      collect,
+      [],
+    )
+    .option('--no-wait', 'slurm: submit, print the job id and how to follow it, and return')
     .action(async (specFile: string, opts: RunOptions) => {
+      checkLauncherOptions(opts);
       const { runs, spec } = planFrom(specFile, opts.set, opts.seeds);
       const rerun = opts.force ? new Set(STATES) : opts.rerun !== undefined ? parseRerun(opts.rerun) : undefined;
       const shard = opts.shard !== undefined ? parseShard(opts.shard) : null;
@@ -152,21 +246,33 @@ export function registerRunCommand(program: Command): void {
           'TensorBoard event files are written by the native tensorflow backend; drop --backend cpu',
         );
       }
-      const workers = parseWorkers(opts, mine);
       const dir = opts.sweepDir ?? (opts.new ? freshDir(opts.out, spec.name) : specDir(opts.out, spec.name));
       // Refusals (a folder that is a file, a damaged sweep.json or run.json, a changed grid point)
-      // come before TensorFlow loads and before anything is written: one line, nothing else.
+      // come before TensorFlow loads, before a job is submitted and before anything is written:
+      // one line, nothing else.
       if (mine.length > 0) checkSweepFolder(dir, mine);
       setResultsRoot(opts.out);
+      if (opts.launcher === 'slurm') {
+        const { runOnSlurm } = await import('./slurm.js');
+        // The array tasks plan the grid again from --set: --seeds goes to them as its override.
+        process.exitCode = await runOnSlurm(specFile, spec, runs, dir, invocationOf(specFile, opts), {
+          ...opts,
+          set: overridesOf(opts),
+        });
+        return;
+      }
+      const workers = parseWorkers(opts, mine);
       if (workers > 1) {
         console.log(
           `bnx ${BNX_VERSION}: ${mine.length} run(s) of ${spec.name} in ${workers} worker processes (--shard i/${workers} each)`,
         );
         const { runWorkers, workerArgs } = await import('../launch/workers.js');
-        // --new: the fresh folder is chosen (and taken) here, once for every worker.
-        if (opts.new) fs.mkdirSync(dir, { recursive: true });
+        const { registerSweep, writeSweepSummary } = await import('../store/sweep-folder.js');
+        // The grid is registered here, once (the workers, shards of it, then only read sweep.json);
+        // with --new, this also takes the fresh folder for every worker.
+        registerSweep(dir, mine, invocationOf(specFile, opts), { always: true });
         process.exitCode = await runWorkers(workerArgs(process.argv.slice(2), opts.new ? dir : null), workers);
-        console.log(`results: ${dir}${path.sep}  summary: ${path.join(dir, 'summary.csv')}`);
+        console.log(`results: ${dir}${path.sep}  summary: ${writeSweepSummary(dir)}`);
         return;
       }
       const { describeBackend, initBackend } = await import('../train/backend.js');
@@ -203,19 +309,16 @@ export function registerRunCommand(program: Command): void {
         shouldStop: () => stopSignal !== null,
         fuse: opts.fuse,
         tensorboard: opts.tensorboard,
-        invocation: {
-          spec: path.resolve(specFile),
-          // loadSpec read it a moment ago and checked its size; sweep.json keeps each distinct text once.
-          specText: fs.readFileSync(specFile, 'utf8'),
-          // --seeds N is recorded as the override it stands for.
-          overrides:
-            opts.seeds === undefined ? opts.set : [...opts.set, `seed=${seedRange(Number(opts.seeds)).join(',')}`],
-          shard: opts.shard ?? null,
-        },
+        invocation: invocationOf(specFile, opts),
       });
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      console.log(`results: ${result.dir}${path.sep}  summary: ${result.summary}`);
+      const summaryText = result.summaryWritten
+        ? `summary: ${result.summary}`
+        : result.summaryFault
+          ? 'summary.csv: not written (below)'
+          : "summary.csv: written when the folder's last run ends";
+      console.log(`results: ${result.dir}${path.sep}  ${summaryText}`);
       if (tensorboard) console.log(`tensorboard --logdir ${opts.tensorboard ?? result.dir}`);
       // How the sweep ended, in one line on stderr (each run's outcome is on stdout above).
       const summaryNote = result.summaryFault

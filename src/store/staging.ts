@@ -5,6 +5,7 @@ import { INSTRUMENT_NAMES } from '../spec/types.js';
 import { instrumentCsvPath } from './instrument-csv.js';
 import { tryLock } from './lock.js';
 import { readRecord, RUN_FILES } from './runs.js';
+import { RUN_LOCK } from './sweep-folder.js';
 import { TENSORBOARD_SUBDIR } from './tensorboard.js';
 
 /**
@@ -16,9 +17,6 @@ import { TENSORBOARD_SUBDIR } from './tensorboard.js';
  * between two renames, absent).
  */
 export const STAGING_DIR = '.staging';
-
-/** The run's lock file, in its folder (it moves with the folder when a retrained run is swapped in). */
-export const RUN_LOCK = '.lock';
 
 export function stagingPaths(sweepDir: string, id: string): { fresh: string; old: string } {
   const staging = path.join(sweepDir, STAGING_DIR);

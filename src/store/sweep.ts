@@ -2,25 +2,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadDataset, type Dataset } from '../data/index.js';
 import { canonicalJson, type PlannedRun } from '../spec/expand.js';
-import { describeFault, isSystemError, removeStaleTempFiles } from '../util/files.js';
+import { describeFault, isSystemError, removeStaleTempFiles, writeFileExclusive } from '../util/files.js';
 import { withLock, tryLock } from './lock.js';
-import { recoverSwap, removeEmptyStaging, RUN_LOCK, stagingPaths, swapIn } from './staging.js';
+import { recoverSwap, removeEmptyStaging, STAGING_DIR, stagingPaths, swapIn } from './staging.js';
 import { MetricsWriter } from './metrics.js';
 import { InstrumentCsv, instrumentColumns, instrumentCsvPath } from './instrument-csv.js';
 import type { InstrumentName, RunConfig } from '../spec/types.js';
 import { enabledInstruments } from '../train/instruments/index.js';
 import { TensorBoardWriter, tensorboardDir } from './tensorboard.js';
+import { RUN_FILES, readRecord, specDir, writeConfig, writeRecord, type RunRecord, type RunStatus } from './runs.js';
 import {
-  RUN_FILES,
-  readRecord,
-  specDir,
-  writeConfig,
-  writeRecord,
-  writeSummary,
-  type RunRecord,
-  type RunStatus,
-} from './runs.js';
-import { checkSweepFolder, registerInvocation, SWEEP_LOCK, writeIndex } from './sweep-index.js';
+  allRunsEnded,
+  registerSweep,
+  RUN_LOCK,
+  SUMMARY_FILE,
+  writeSweepSummary,
+  type Invocation,
+} from './sweep-folder.js';
+import { checkSweepFolder, SWEEP_LOCK } from './sweep-index.js';
 import { saveWeights } from '../model/index.js';
 import { BNX_VERSION } from '../util/version.js';
 import { describeBackend, numericsOf, type BackendInfo } from '../train/backend.js';
@@ -65,13 +64,21 @@ export interface SweepOptions {
   tensorboard?: string;
   /** false: every run trains alone (`--no-fuse`); by default runs that can train together do (see trainingGroups). */
   fuse?: boolean;
-  /** Recorded in sweep.json: the spec file, its text, the overrides, the shard. */
-  invocation?: { spec: string; specText: string; overrides: string[]; shard: string | null };
+  /**
+   * Recorded in sweep.json: the spec file, its text, the overrides, the shard. A shard (`--shard`:
+   * a Slurm array task, a worker) writes sweep.json only if its runs are new there (the launcher,
+   * `export-job --slurm` and the --workers parent register the whole grid first), and rebuilds
+   * summary.csv only if it finds every run of the folder ended.
+   */
+  invocation?: Invocation;
 }
 
 export interface SweepResult {
   dir: string;
+  /** `<dir>/summary.csv`. */
   summary: string;
+  /** Whether this call rebuilt summary.csv (a shard does only when it finds the folder's runs all ended). */
+  summaryWritten: boolean;
   records: RunRecord[];
   skipped: number;
   /** Runs that ended failed (diverged is a result, not a failure). */
@@ -102,44 +109,13 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
   if (runs.length === 0) throw new Error('no runs to train');
   const dir = opts.dir ?? specDir(opts.out, runs[0].config.name);
   const rerun = opts.rerun ?? DEFAULT_RERUN;
-  // Everything that would refuse the sweep is checked before anything is written (again under the lock).
+  // Everything that would refuse the sweep is checked before anything is written (again under the
+  // lock, when sweep.json is written).
   checkSweepFolder(dir, runs);
+  const sharded = opts.invocation?.shard != null;
+  registerSweep(dir, runs, opts.invocation, { always: !sharded });
   /** Runs whose folder could not be set up (a full disk, an immutable folder), with the fault. */
-  const unregistered = new Map<string, unknown>();
-  fs.mkdirSync(dir, { recursive: true });
-  withLock(path.join(dir, SWEEP_LOCK), () => {
-    removeStaleTempFiles(dir);
-    const index = checkSweepFolder(dir, runs);
-    const inv = opts.invocation;
-    writeIndex(
-      dir,
-      registerInvocation(index, runs, {
-        at: new Date().toISOString(),
-        spec: inv?.spec ?? '',
-        spec_text: inv?.specText ?? '',
-        overrides: inv?.overrides ?? [],
-        shard: inv?.shard ?? null,
-        runs: runs.map((r) => r.id),
-      }),
-    );
-    for (const run of runs) {
-      recoverSwap(dir, run.id);
-      const runDir = path.join(dir, run.id);
-      removeStaleTempFiles(runDir);
-      if (!fs.existsSync(path.join(runDir, RUN_FILES.record))) {
-        try {
-          fs.mkdirSync(runDir, { recursive: true });
-          writeConfig(runDir, run.config);
-          writeRecord(runDir, newRecord(run, 'pending', opts.backend, null));
-        } catch (e) {
-          // The run's own folder is at fault: that run fails when its turn comes, the others train.
-          if (!isSystemError(e)) throw e;
-          unregistered.set(run.id, e);
-        }
-      }
-    }
-    removeEmptyStaging(dir);
-  });
+  const unregistered = setUpRuns(dir, runs, opts.backend);
 
   const datasets = new Map<string, Dataset>();
   const records: RunRecord[] = [];
@@ -161,22 +137,20 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
       return null;
     }
     if (!lock.ok) {
-      opts.reporter?.skip(
-        run,
-        i,
-        runs.length,
-        `running in another process (pid ${lock.owner.pid} on ${lock.owner.host})`,
-      );
+      const who = lock.owner ? ` (pid ${lock.owner.pid} on ${lock.owner.host})` : '';
+      opts.reporter?.skip(run, i, runs.length, `running in another process${who}`);
       skipped++;
       return null;
     }
     try {
+      // Only the run's lock holder writes its files: under the lock, a temporary file there is a
+      // dead writer's (a process killed mid-write).
+      removeStaleTempFiles(runDir);
       // Read the state only once the lock is ours: another process may have just finished it.
       // Under the lock, `running` means its process died: it was interrupted.
       const previous = readRecord(runDir);
       const state: RunStatus = previous.status === 'running' ? 'interrupted' : previous.status;
       if (rerun.has(state)) {
-        removeStaleTempFiles(runDir);
         // A result is retrained beside itself and swapped in only when the new one is complete.
         const staged = state === 'completed' || state === 'diverged';
         const writeDir = staged ? stagingPaths(dir, run.id).fresh : runDir;
@@ -196,18 +170,6 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     }
     lock.release();
     return null;
-  };
-  let summaryFault: string | null = null;
-  /** summary.csv is derived from the run folders: a fault writing it is reported once, and the sweep goes on. */
-  const summarize = (): string => {
-    const file = path.join(dir, 'summary.csv');
-    try {
-      return withLock(path.join(dir, SWEEP_LOCK), () => writeSummary(dir));
-    } catch (e) {
-      if (!isSystemError(e)) throw e;
-      summaryFault ??= describeFault(e);
-      return file;
-    }
   };
   // Runs that can train together (see trainingGroups) do, one engine stepping them all; the others alone.
   const groups = opts.fuse === false ? runs.map((_, i) => [i]) : trainingGroups(runs.map((r) => r.config));
@@ -245,11 +207,71 @@ export async function runSweep(runs: PlannedRun[], opts: SweepOptions): Promise<
     } finally {
       for (const c of claimed) c.release();
     }
-    summarize();
     if (interrupted) break;
   }
-  const summary = summarize();
-  return { dir, summary, records, skipped, failed, interrupted, summaryFault };
+  // summary.csv is rebuilt from the run folders once, at the end, not after every run: with a
+  // thousand array tasks on one folder, that lock would be the bottleneck. A shard rebuilds it
+  // only when every run of the folder has ended (the last tasks to end do); the command that
+  // followed the shards (the Slurm launcher, the --workers parent) rebuilds it at its end too.
+  // It is derived from the run folders: a fault writing it is reported, and the runs stay saved.
+  let summaryWritten = false;
+  let summaryFault: string | null = null;
+  try {
+    if (!sharded || allRunsEnded(dir)) {
+      writeSweepSummary(dir);
+      summaryWritten = true;
+    }
+  } catch (e) {
+    if (!isSystemError(e)) throw e;
+    summaryFault = describeFault(e);
+  }
+  const summary = path.join(dir, SUMMARY_FILE);
+  return { dir, summary, records, skipped, failed, interrupted, summaryWritten, summaryFault };
+}
+
+/**
+ * Sets up each run's folder (createPending) without the folder lock, and returns the runs whose
+ * folder could not be set up, with the fault: that run fails when its turn comes, the others
+ * train. A `.staging` folder means a retraining is in progress or a process died swapping one in:
+ * then the half-way states are repaired first, under the folder lock that swapIn holds (so that
+ * what is seen is never a live swap).
+ */
+function setUpRuns(dir: string, runs: PlannedRun[], backend: BackendInfo): Map<string, unknown> {
+  const unregistered = new Map<string, unknown>();
+  const setUp = () => {
+    for (const run of runs) {
+      try {
+        createPending(dir, run, backend);
+      } catch (e) {
+        if (!isSystemError(e)) throw e;
+        unregistered.set(run.id, e);
+      }
+    }
+  };
+  if (!fs.existsSync(path.join(dir, STAGING_DIR))) {
+    setUp();
+    return unregistered;
+  }
+  withLock(path.join(dir, SWEEP_LOCK), () => {
+    for (const run of runs) recoverSwap(dir, run.id);
+    setUp();
+    removeEmptyStaging(dir);
+  });
+  return unregistered;
+}
+
+/**
+ * A run's folder, config.yaml and a pending run.json, unless its run.json exists. run.json is
+ * created with link() (writeFileExclusive): a process that started training the run meanwhile
+ * is never overwritten, and no lock is needed.
+ */
+function createPending(dir: string, run: PlannedRun, backend: BackendInfo): void {
+  const runDir = path.join(dir, run.id);
+  const record = path.join(runDir, RUN_FILES.record);
+  if (fs.existsSync(record)) return;
+  fs.mkdirSync(runDir, { recursive: true });
+  writeConfig(runDir, run.config);
+  writeFileExclusive(record, `${JSON.stringify(newRecord(run, 'pending', backend, null), null, 2)}\n`);
 }
 
 /** run.json's `instruments`: seconds per instrument (ms precision) and their share of the wall time. */

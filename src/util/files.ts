@@ -47,6 +47,54 @@ export function removeStaleTempFiles(dir: string): void {
   }
 }
 
+/**
+ * Creates `file` with `content` only if no file of that name exists, and never lets a reader see
+ * it empty or half-written: the content goes to a temporary file, which is then link()ed to the
+ * name. link() is atomic and fails when the name exists on local file systems and on every NFS
+ * version (O_CREAT|O_EXCL is not, over NFSv2 and old clients). Returns false if the file exists.
+ * On a file system without hard links, falls back to O_EXCL (the file is then briefly empty).
+ */
+export function writeFileExclusive(file: string, content: string): boolean {
+  // Not writeFileAtomic's `.<name>.<pid>.tmp` pattern: removeStaleTempFiles judges those by a pid
+  // on this host, and this file may be another host's (a lock on a shared folder) mid-link.
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}-${Math.random().toString(36).slice(2, 10)}.tmp`,
+  );
+  try {
+    const fd = fs.openSync(tmp, 'wx');
+    try {
+      fs.writeSync(fd, content);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    try {
+      fs.linkSync(tmp, file);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // NFS: a retransmitted LINK whose first reply was lost says EEXIST although it worked.
+      if (code === 'EEXIST') return fs.statSync(tmp).nlink === 2;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS') throw e;
+    }
+    try {
+      fs.writeFileSync(file, content, { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw e;
+    }
+  } catch (e) {
+    // A full disk or a read-only folder: the temporary name means nothing to a user; the target does.
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err === 'object' && err !== null && (err.path === undefined || err.path === tmp)) err.path = file;
+    throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
 /** One line for an operating-system error: what happened, to which file. */
 export function describeFault(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
