@@ -11,5 +11,13 @@ if (verbose) {
 } else {
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 }
-const { main } = await import('../dist/src/cli/main.js');
-await main(process.argv);
+let cli;
+try {
+  cli = await import('../dist/src/cli/main.js');
+} catch (e) {
+  // A clone that was never built (or a build in progress): one line, not Node's stack trace.
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !String(e.message).includes('/dist/')) throw e;
+  process.stderr.write('bnx: dist/ is missing or incomplete: build bnx first (npm start, or npm run build)\n');
+  process.exit(2);
+}
+await cli.main(process.argv);
