@@ -123,7 +123,7 @@ interface GraphMember {
   lr: { value: number; tensor: tf.Scalar };
   /**
    * Noisy batch norm: the graph's noise inputs and the model's layer of each. The layer draws the
-   * step's noise from its own generator (`BatchNorm.stepNoise`), so the draws are the eager
+   * step's noise from its own generator (`NoisyBatchNorm.stepNoise`), so the draws are the eager
    * engine's, also when an instrument's training-mode pass on the model made the step's draw first.
    */
   noise: { layer: string; bn: NoisyBatchNorm }[];
@@ -132,8 +132,7 @@ interface GraphMember {
 }
 
 /**
- * The graph engine: each member's training step compiled to TensorFlow ops (see `compileMlp` and
- * `compileCnn`), the members' graphs side by side in one graph (`groupGraph`), written as a
+ * The graph engine: each member's training step compiled to TensorFlow ops (see `compileRun`), the members' graphs side by side in one graph (`groupGraph`), written as a
  * SavedModel to a temporary folder and executed through tfjs-node's SavedModel runtime: one
  * native call steps every member. The signatures share one session (same path and tags), so the
  * variables `init` sets are those `train_step` updates and `read` returns. TensorFlow runs the

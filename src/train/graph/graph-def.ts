@@ -52,7 +52,7 @@ export interface GraphVariable {
   shape: number[];
 }
 
-/** A compiled run: its graph and the signatures bnx calls (see `compileMlp`, `compileCnn`). */
+/** A compiled run: its graph and the signatures bnx calls (see `compileRun`). */
 export interface CompiledGraph {
   nodes: NodeDef[];
   /**
