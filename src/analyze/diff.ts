@@ -278,8 +278,23 @@ export function pairSweeps(
     );
   }
   const within = [...new Set([...varyingKeys(a.runs), ...varyingKeys(b.runs)])];
-  const configsA = a.runs.map(runConfig);
-  const configsB = b.runs.map(runConfig);
+  return matchOnVaryingKeys(a.runs, b.runs, within, runConfig);
+}
+
+/**
+ * The pairing rule of pairSweeps and pairGroups, for runs or replicate groups alike: items are matched
+ * on the keys in `within` (those that vary inside either side) that take values on both sides, each
+ * item of B used once; keys outside `within` that differ between the first items of each side are the
+ * sweeps' difference.
+ */
+function matchOnVaryingKeys<T>(
+  a: T[],
+  b: T[],
+  within: string[],
+  configOf: (item: T) => Record<string, unknown>,
+): { pairs: [T, T][]; matchedOn: string[]; sweepDifference: ConfigDiff[]; unmatchedA: T[]; unmatchedB: T[] } {
+  const configsA = a.map(configOf);
+  const configsB = b.map(configOf);
   const matchedOn = within.filter((k) => configsA.some((ca) => configsB.some((cb) => sameValue(ca[k], cb[k]))));
   const sweepDifference: ConfigDiff[] = [];
   const keys = [...new Set([...Object.keys(configsA[0]), ...Object.keys(configsB[0])])];
@@ -289,18 +304,18 @@ export function pairSweeps(
       sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
   }
   const used = new Set<number>();
-  const pairs: [LoadedRun, LoadedRun][] = [];
-  const unmatchedA: LoadedRun[] = [];
-  a.runs.forEach((ra, i) => {
+  const pairs: [T, T][] = [];
+  const unmatchedA: T[] = [];
+  a.forEach((item, i) => {
     const j = configsB.findIndex((cb, j) => !used.has(j) && matchedOn.every((k) => sameValue(configsA[i][k], cb[k])));
     if (j < 0) {
-      unmatchedA.push(ra);
+      unmatchedA.push(item);
       return;
     }
     used.add(j);
-    pairs.push([ra, b.runs[j]]);
+    pairs.push([item, b[j]]);
   });
-  const unmatchedB = b.runs.filter((_, j) => !used.has(j));
+  const unmatchedB = b.filter((_, j) => !used.has(j));
   return { pairs, matchedOn, sweepDifference, unmatchedA, unmatchedB };
 }
 
@@ -354,30 +369,7 @@ export function pairGroups(
   const bare = [a, b].find((s) => s.groups.some((g) => !g.runs[0].record));
   if (bare) throw new InputError(bare.path, 'a bare metrics CSV can only be compared with one other run');
   const within = [...new Set([...groupVaryingKeys(a.groups), ...groupVaryingKeys(b.groups)])];
-  const configsA = a.groups.map((g) => settingOf(g.runs[0]));
-  const configsB = b.groups.map((g) => settingOf(g.runs[0]));
-  const matchedOn = within.filter((k) => configsA.some((ca) => configsB.some((cb) => sameValue(ca[k], cb[k]))));
-  const sweepDifference: ConfigDiff[] = [];
-  const keys = [...new Set([...Object.keys(configsA[0]), ...Object.keys(configsB[0])])];
-  for (const k of keys) {
-    if (within.includes(k)) continue;
-    if (!sameValue(configsA[0][k], configsB[0][k]))
-      sweepDifference.push({ key: k, a: configsA[0][k], b: configsB[0][k] });
-  }
-  const used = new Set<number>();
-  const pairs: [ReplicateGroup, ReplicateGroup][] = [];
-  const unmatchedA: ReplicateGroup[] = [];
-  a.groups.forEach((ga, i) => {
-    const j = configsB.findIndex((cb, j) => !used.has(j) && matchedOn.every((k) => sameValue(configsA[i][k], cb[k])));
-    if (j < 0) {
-      unmatchedA.push(ga);
-      return;
-    }
-    used.add(j);
-    pairs.push([ga, b.groups[j]]);
-  });
-  const unmatchedB = b.groups.filter((_, j) => !used.has(j));
-  return { pairs, matchedOn, sweepDifference, unmatchedA, unmatchedB };
+  return matchOnVaryingKeys(a.groups, b.groups, within, (g) => settingOf(g.runs[0]));
 }
 
 /** What `bnx diff SWEEP` compares against: the groups with this value of this key (`model.norm=none`). */
