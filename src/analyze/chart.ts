@@ -320,22 +320,12 @@ function bandedSpec(runs: LoadedRun[], groups: ReplicateGroup[], opts: ChartOpti
     },
   ];
   const panel = { width: opts.width ?? 560, height: opts.height ?? 320, layer };
-  const base = chartBase(opts.title, rows);
-  if (single) return { ...base, ...panel };
-  return {
-    ...base,
-    facet: {
-      column: {
-        field: 'metric',
-        type: 'nominal',
-        sort: opts.metrics.map((m) => metricTitle(m, runs)),
-        title: null,
-        header: { labelFontSize: 13 },
-      },
-    },
-    spec: panel,
-    resolve: { scale: { y: 'independent' } },
-  };
+  return faceted(
+    chartBase(opts.title, rows),
+    panel,
+    'metric',
+    single ? null : opts.metrics.map((m) => metricTitle(m, runs)),
+  );
 }
 
 /**
@@ -380,19 +370,28 @@ export function chartSpec(runs: LoadedRun[], opts: ChartOptions): VegaLiteSpec {
     mark: { type: 'line', strokeWidth: 2, clip: true },
     encoding,
   };
-  const base = chartBase(opts.title, rows);
-  if (single) return { ...base, ...panel };
+  return faceted(
+    chartBase(opts.title, rows),
+    panel,
+    'metric',
+    single ? null : opts.metrics.map((m) => metricTitle(m, runs)),
+  );
+}
+
+/**
+ * One panel, or (`columns` given) one panel per value of `field` side by side, in the order of
+ * `columns`, each with its own y scale.
+ */
+export function faceted(
+  base: VegaLiteSpec,
+  panel: object,
+  field: string,
+  columns: readonly string[] | null,
+): VegaLiteSpec {
+  if (!columns) return { ...base, ...panel };
   return {
     ...base,
-    facet: {
-      column: {
-        field: 'metric',
-        type: 'nominal',
-        sort: opts.metrics.map((m) => metricTitle(m, runs)),
-        title: null,
-        header: { labelFontSize: 13 },
-      },
-    },
+    facet: { column: { field, type: 'nominal', sort: columns, title: null, header: { labelFontSize: 13 } } },
     spec: panel,
     resolve: { scale: { y: 'independent' } },
   };

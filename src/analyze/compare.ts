@@ -35,6 +35,7 @@ import {
 } from './significance.js';
 import {
   bestOf,
+  COMPARED_VALUES,
   defaultTarget,
   fmt,
   fmtDelta,
@@ -165,17 +166,8 @@ export interface GroupComparison {
 /** Marks a measure whose t-test had no spread (see compareMeasure). */
 export const NO_SPREAD = 'the t-test has no spread';
 
-/** The final values compared, in display order, and the measures compared on the log scale. */
-const DIFFERENCE_VALUES: ComparedValue[] = [
-  'final_train_loss',
-  'final_val_loss',
-  'final_val_acc',
-  'best_val_loss',
-  'best_val_acc',
-  'test_loss',
-  'test_acc',
-];
-const RATIO_VALUES: ComparedValue[] = ['val_loss_fluctuation'];
+/** The measures compared on the log scale (as ratios); the other compared values are differences. */
+const RATIO_VALUES: readonly ComparedValue[] = ['val_loss_fluctuation'];
 
 export const VALUE_LABELS: Record<ComparedValue, string> = {
   final_train_loss: 'final train_loss',
@@ -530,7 +522,7 @@ export function compareGroups(
   const va = a.runs.map(runValues);
   const vb = b.runs.map(runValues);
   const measures: MeasureComparison[] = [];
-  for (const name of [...DIFFERENCE_VALUES, ...RATIO_VALUES]) {
+  for (const name of COMPARED_VALUES) {
     const ratio = RATIO_VALUES.includes(name);
     measures.push(
       compareMeasure(

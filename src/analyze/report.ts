@@ -468,6 +468,21 @@ function htmlTable(header: string[], rows: string[][], numeric: (c: number) => b
     .join('')}</tbody></table>`;
 }
 
+/** A's and B's curves side by side at up to 14 evaluations (logged steps when there were none). */
+function curvesTable<V>(
+  points: { step: number; a: Record<Metric, V | null>; b: Record<Metric, V | null> }[],
+  p: { a: string; b: string },
+  cell: (v: V | null) => string,
+): { header: string[]; rows: string[][] } {
+  const evaluated = points.filter((r) => r.a.val_acc !== null || r.a.val_loss !== null);
+  const shown = thin(evaluated.length > 0 ? evaluated : points, 14);
+  const columns = ['train_loss', 'val_loss', 'val_acc'] as const;
+  return {
+    header: ['step', ...columns.flatMap((m) => [`${m} ${p.a}`, p.b])],
+    rows: shown.map((r) => [fmtInt(r.step), ...columns.flatMap((m) => [cell(r.a[m]), cell(r.b[m])])]),
+  };
+}
+
 /** Table rows shared by the HTML and Markdown renderings. */
 function runTable(report: Report): { header: string[]; rows: string[][] } {
   const keys = report.grid.map((g) => g.key).filter((k) => report.runs.some((r) => k in r.params));
@@ -542,20 +557,7 @@ function pairTables(p: { a: string; b: string; diff: PairDiff }) {
     header: ['level', `${p.a}: step`, `${p.b}: step`, ''],
     rows: [...targetRows('target'), ...targetRows('match')],
   };
-  const evalRows = d.steps.filter((s) => s.a.val_acc !== null || s.a.val_loss !== null);
-  const stepsShown = thin(evalRows.length > 0 ? evalRows : d.steps, 14);
-  const steps = {
-    header: ['step', `train_loss ${p.a}`, p.b, `val_loss ${p.a}`, p.b, `val_acc ${p.a}`, p.b],
-    rows: stepsShown.map((s) => [
-      fmtInt(s.step),
-      fmt(s.a.train_loss),
-      fmt(s.b.train_loss),
-      fmt(s.a.val_loss),
-      fmt(s.b.val_loss),
-      fmt(s.a.val_acc),
-      fmt(s.b.val_acc),
-    ]),
-  };
+  const steps = curvesTable(d.steps, p, fmt);
   return { config, values, targets, steps };
 }
 
@@ -614,21 +616,7 @@ function comparisonTables(p: { a: string; b: string; comparison: GroupComparison
     })
     .filter((x): x is string => x !== null)
     .map((x) => x.replace(/\bA\b/g, p.a).replace(/\bB\b/g, p.b));
-  const evalRows = c.curves.filter((r) => r.a.val_acc !== null || r.a.val_loss !== null);
-  const shown = thin(evalRows.length > 0 ? evalRows : c.curves, 14);
-  const cell = (x: { mean: number } | null) => (x === null ? '-' : fmt(x.mean));
-  const curves = {
-    header: ['step', `train_loss ${p.a}`, p.b, `val_loss ${p.a}`, p.b, `val_acc ${p.a}`, p.b],
-    rows: shown.map((r) => [
-      fmtInt(r.step),
-      cell(r.a.train_loss),
-      cell(r.b.train_loss),
-      cell(r.a.val_loss),
-      cell(r.b.val_loss),
-      cell(r.a.val_acc),
-      cell(r.b.val_acc),
-    ]),
-  };
+  const curves = curvesTable(c.curves, p, (x) => (x === null ? '-' : fmt(x.mean)));
   const config = { header: ['key', p.a, p.b], rows: c.config.map((d) => [d.key, formatValue(d.a), formatValue(d.b)]) };
   const statistics = STATISTICS_NOTES(c.measures).map((l) => l.trim());
   return { verdicts: { header, rows }, notes, curves, config, statistics };

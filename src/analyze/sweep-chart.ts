@@ -4,6 +4,7 @@ import {
   bandOf,
   chartBase,
   clampBand,
+  faceted,
   legendOf,
   termChart,
   type Band,
@@ -160,16 +161,7 @@ export function sweepChartSpec(runs: LoadedRun[], opts: SweepChartOptions): Vega
     },
   };
   const panel = { width: 480, height: 300, mark: { type: 'line', point: { size: 50 }, strokeWidth: 2 }, encoding };
-  const base = chartBase(opts.title, values);
-  if (single) return { ...base, ...panel };
-  return {
-    ...base,
-    facet: {
-      column: { field: 'value', type: 'nominal', sort: opts.values, title: null, header: { labelFontSize: 13 } },
-    },
-    spec: panel,
-    resolve: { scale: { y: 'independent' } },
-  };
+  return faceted(chartBase(opts.title, values), panel, 'value', single ? null : opts.values);
 }
 
 /**
@@ -263,16 +255,7 @@ function bandedSweepSpec(
     },
   ];
   const panel = { width: 480, height: 300, layer };
-  const base = chartBase(opts.title, values);
-  if (single) return { ...base, ...panel };
-  return {
-    ...base,
-    facet: {
-      column: { field: 'value', type: 'nominal', sort: opts.values, title: null, header: { labelFontSize: 13 } },
-    },
-    spec: panel,
-    resolve: { scale: { y: 'independent' } },
-  };
+  return faceted(chartBase(opts.title, values), panel, 'value', single ? null : opts.values);
 }
 
 /** The same chart in the terminal, one per value. Non-numeric x values are placed at 0, 1, 2, ... */
