@@ -111,6 +111,35 @@ describe('bnx status', () => {
     assert.match(both.stdout, /\/local: runs 0\/3 done, 2 pending, 1 interrupted/m);
   });
 
+  it('a run retrained with --force shows the new attempt running, not the previous result', async () => {
+    const dir = tmpDir('bnx-status-force-');
+    const spec = writeSpec(dir, SPEC.replace('train.steps: [2000, 300, 301]', 'train.steps: [2000]'));
+    const out = path.join(dir, 'results');
+    const sweep = path.join(out, 'local');
+    assert.equal(bnx(['run', spec, '--out', out]).code, 0);
+    const [id] = fs.readdirSync(sweep).filter((f) => f.startsWith('steps=2000_'));
+    assert.match(bnx(['status', sweep]).stdout, /\/local: runs 1\/1 done \| steps 2,000\/2,000\n$/);
+
+    const child = spawn(process.execPath, [BNX, 'run', spec, '--out', out, '--force'], { cwd: ROOT, stdio: 'ignore' });
+    const exited = new Promise((r) => child.on('close', r));
+    const staged = path.join(sweep, '.staging', `${id}.new`, 'metrics.csv');
+    await until('the new attempt to log', () => rows(staged) >= 2);
+    child.kill('SIGSTOP');
+    const status = bnx(['status', sweep]);
+    child.kill('SIGCONT');
+    assert.equal(status.code, 0, status.stderr);
+    const lines = status.stdout.trim().split('\n');
+    assert.match(lines[0], /\/local: runs 0\/1 done, 1 running \| steps \d+\/2,000( \| eta .+)?$/);
+    assert.match(
+      lines[1],
+      new RegExp(
+        `^ {2}running {6}${id} {2}step \\d+/2,000, (eta [^,]+, )?pid ${child.pid} on ${os.hostname()} \\(retraining: the previous result stays until this attempt completes\\)$`,
+      ),
+    );
+    await exited;
+    assert.match(bnx(['status', sweep]).stdout, /\/local: runs 1\/1 done \| steps 2,000\/2,000\n$/);
+  });
+
   it('says what it needs when the folder holds no sweep', () => {
     const res = bnx(['status', tmpDir('bnx-status-empty-')]);
     assert.equal(res.code, 2);

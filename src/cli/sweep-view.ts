@@ -50,7 +50,8 @@ function runLine(r: RunProgress): string | null {
     case 'running': {
       const eta = r.etaS !== null ? `, eta ${formatDuration(r.etaS)}` : '';
       const who = r.holder ? `, pid ${r.holder.pid} on ${r.holder.host}` : '';
-      return `  running      ${r.id}  step ${num(r.step)}${total}${eta}${who}`;
+      const again = r.retraining ? ' (retraining: the previous result stays until this attempt completes)' : '';
+      return `  running      ${r.id}  step ${num(r.step)}${total}${eta}${who}${again}`;
     }
     case 'failed':
       return `  failed       ${r.id}: ${r.error ?? 'no error recorded'}`;

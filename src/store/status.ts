@@ -4,6 +4,7 @@ import { inspectLock, type LockOwner } from './lock.js';
 import { readRecord, RUN_FILES, type RunRecord, type RunStatus } from './runs.js';
 import { readIndex, SWEEP_INDEX } from './sweep-index.js';
 import { RUN_LOCK } from './sweep-folder.js';
+import { stagingPaths } from './staging.js';
 
 /**
  * The live state of a sweep folder, read from its files only (run.json, the tail of metrics.csv,
@@ -21,6 +22,12 @@ export interface RunProgress {
   state: LiveState;
   /** run.json says running but no live process holds the run's lock: it was interrupted. */
   orphaned: boolean;
+  /**
+   * A run with a result that is being trained again (`--force`, `--rerun`): the new attempt trains
+   * in the staging folder, and its progress is what this reports; the previous result stays in
+   * place until the new one completes.
+   */
+  retraining: boolean;
   /** Steps trained: the last metrics row of a running run; all steps of a completed one. */
   step: number;
   /** Steps the run trains, when known (run.json once it started; `train.steps` of its config). */
@@ -82,6 +89,7 @@ function progressOf(id: string, dir: string, now: number, plannedSteps: number |
     dir,
     state: 'pending',
     orphaned: false,
+    retraining: false,
     step: 0,
     total: plannedSteps,
     etaS: null,
@@ -97,27 +105,41 @@ function progressOf(id: string, dir: string, now: number, plannedSteps: number |
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return base;
     return { ...base, state: 'failed', error: `cannot read ${path.join(dir, RUN_FILES.record)}` };
   }
-  const total = record.steps_total > 0 ? record.steps_total : (record.config?.train?.steps ?? plannedSteps);
+  const total = totalSteps(record, plannedSteps);
   const p: RunProgress = { ...base, state: record.status, total, error: record.error, record };
-  if (record.status === 'completed') p.step = record.steps_done;
-  else if (record.status === 'diverged') p.step = record.steps_done;
-  else if (record.status === 'running') {
-    const lock = inspectLock(path.join(dir, RUN_LOCK));
-    if (lock.state !== 'held') {
-      p.state = 'interrupted';
-      p.orphaned = true;
-      p.step = lastLoggedStep(path.join(dir, RUN_FILES.metrics));
-    } else {
-      p.holder = lock.owner;
-      p.step = lastLoggedStep(path.join(dir, RUN_FILES.metrics));
-      const elapsed = (now - Date.parse(record.started_at)) / 1000;
-      if (p.step > 0 && elapsed > 0) {
-        p.rate = p.step / elapsed;
-        if (total !== null) p.etaS = Math.max(0, (total - p.step) / p.rate);
-      }
-    }
-  } else if (record.status === 'interrupted' || record.status === 'failed') p.step = record.steps_done;
-  return p;
+  const lock = () => inspectLock(path.join(dir, RUN_LOCK));
+  if (record.status === 'running') {
+    const held = lock();
+    if (held.state === 'held') return running(p, held.owner, record, dir, now);
+    return { ...p, state: 'interrupted', orphaned: true, step: lastLoggedStep(path.join(dir, RUN_FILES.metrics)) };
+  }
+  p.step = record.steps_done;
+  // Retrained while it has a result: the run's folder keeps the previous result (and the lock), the
+  // new attempt trains in the staging folder.
+  const staged = stagingPaths(path.dirname(dir), id).fresh;
+  let attempt: RunRecord;
+  try {
+    attempt = readRecord(staged);
+  } catch {
+    return p;
+  }
+  const held = attempt.status === 'running' ? lock() : null;
+  if (held?.state !== 'held') return p;
+  return { ...running(p, held.owner, attempt, staged, now), retraining: true };
+}
+
+function totalSteps(record: RunRecord, plannedSteps: number | null): number | null {
+  return record.steps_total > 0 ? record.steps_total : (record.config?.train?.steps ?? plannedSteps);
+}
+
+/** A run its lock's holder is training: its step from the tail of metrics.csv, its speed and ETA. */
+function running(p: RunProgress, holder: LockOwner, record: RunRecord, dir: string, now: number): RunProgress {
+  const step = lastLoggedStep(path.join(dir, RUN_FILES.metrics));
+  const total = totalSteps(record, p.total);
+  const elapsed = (now - Date.parse(record.started_at)) / 1000;
+  const rate = step > 0 && elapsed > 0 ? step / elapsed : null;
+  const etaS = rate !== null && total !== null ? Math.max(0, (total - step) / rate) : null;
+  return { ...p, state: 'running', total, holder, step, rate, etaS };
 }
 
 /**
