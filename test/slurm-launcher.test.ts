@@ -187,6 +187,24 @@ describe('bnx run --launcher slurm on a live Slurm cluster', { timeout: 10 * 60_
     assert.match(status.stdout, new RegExp(`^ {2}task 2: completed; log \\S+slurm-${job}_2\\.out$`, 'm'));
   });
 
+  it('--seeds 2 reaches the array tasks: the same replicates, byte for byte, as a local --seeds 2', async (t) => {
+    if (!cluster) return t.skip(skip);
+    const args = (out: string) => ['run', spec, '--set', 'train.lr=0.2', '--seeds', '2', '--out', path.join(dir, out)];
+    const local = await start(cluster, args('seeds-local')).done;
+    assert.equal(local.code, 0, local.stderr);
+    const res = await start(cluster, [...args('seeds-slurm'), '--launcher', 'slurm', '--shards', '2']).done;
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    const [a, b] = ['seeds-local', 'seeds-slurm'].map((o) => path.join(dir, o, 'lrbn'));
+    const seeds = runDirs(a).map((id) => JSON.parse(fs.readFileSync(path.join(a, id, 'run.json'), 'utf8')).config.seed);
+    assert.deepEqual(seeds.sort(), [1, 1, 2, 2]);
+    assert.deepEqual(runDirs(b), runDirs(a));
+    for (const id of runDirs(a))
+      assert.ok(
+        fs.readFileSync(path.join(b, id, 'metrics.csv')).equals(fs.readFileSync(path.join(a, id, 'metrics.csv'))),
+        `${id}: metrics.csv differs from the local run's`,
+      );
+  });
+
   it('tasks stopped mid-run (scontrol requeue; scancel --signal=TERM --batch) resume; the results are identical all the same', async (t) => {
     if (!cluster) return t.skip(skip);
     const c = cluster;
