@@ -163,6 +163,27 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.equal(json[1].config.model.norm, 'batch');
   });
 
+  it('--help, plan and ls never load TensorFlow (doctor does: the probe sees it)', () => {
+    // The CLI entry in a process that reports, as it exits, how many TensorFlow.js files it loaded.
+    const loaded = (args: string[]) => {
+      const probe = [
+        "import { createRequire } from 'node:module';",
+        'const require = createRequire(import.meta.url);',
+        "process.on('exit', () => process.stderr.write('\\ntf files: ' + Object.keys(require.cache).filter((f) => f.includes('@tensorflow')).length + '\\n'));",
+        `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'cli', 'main.js'))});`,
+        `await main(['node', 'bnx', ...${JSON.stringify(args)}]);`,
+      ].join('\n');
+      const res = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: ROOT, encoding: 'utf8' });
+      const count = /tf files: (\d+)/.exec(res.stderr)?.[1];
+      assert.ok(count !== undefined, `bnx ${args.join(' ')}: ${res.stderr}`);
+      return Number(count);
+    };
+    assert.equal(loaded(['--help']), 0);
+    assert.equal(loaded(['plan', 'experiments/paper-mnist.yaml']), 0);
+    assert.equal(loaded(['ls', tmpDir('bnx-ls-')]), 0);
+    assert.ok(loaded(['doctor']) > 0);
+  });
+
   it('doctor reports the native tensorflow backend and the library version', () => {
     const res = bnx(['doctor']);
     assert.equal(res.code, 0, res.stdout + res.stderr);

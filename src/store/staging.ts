@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { WEIGHT_FILES } from '../model/weights-io.js';
+import { WEIGHT_FILES } from '../model/weights-format.js';
 import { INSTRUMENT_NAMES } from '../spec/types.js';
 import { instrumentCsvPath } from './instrument-csv.js';
 import { tryLock } from './lock.js';
