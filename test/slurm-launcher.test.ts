@@ -218,10 +218,12 @@ describe('bnx run --launcher slurm on a live Slurm cluster', { timeout: 10 * 60_
       20,
     );
 
-    // Preemption: Slurm requeues a running task (SIGCONT, SIGTERM to its processes; bnx marks its runs
-    // interrupted and exits 143); the rerun waits for its BeginTime, about 2 minutes, unless released.
+    // Two tasks frozen mid-run before anything else happens (the cluster runs one task per CPU: two
+    // here): a task left running would finish its runs during the requeue below, however long that
+    // takes on a loaded machine, and leave none mid-run for the SIGTERM case.
     const first = await freezeTaskMidRun(sweep, ids, []);
-    // While it is frozen mid-run, bnx status shows its runs running, with their step, and the task running.
+    const second = await freezeTaskMidRun(sweep, ids, [first.task]);
+    // While they are frozen mid-run, bnx status shows their runs running, with their step, and the tasks running.
     const status = await start(c, ['status', sweep]).done;
     assert.match(status.stdout, /^ {2}running {6}\S+ {2}step \d+\/300, (eta \d+ s, )?pid \d+ on \S+$/m);
     assert.match(status.stdout, new RegExp(`^Slurm job ${job}: 3 task\\(s\\): .*running`, 'm'));
@@ -229,6 +231,8 @@ describe('bnx run --launcher slurm on a live Slurm cluster', { timeout: 10 * 60_
       status.stdout,
       new RegExp(`^ {2}task ${first.task}: running on \\S+ for \\S+; log \\S+slurm-${job}_${first.task}\\.out$`, 'm'),
     );
+    // Preemption: Slurm requeues a running task (SIGCONT, SIGTERM to its processes; bnx marks its runs
+    // interrupted and exits 143); the rerun waits for its BeginTime, about 2 minutes, unless released.
     await slurm(c, 'scontrol', ['requeue', `${job}_${first.task}`]);
     const pending = await pollUntil('the requeued task to be pending', async () => {
       const [s] = await taskStates(c, `${job}_${first.task}`);
@@ -238,7 +242,6 @@ describe('bnx run --launcher slurm on a live Slurm cluster', { timeout: 10 * 60_
 
     // A signal to the batch script alone: bnx is the batch process (exec), marks its runs interrupted
     // and exits 143; the task is FAILED, and the launcher requeues it.
-    const second = await freezeTaskMidRun(sweep, ids, [first.task]);
     await slurm(c, 'scancel', ['--signal=TERM', '--batch', `${job}_${second.task}`]);
     process.kill(second.pid, 'SIGCONT');
 
