@@ -132,9 +132,10 @@ interface GraphMember {
 }
 
 /**
- * The graph engine: each member's training step compiled to TensorFlow ops (see `compileRun`), the members' graphs side by side in one graph (`groupGraph`), written as a
- * SavedModel to a temporary folder and executed through tfjs-node's SavedModel runtime: one
- * native call steps every member. The signatures share one session (same path and tags), so the
+ * The graph engine: each member's training step compiled to TensorFlow ops (see `compileRun`),
+ * the members' graphs side by side in one graph (`groupGraph`), written as a SavedModel to a
+ * temporary folder and executed through tfjs-node's SavedModel runtime: one native call steps
+ * every member. The signatures share one session (same path and tags), so the
  * variables `init` sets are those `train_step` updates and `read` returns. TensorFlow runs the
  * members' independent ops side by side on its inter-op threads.
  */
