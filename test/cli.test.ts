@@ -163,18 +163,18 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.equal(json[1].config.model.norm, 'batch');
   });
 
-  it('--help, plan and ls never load TensorFlow (doctor does: the probe sees it)', () => {
-    // The CLI entry in a process that reports, as it exits, how many TensorFlow.js files it loaded.
-    const loaded = (args: string[]) => {
+  it('--help, plan and ls never load TensorFlow or @stdlib (doctor does load TensorFlow: the probe sees it)', () => {
+    // The CLI entry in a process that reports, as it exits, how many files of a package scope it loaded.
+    const loaded = (args: string[], scope = '@tensorflow') => {
       const probe = [
         "import { createRequire } from 'node:module';",
         'const require = createRequire(import.meta.url);',
-        "process.on('exit', () => process.stderr.write('\\ntf files: ' + Object.keys(require.cache).filter((f) => f.includes('@tensorflow')).length + '\\n'));",
+        `process.on('exit', () => process.stderr.write('\\nfiles: ' + Object.keys(require.cache).filter((f) => f.includes(${JSON.stringify(scope + '/')})).length + '\\n'));`,
         `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'cli', 'main.js'))});`,
         `await main(['node', 'bnx', ...${JSON.stringify(args)}]);`,
       ].join('\n');
       const res = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { cwd: ROOT, encoding: 'utf8' });
-      const count = /tf files: (\d+)/.exec(res.stderr)?.[1];
+      const count = /files: (\d+)/.exec(res.stderr)?.[1];
       assert.ok(count !== undefined, `bnx ${args.join(' ')}: ${res.stderr}`);
       return Number(count);
     };
@@ -182,6 +182,9 @@ describe('bnx run (end to end, native TensorFlow)', () => {
     assert.equal(loaded(['plan', 'experiments/paper-mnist.yaml']), 0);
     assert.equal(loaded(['ls', tmpDir('bnx-ls-')]), 0);
     assert.ok(loaded(['doctor']) > 0);
+    // The t distribution's ~400 @stdlib modules load on first use (a comparison), not at start-up.
+    assert.equal(loaded(['--help'], '@stdlib'), 0);
+    assert.equal(loaded(['plan', 'experiments/paper-mnist.yaml'], '@stdlib'), 0);
   });
 
   it('doctor reports the native tensorflow backend and the library version', () => {

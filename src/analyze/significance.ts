@@ -28,8 +28,15 @@
  * sign-flip permutation test, the exact Wilcoxon distribution and Holm's step are written here.
  * Pure functions: no TensorFlow, no I/O.
  */
-import tCdfStdlib from '@stdlib/stats-base-dists-t-cdf';
-import tQuantileStdlib from '@stdlib/stats-base-dists-t-quantile';
+import { createRequire } from 'node:module';
+import type TCdf from '@stdlib/stats-base-dists-t-cdf';
+import type TQuantile from '@stdlib/stats-base-dists-t-quantile';
+
+// Loaded on first use: the two packages load about 400 @stdlib modules, which would otherwise
+// slow every command that merely imports analyze (`bnx --help` among them) by a third.
+const require = createRequire(import.meta.url);
+let tCdfStdlib: typeof TCdf | undefined;
+let tQuantileStdlib: typeof TQuantile | undefined;
 
 /** Two-sided level of every interval here. */
 const CONFIDENCE = 0.95;
@@ -40,11 +47,13 @@ export const WILCOXON_MAX_N = 50;
 
 /** Quantile of Student's t distribution with `df` degrees of freedom (df > 0, may be fractional). NaN for df <= 0 or NaN. */
 export function tQuantile(p: number, df: number): number {
+  tQuantileStdlib ??= require('@stdlib/stats-base-dists-t-quantile') as typeof TQuantile;
   return tQuantileStdlib(p, df);
 }
 
 /** Cumulative distribution of Student's t: P(T <= t). tCdf(-Infinity, df) = 0, NaN for df <= 0 or NaN. */
 export function tCdf(t: number, df: number): number {
+  tCdfStdlib ??= require('@stdlib/stats-base-dists-t-cdf') as typeof TCdf;
   return tCdfStdlib(t, df);
 }
 
