@@ -21,7 +21,8 @@
 # apt-get with Debian's mirror (Debian 12 gives Slurm 22.05).
 #
 # Several clusters can run on one machine, one per port pair: slurmctld listens on BNX_SLURM_PORT
-# (default 6917) and slurmd on the next port. Tests on a shared machine pick their own ports.
+# (default 6917) and slurmd on the next port. Tests on a shared machine pick their own ports. Each
+# cluster numbers its jobs from PORT * 1000 + 1, so that their cgroups never meet (FIRST_JOB_ID).
 # Each cluster's directory holds an identity marker, .bnx-slurm-cluster (.bnx-slurm-cluster-PORT
 # for a port other than 6917; BNX_SLURM_MARKER names another), that records the port and the pid of
 # the process that owns the cluster (BNX_SLURM_OWNER_PID, e.g. a test process; default: the
@@ -50,6 +51,13 @@ CTLD_PORT="${BNX_SLURM_PORT:-6917}"
 [[ "$CTLD_PORT" =~ ^[0-9]+$ ]] && ((CTLD_PORT >= 1024 && CTLD_PORT < 65535)) ||
   { echo "slurm-cluster: BNX_SLURM_PORT must be a port from 1024 to 65534, not $CTLD_PORT" >&2; exit 1; }
 SLURMD_PORT=$((CTLD_PORT + 1))
+# Job ids start at PORT * 1000 + 1 (6917001 by default), so that clusters on different ports never
+# share one. With proctrack/cgroup, Slurm 22.05 names a job's freezer cgroup by node name and job id
+# only (/sys/fs/cgroup/freezer/slurm_<node>/uid_<uid>/job_<id>), and every cluster here runs on the
+# same node: two clusters' job 1 would share a cgroup, and the end of one would SIGKILL the other's
+# processes (seen: the tasks of one test suite's array job killed, exit 0:9, while another suite ran
+# beside it).
+FIRST_JOB_ID=$((CTLD_PORT * 1000 + 1))
 UP_TIMEOUT="${BNX_SLURM_UP_TIMEOUT:-30}"   # seconds to wait for the node to be idle
 STOP_TIMEOUT=10                              # seconds between SIGTERM and SIGKILL
 if [[ "$CTLD_PORT" == 6917 ]]; then MARKER=${BNX_SLURM_MARKER:-.bnx-slurm-cluster}; else MARKER=${BNX_SLURM_MARKER:-.bnx-slurm-cluster-$CTLD_PORT}; fi
@@ -294,6 +302,8 @@ ReturnToService=2
 # Schedule batch jobs at once, not up to 3 s after a submission (the default): a 3-task array on
 # 2 CPUs then takes about 1-2 s instead of about 6 s.
 SchedulerParameters=batch_sched_delay=0
+# One job id range per port: see FIRST_JOB_ID.
+FirstJobId=$FIRST_JOB_ID
 MailProg=/bin/true
 StateSaveLocation=$DIR/state
 SlurmdSpoolDir=$DIR/spool

@@ -265,6 +265,33 @@ sleep 120 & wait
     }
   });
 
+  it('clusters side by side keep their jobs apart: a job ending in one never kills a job of the other', async (t) => {
+    if (!cluster) return t.skip(skip);
+    // Slurm names a job's freezer cgroup by node and job id only; every cluster here is the same
+    // node, so only distinct job ids (FIRST_JOB_ID in the script) keep the clusters' jobs apart.
+    const other = await startSlurmCluster({ port: cluster.port + 6 });
+    assert.ok(!('skip' in other), 'the second cluster starts where the first did');
+    try {
+      t.diagnostic(fs.readFileSync(cluster.conf, 'utf8').match(/^ProctrackType=.*$/m)?.[0] ?? '');
+      const out = tmpDir('bnx-slurm-apart-');
+      const long = await sbatch(cluster, [`--output=${out}/long.log`, '--wrap', 'sleep 6; echo done']);
+      await pollUntil(`job ${long} running`, async () =>
+        (await taskStates(cluster!, long))[0]?.state === 'RUNNING' ? true : undefined,
+      );
+      const short = await sbatch(other, [`--output=${out}/short.log`, '--wrap', 'true']);
+      assert.notEqual(short, long, 'each cluster numbers its jobs from its own port');
+      await waitForJob(other, short);
+      await waitForJob(cluster, long);
+      const record = await pollUntil(`the jobcomp line of job ${long}`, async () =>
+        readJobComp(cluster!.jobCompLog).find((r) => r.jobId === long),
+      );
+      assert.deepEqual([record?.state, record?.exitCode], ['COMPLETED', '0:0']);
+      assert.equal(fs.readFileSync(path.join(out, 'long.log'), 'utf8'), 'done\n');
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('stop() takes the daemons down and can be called twice', async (t) => {
     if (!cluster) return t.skip(skip);
     const dir = cluster.dir;
