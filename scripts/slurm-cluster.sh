@@ -51,8 +51,9 @@ CTLD_PORT="${BNX_SLURM_PORT:-6917}"
 [[ "$CTLD_PORT" =~ ^[0-9]+$ ]] && ((CTLD_PORT >= 1024 && CTLD_PORT < 65535)) ||
   { echo "slurm-cluster: BNX_SLURM_PORT must be a port from 1024 to 65534, not $CTLD_PORT" >&2; exit 1; }
 SLURMD_PORT=$((CTLD_PORT + 1))
-# Job ids start at PORT * 1000 + 1 (6917001 by default), so that clusters on different ports never
-# share one. With proctrack/cgroup, Slurm 22.05 names a job's freezer cgroup by node name and job id
+# Job ids start at PORT * 1000 + 1 (6917001 by default), so that clusters on different ports do not
+# share one: clusters are at least 2 ports apart, so a cluster can run 2,000 jobs before its ids
+# reach the next one's (a test run submits a few dozen). With proctrack/cgroup, Slurm 22.05 names a job's freezer cgroup by node name and job id
 # only (/sys/fs/cgroup/freezer/slurm_<node>/uid_<uid>/job_<id>), and every cluster here runs on the
 # same node: two clusters' job 1 would share a cgroup, and the end of one would SIGKILL the other's
 # processes (seen: the tasks of one test suite's array job killed, exit 0:9, while another suite ran
