@@ -274,13 +274,20 @@ sleep 120 & wait
     try {
       t.diagnostic(fs.readFileSync(cluster.conf, 'utf8').match(/^ProctrackType=.*$/m)?.[0] ?? '');
       const out = tmpDir('bnx-slurm-apart-');
-      const long = await sbatch(cluster, [`--output=${out}/long.log`, '--wrap', 'sleep 6; echo done']);
+      // The first job runs until the second has ended: it waits for a file this test writes then.
+      const go = path.join(out, 'go');
+      const long = await sbatch(cluster, [
+        `--output=${out}/long.log`,
+        '--wrap',
+        `while [ ! -e ${go} ]; do sleep 0.2; done; echo done`,
+      ]);
       await pollUntil(`job ${long} running`, async () =>
         (await taskStates(cluster!, long))[0]?.state === 'RUNNING' ? true : undefined,
       );
       const short = await sbatch(other, [`--output=${out}/short.log`, '--wrap', 'true']);
       assert.notEqual(short, long, 'each cluster numbers its jobs from its own port');
       await waitForJob(other, short);
+      fs.writeFileSync(go, '');
       await waitForJob(cluster, long);
       const record = await pollUntil(`the jobcomp line of job ${long}`, async () =>
         readJobComp(cluster!.jobCompLog).find((r) => r.jobId === long),
