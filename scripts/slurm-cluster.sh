@@ -22,7 +22,7 @@
 #
 # Several clusters can run on one machine, one per port pair: slurmctld listens on BNX_SLURM_PORT
 # (default 6917) and slurmd on the next port. Tests on a shared machine pick their own ports. Each
-# cluster numbers its jobs from PORT * 1000 + 1, so that their cgroups never meet (FIRST_JOB_ID).
+# cluster numbers its jobs from PORT * 1000 + 1, so that their cgroups stay apart (FIRST_JOB_ID).
 # Each cluster's directory holds an identity marker, .bnx-slurm-cluster (.bnx-slurm-cluster-PORT
 # for a port other than 6917; BNX_SLURM_MARKER names another), that records the port and the pid of
 # the process that owns the cluster (BNX_SLURM_OWNER_PID, e.g. a test process; default: the
@@ -53,9 +53,10 @@ CTLD_PORT="${BNX_SLURM_PORT:-6917}"
 SLURMD_PORT=$((CTLD_PORT + 1))
 # Job ids start at PORT * 1000 + 1 (6917001 by default), so that clusters on different ports do not
 # share one: clusters are at least 2 ports apart, so a cluster can run 2,000 jobs before its ids
-# reach the next one's (a test run submits a few dozen). With proctrack/cgroup, Slurm 22.05 names a job's freezer cgroup by node name and job id
-# only (/sys/fs/cgroup/freezer/slurm_<node>/uid_<uid>/job_<id>), and every cluster here runs on the
-# same node: two clusters' job 1 would share a cgroup, and the end of one would SIGKILL the other's
+# reach the next one's (a test run submits a few dozen). With proctrack/cgroup, Slurm 22.05 names a
+# job's freezer cgroup by node name and job id only
+# (/sys/fs/cgroup/freezer/slurm_<node>/uid_<uid>/job_<id>), and every cluster here runs on the same
+# node: two clusters' job 1 would share a cgroup, and the end of one would SIGKILL the other's
 # processes (seen: the tasks of one test suite's array job killed, exit 0:9, while another suite ran
 # beside it).
 FIRST_JOB_ID=$((CTLD_PORT * 1000 + 1))
